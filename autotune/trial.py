@@ -50,3 +50,76 @@ class Observation:
     state: TrialState = TrialState.COMPLETED
     metrics: dict[str, float] = field(default_factory=dict)
     trial_id: int | None = None
+
+
+@dataclass
+class Resources:
+    """What one trial needs.
+
+    Attributes:
+        gpus: GPUs per trial (0 runs on the CPU).
+        cpus: CPU threads per trial (sets ``OMP_NUM_THREADS``/``torch.set_num_threads`` in the child).
+        trials_per_gpu: How many trials may share one GPU (only with ``gpus == 1``).
+    """
+
+    gpus: int = 0
+    cpus: int = 1
+    trials_per_gpu: int = 1
+
+
+@dataclass
+class TrialSpec:
+    """Everything an executor needs to run one trial.
+
+    Attributes:
+        trial_id: The study-wide trial number.
+        params: The trial's parameters (the active ones only).
+        entry_point: ``"package.module:function"`` or a path to a Python script.
+        fixed_args: Extra keyword arguments passed to the function (or in the params file).
+        timeout_s: Wall-clock limit; ``None`` for none.
+        workdir: A directory of the trial's own (params file, reports, stdout/stderr, checkpoints).
+        resources: What the trial needs.
+        objective: The name of the objective metric (to detect non-finite results).
+    """
+
+    trial_id: int
+    params: dict[str, Any]
+    entry_point: str
+    fixed_args: dict[str, Any] = field(default_factory=dict)
+    timeout_s: float | None = None
+    workdir: str | None = None
+    resources: Resources = field(default_factory=Resources)
+    objective: str = "objective"
+
+
+@dataclass
+class TrialResult:
+    """How a trial ended.
+
+    Attributes:
+        trial_id: The trial number.
+        state: The terminal state.
+        metrics: Final metrics (the function's returned dict merged over its last reports).
+        history: Every ``report(...)`` call, in order, as dicts (with ``step`` when given).
+        error: The failure reason (traceback text for exceptions).
+        device: Where it ran, e.g. ``"cuda:1"`` or ``"cpu"``.
+        duration_s: Wall-clock (or simulated) seconds from start to end.
+        start_time: Start, seconds since the epoch (or simulated clock).
+        end_time: End, seconds since the epoch (or simulated clock).
+        stdout_path: File holding the captured standard output, if any.
+        stderr_path: File holding the captured standard error, if any.
+        artifacts: Extra files to record (e.g. a model checkpoint).
+    """
+
+    trial_id: int
+    state: TrialState
+    metrics: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    device: str = "cpu"
+    duration_s: float = 0.0
+    start_time: float = 0.0
+    end_time: float = 0.0
+    stdout_path: str | None = None
+    stderr_path: str | None = None
+    artifacts: list[str] = field(default_factory=list)
