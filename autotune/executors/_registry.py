@@ -1,0 +1,86 @@
+"""The executor registry: one name per executor, plugins through entry points.
+
+Built-in executors register themselves with :func:`register_executor` where they are defined.
+Other packages (e.g. a Ray or Slurm backend) declare an entry point in the group
+``autotune.executors``::
+
+    [project.entry-points."autotune.executors"]
+    ray = "autotune_ray:RayExecutor"
+
+Entry points are read only when a name is not built in, and only the one asked for is loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import metadata
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from autotune.exceptions import ConfigError, UnknownNameError
+
+if TYPE_CHECKING:
+    from autotune.executors._base import Executor
+
+__all__ = ["ENTRY_POINT_GROUP", "available_executors", "get_executor", "register_executor"]
+
+ENTRY_POINT_GROUP = "autotune.executors"
+
+_F = TypeVar("_F", bound=Callable[..., "Executor"])
+_REGISTRY: dict[str, Callable[..., Executor]] = {}
+
+
+def register_executor(name: str) -> Callable[[_F], _F]:
+    """Class decorator registering an executor (or a factory returning one) under ``name``.
+
+    Args:
+        name: The name used in study files and by :func:`get_executor`.
+
+    Returns:
+        The decorator, which returns the class unchanged.
+
+    Raises:
+        ConfigError: The name is already registered.
+    """
+
+    def decorator(factory: _F) -> _F:
+        if name in _REGISTRY:
+            raise ConfigError(
+                "executor registry", "names must be unique", name,
+                f"{_REGISTRY[name].__qualname__} already uses it; choose another name.",
+            )
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorator
+
+
+def _entry_points() -> metadata.EntryPoints:
+    return metadata.entry_points(group=ENTRY_POINT_GROUP)
+
+
+def available_executors() -> list[str]:
+    """The names :func:`get_executor` accepts: the built-in ones and the installed plugins."""
+    return sorted(set(_REGISTRY) | {ep.name for ep in _entry_points()})
+
+
+def get_executor(name: str, **options: Any) -> Executor:
+    """Build the executor registered under ``name``.
+
+    Args:
+        name: ``"inprocess"``, ``"local"``, ``"simulated"``, or a plugin's name.
+        **options: The executor's constructor arguments.
+
+    Returns:
+        The executor.
+
+    Raises:
+        UnknownNameError: No executor has that name (the message lists the valid ones).
+    """
+    factory = _REGISTRY.get(name)
+    if factory is None:
+        matches = [ep for ep in _entry_points() if ep.name == name]
+        if not matches:
+            raise UnknownNameError("executor", name, available_executors())
+        factory = matches[0].load()
+        _REGISTRY.setdefault(name, factory)
+    return factory(**options)

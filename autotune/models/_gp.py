@@ -1,0 +1,218 @@
+"""GP surrogates over the model space, fitted robustly with warm starts.
+
+Reused from BoTorch/GPyTorch: ``SingleTaskGP`` (all-ordered spaces) and ``MixedSingleTaskGP``
+(spaces with categoricals: a sum and a product of a Matérn/RBF kernel on the ordered
+columns and a categorical kernel on the category indices), ``Standardize``, the dimension-
+scaled length-scale prior of Hvarfner et al. (2024), and ``fit_gpytorch_mll``.
+
+Written here: :class:`ConditionalFill`, the input transform that makes a prediction
+independent of inactive parameters (it overwrites their columns with a fixed fill value,
+so two points that differ only in inactive parameters are the same input to the kernel),
+and :class:`GPFitter`, which warm-starts hyperparameters and falls back on failure.
+
+Inputs are already normalised: the search-space encoding maps every ordered parameter to
+``[0, 1]`` by its known bounds (better than bounds learned from the data), so no ``Normalize``
+transform is stacked on top.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from botorch.models.transforms.input import InputTransform
+from torch import Tensor
+
+from autotune.exceptions import ModelFitError
+
+if TYPE_CHECKING:
+    from botorch.models.model import Model
+
+    from autotune.space import SearchSpace
+
+logger = logging.getLogger(__name__)
+
+Kernel = Literal["matern52", "rbf"]
+
+
+class ConditionalFill(InputTransform, torch.nn.Module):
+    """Overwrite the columns of inactive parameters with their fill value.
+
+    Args:
+        space: The search space whose conditions decide which columns are active.
+    """
+
+    def __init__(self, space: SearchSpace) -> None:
+        super().__init__()
+        self.transform_on_train = True
+        self.transform_on_eval = True
+        self.transform_on_fantasize = True
+        self._space = space
+        self.register_buffer("fill", torch.tensor(space.fill_vector(), dtype=torch.float64))
+
+    def transform(self, X: Tensor) -> Tensor:
+        """Args:
+            X: A `batch_shape x n x d` tensor of model-space points.
+
+        Returns:
+            A `batch_shape x n x d` tensor with inactive columns set to their fill value.
+        """
+        mask = self._space.active_mask(X)
+        return torch.where(mask, X, self.fill.to(X))
+
+    def equals(self, other: InputTransform) -> bool:
+        return isinstance(other, ConditionalFill) and other._space is self._space
+
+
+def make_gp(
+    X: Tensor,
+    Y: Tensor,
+    space: SearchSpace,
+    kernel: Kernel = "matern52",
+) -> Model:
+    """Build an unfitted GP for ``Y`` over model-space inputs ``X``.
+
+    Args:
+        X: A `n x d` tensor of model-space points.
+        Y: A `n x 1` tensor of observations.
+        space: The search space (for categorical columns and conditions).
+        kernel: ``matern52`` (Matérn-5/2 ARD, the default) or ``rbf``.
+
+    Returns:
+        A ``SingleTaskGP`` or, with categorical columns, a ``MixedSingleTaskGP``, with learned
+        homoscedastic noise and a ``Standardize`` outcome transform.
+    """
+    from botorch.models import MixedSingleTaskGP, SingleTaskGP
+    from botorch.models.transforms.outcome import Standardize
+    from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
+
+    use_rbf = kernel == "rbf"
+    tf = ConditionalFill(space) if space.is_conditional else None
+    cat = sorted(space.cat_dims())
+    if cat:
+
+        def factory(batch_shape: torch.Size, ard_num_dims: int, active_dims: list[int]) -> Any:
+            return get_covar_module_with_dim_scaled_prior(
+                ard_num_dims=ard_num_dims, batch_shape=batch_shape, use_rbf_kernel=use_rbf, active_dims=active_dims
+            )
+
+        return MixedSingleTaskGP(
+            X, Y, cat_dims=cat, cont_kernel_factory=factory, outcome_transform=Standardize(m=1), input_transform=tf
+        )
+    covar = get_covar_module_with_dim_scaled_prior(ard_num_dims=X.shape[-1], use_rbf_kernel=use_rbf)
+    return SingleTaskGP(X, Y, covar_module=covar, outcome_transform=Standardize(m=1), input_transform=tf)
+
+
+def _hyper_state(model: Model) -> dict[str, Tensor]:
+    """The hyperparameters of a model, without data-dependent transform buffers."""
+    return {
+        k: v.detach().clone()
+        for k, v in model.state_dict().items()
+        if not k.startswith(("outcome_transform", "input_transform"))
+    }
+
+
+class GPFitter:
+    """Fit GPs by name, warm-starting each from its previous hyperparameters.
+
+    On a numerical failure (not positive definite, NaN) it retries with more jitter, then
+    reuses the last good hyperparameters without fitting; if even that fails it raises
+    :class:`ModelFitError`, which the optimiser turns into a space-filling point.
+
+    Args:
+        space: The search space.
+        kernel: ``matern52`` or ``rbf``.
+        max_fit_iter: L-BFGS-B iterations per fit (warm starts converge in few).
+    """
+
+    def __init__(self, space: SearchSpace, kernel: Kernel = "matern52", max_fit_iter: int = 200) -> None:
+        self.space = space
+        self.kernel: Kernel = kernel
+        self.max_fit_iter = max_fit_iter
+        self._good: dict[str, dict[str, Tensor]] = {}
+        #: How the last fit of each name ended: ``fit``, ``jitter``, ``reused`` (for tests and logs).
+        self.last_outcome: dict[str, str] = {}
+
+    def fit(self, name: str, X: Tensor, Y: Tensor, fit_fn: Callable[[Any], Any] | None = None) -> Model:
+        """Fit (or refit) the GP called ``name`` on ``X``/``Y``.
+
+        Args:
+            name: The output's name (e.g. ``"objective"``, ``"constraint:n_params"``).
+            X: A `n x d` tensor of model-space points.
+            Y: A `n x 1` tensor of finite observations.
+            fit_fn: Replaces ``fit_gpytorch_mll`` (tests inject failures through it).
+
+        Returns:
+            The fitted model, in eval mode.
+        """
+        import gpytorch
+        from botorch.fit import fit_gpytorch_mll
+        from gpytorch.mlls import ExactMarginalLogLikelihood
+
+        fit_fn = fit_fn or (
+            lambda mll: fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": self.max_fit_iter}})
+        )
+        warm = self._good.get(name)
+        attempts: list[tuple[str, float | None]] = [("fit", None), ("jitter", 1e-4), ("jitter", 1e-2)]
+        last_err: Exception | None = None
+        for outcome, jitter in attempts:
+            model = make_gp(X, Y, self.space, self.kernel)
+            if warm is not None and outcome == "fit":
+                _load_compatible(model, warm)
+            try:
+                mll = ExactMarginalLogLikelihood(model.likelihood, model)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    if jitter is None:
+                        fit_fn(mll)
+                    else:
+                        with gpytorch.settings.cholesky_jitter(jitter):
+                            fit_fn(mll)
+                model.eval()
+                _check_finite(model, X)
+                self._good[name] = _hyper_state(model)
+                self.last_outcome[name] = outcome
+                return model
+            except Exception as e:  # noqa: BLE001 - any numerical failure triggers the fallback
+                last_err = e
+                logger.debug("GP fit of %s failed (%s): %s", name, outcome, e)
+        if warm is not None:
+            model = make_gp(X, Y, self.space, self.kernel)
+            _load_compatible(model, warm)
+            model.eval()
+            try:
+                with gpytorch.settings.cholesky_jitter(1e-2):
+                    _check_finite(model, X)
+                warnings.warn(
+                    f"GP fit of {name!r} failed ({last_err}); reusing the last good hyperparameters. "
+                    "If this repeats, the data may hold duplicates with very different values: "
+                    "check the objective for noise or failures.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                self.last_outcome[name] = "reused"
+                return model
+            except Exception as e:  # noqa: BLE001
+                last_err = e
+        self.last_outcome[name] = "failed"
+        raise ModelFitError(
+            f"The GP for {name!r} could not be fitted on {len(X)} points: {last_err}. "
+            "The kernel matrix is not positive definite even with added jitter: "
+            "add noise to the objective or check for non-finite values."
+        )
+
+
+def _load_compatible(model: Model, state: dict[str, Tensor]) -> None:
+    own = model.state_dict()
+    ok = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(ok, strict=False)
+
+
+def _check_finite(model: Model, X: Tensor) -> None:
+    with torch.no_grad():
+        post = model.posterior(X[: min(len(X), 64)])
+        if not (torch.isfinite(post.mean).all() and torch.isfinite(post.variance).all()):
+            raise ModelFitError("non-finite posterior after fitting")

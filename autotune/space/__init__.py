@@ -1,0 +1,29 @@
+"""Search spaces: parameter kinds, conditions, YAML loading and the model-space encoding."""
+
+from autotune.space._params import (
+    Bool,
+    Categorical,
+    Condition,
+    Fixed,
+    Float,
+    Int,
+    Ordinal,
+    Parameter,
+    make_parameter,
+)
+from autotune.space._space import SearchSpace
+from autotune.space._yaml import load_space
+
+__all__ = [
+    "Bool",
+    "Categorical",
+    "Condition",
+    "Fixed",
+    "Float",
+    "Int",
+    "Ordinal",
+    "Parameter",
+    "SearchSpace",
+    "load_space",
+    "make_parameter",
+]

@@ -1,0 +1,132 @@
+"""Acquisition functions BoTorch lacks, written as BoTorch ``AcquisitionFunction`` classes.
+
+* :class:`LogLocalPenalization` — González et al. (2016), in log form (Alvi et al. 2019 use
+  it asynchronously): ``log a(x) + sum_j log phi(x; x_j)``.
+* :class:`LogCostWeighted` — EI per unit cost (Snoek et al. 2012) with optional cooling
+  (EI-cool, Lee et al. 2020): ``log EI(x) - alpha * log c(x)``.
+* :class:`FeasibilityWeighted` — ``base(x) + sum_k log P(c_k(x) feasible)`` (Gardner et al.
+  2014; Gelbart et al. 2014). With a log-form base (LogEI, LogPI) it is exactly
+  ``log(EI(x) * PoF(x))``; with another base it acts as a log barrier.
+
+Every ``forward`` takes a `batch x q x d` tensor and returns `batch` values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from botorch.acquisition import AcquisitionFunction
+from botorch.models.model import Model
+from botorch.utils.probability.utils import log_ndtr
+from botorch.utils.transforms import t_batch_mode_transform
+from torch import Tensor
+
+
+class LogLocalPenalization(AcquisitionFunction):
+    """Local penalisation of a log-form acquisition around busy points.
+
+    ``phi(x; x_j) = P(||x - x_j|| >= (M - f(x_j)) / L)`` with ``f(x_j) ~ N(mu_j, s_j^2)``,
+    i.e. ``Phi((L ||x - x_j|| - M + mu_j) / s_j)``; ``~0`` at ``x_j`` when ``mu_j`` is near
+    ``M``, and ``-> 1`` far away.
+
+    Args:
+        base: A log-form acquisition (e.g. ``LogExpectedImprovement``).
+        model: The objective GP.
+        centres: A `m x d` tensor of points under evaluation (pending and already chosen).
+        lipschitz: ``L``, an estimate of ``max ||grad mu||``.
+        best: ``M``, the best observed value.
+        distance_scale: A `d` tensor multiplying columns before distances (unit-cube scaling).
+    """
+
+    def __init__(
+        self, base: AcquisitionFunction, model: Model, centres: Tensor, lipschitz: float, best: float,
+        distance_scale: Tensor | None = None,
+    ) -> None:
+        super().__init__(model=model)
+        self.base = base
+        self.lipschitz = max(float(lipschitz), 1e-6)
+        self.best = float(best)
+        d = centres.shape[-1]
+        self.register_buffer("centres", centres.detach().clone())
+        self.register_buffer("scale", distance_scale if distance_scale is not None else torch.ones(d, dtype=centres.dtype))
+        with torch.no_grad():
+            post = model.posterior(centres)
+            self.register_buffer("mu", post.mean.squeeze(-1))
+            self.register_buffer("sd", post.variance.clamp_min(1e-12).sqrt().squeeze(-1))
+
+    def log_penalty(self, X: Tensor) -> Tensor:
+        """``sum_j log phi(x; x_j)`` for `batch x q x d` inputs, returning `batch x q`."""
+        if self.centres.shape[0] == 0:
+            return torch.zeros(X.shape[:-1], dtype=X.dtype, device=X.device)
+        diff = (X.unsqueeze(-2) - self.centres) * self.scale  # batch x q x m x d
+        dist = diff.pow(2).sum(-1).clamp_min(1e-24).sqrt()
+        z = (self.lipschitz * dist - self.best + self.mu) / self.sd
+        return log_ndtr(z).sum(-1)
+
+    @t_batch_mode_transform()
+    def forward(self, X: Tensor) -> Tensor:
+        return self.base(X) + self.log_penalty(X).sum(-1)
+
+
+class LogCostWeighted(AcquisitionFunction):
+    """``log a(x) - alpha * log c(x)``: a log-form acquisition per unit of cost.
+
+    Args:
+        base: A log-form acquisition (e.g. ``LogExpectedImprovement``).
+        log_cost: Maps `batch x q x d` to `batch x q` log costs (a GP mean of log cost, or a known function).
+        alpha: The cost exponent; ``1`` is EI per unit cost, ``0`` ignores cost (EI-cool decays it).
+    """
+
+    def __init__(self, base: AcquisitionFunction, log_cost: Callable[[Tensor], Tensor], alpha: float = 1.0) -> None:
+        super().__init__(model=base.model)
+        self.base = base
+        self.log_cost = log_cost
+        self.alpha = float(alpha)
+
+    @t_batch_mode_transform()
+    def forward(self, X: Tensor) -> Tensor:
+        return self.base(X) - self.alpha * self.log_cost(X).sum(-1)
+
+
+class FeasibilityWeighted(AcquisitionFunction):
+    """Add ``sum_k log P(feasible_k)`` to an acquisition (``base=None``: feasibility alone).
+
+    Args:
+        base: The acquisition, or ``None`` to search for a feasible point first.
+        log_feasibility: Maps `batch x q x d` to `batch` summed log probabilities of feasibility.
+        model: The model to attach (any; used for device/dtype bookkeeping by BoTorch).
+    """
+
+    def __init__(
+        self, base: AcquisitionFunction | None, log_feasibility: Callable[[Tensor], Tensor], model: Model
+    ) -> None:
+        super().__init__(model=model)
+        self.base = base
+        self.log_feasibility = log_feasibility
+
+    @t_batch_mode_transform()
+    def forward(self, X: Tensor) -> Tensor:
+        lf = self.log_feasibility(X)
+        return lf if self.base is None else self.base(X) + lf
+
+
+def estimate_lipschitz(model: Model, X: Tensor, cols: list[int] | None = None) -> float:
+    """``max ||grad mu(x)||`` over the rows of ``X`` (González et al. 2016, eq. 5).
+
+    Args:
+        model: The objective GP.
+        X: A `n x d` tensor of points to probe (a space-filling set plus the data).
+        cols: Columns to differentiate (ordered ones; categoricals have no gradient).
+
+    Returns:
+        The estimate (at least ``1e-7``).
+    """
+    Xg = X.detach().clone().requires_grad_(True)
+    mean = model.posterior(Xg.unsqueeze(-2)).mean.sum()
+    (grad,) = torch.autograd.grad(mean, Xg)
+    if cols is not None:
+        grad = grad[:, cols]
+    L = float(grad.norm(dim=-1).max()) if grad.numel() else 0.0
+    return L if math.isfinite(L) and L > 1e-7 else 1e-7

@@ -1,0 +1,322 @@
+"""The strategy interface, the registry, and the data a strategy sees (:class:`Context`).
+
+A strategy turns a :class:`Context` (observations and pending points in the model space)
+into ``n`` model-space candidates. Strategies never decode, deduplicate or track pending
+points: :class:`autotune.optimizer.Optimizer` does that once for all of them.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+
+import torch
+from torch import Tensor
+
+from autotune.exceptions import ConfigError, UnknownNameError
+
+if TYPE_CHECKING:
+    from botorch.models.model import Model
+
+    from autotune.models import GPFitter
+    from autotune.space import SearchSpace
+
+
+@dataclass(frozen=True)
+class OutcomeConstraint:
+    """``metric <= bound`` or ``metric >= bound`` on a reported metric.
+
+    Args:
+        metric: The name of a final metric of every trial (e.g. ``"n_params"``).
+        op: ``"<="`` or ``">="``.
+        bound: The threshold.
+    """
+
+    metric: str
+    op: Literal["<=", ">="]
+    bound: float
+
+    @classmethod
+    def parse(cls, text: str, where: str = "constraints") -> OutcomeConstraint:
+        """Parse ``"n_params <= 2e6"``."""
+        for op in ("<=", ">="):
+            if op in text:
+                metric, _, bound = text.partition(op)
+                try:
+                    return cls(metric.strip(), op, float(bound))  # type: ignore[arg-type]
+                except ValueError:
+                    break
+        raise ConfigError(where, "must read 'metric <= number' or 'metric >= number'", text,
+                          "write e.g. 'n_params <= 2e6'.")
+
+    def slack(self, value: Tensor) -> Tensor:
+        """Signed slack, ``>= 0`` exactly when satisfied."""
+        return self.bound - value if self.op == "<=" else value - self.bound
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.bound:g}"
+
+
+@dataclass
+class Candidate:
+    """A proposed model-space point and what the surrogate said about it.
+
+    Attributes:
+        x: A `d` tensor.
+        acq_value: The acquisition value at proposal (``None`` for model-free strategies).
+        batch_id: Which ``ask`` call produced it (set by the optimiser).
+    """
+
+    x: Tensor
+    acq_value: float | None = None
+    batch_id: int = 0
+
+
+@dataclass
+class Context:
+    """What a strategy sees: the data in the model space and the surrogate factory.
+
+    The objective is oriented for maximisation (a minimised objective is negated).
+
+    Attributes:
+        space: The search space.
+        X: A `n x d` tensor of finished points (completed, infeasible and failed).
+        y: A `n` tensor of objective values (``nan`` where the trial failed).
+        failed: A `n` boolean tensor, ``True`` where the trial failed (crash, OOM, NaN, timeout).
+        constraint_values: Per outcome constraint, a `n` tensor of its metric (``nan`` if missing).
+        constraints: The outcome constraints.
+        cost: A `n` tensor of the cost metric (``nan`` if missing), or ``None``.
+        X_pending: A `p x d` tensor of points proposed but not yet told.
+        fitter: Fits (and warm-starts) the GPs.
+        seed: The seed of this ask (already applied to torch's RNG).
+        budget_fraction_used: ``[0, 1]``, how much of the budget is spent (for cost cooling).
+        budget_fraction_initial: The fraction spent by the initial design.
+        known_cost: A callable mapping a `... x d` tensor to `...` positive costs, if the cost is known.
+        model_failures: Model failed trials as an unknown feasibility constraint.
+        minimize: Whether the user minimises (``y`` holds the negated values).
+        study_seed: The optimiser's seed (constant across asks).
+    """
+
+    space: SearchSpace
+    X: Tensor
+    y: Tensor
+    failed: Tensor
+    fitter: GPFitter
+    constraint_values: dict[str, Tensor] = field(default_factory=dict)
+    constraints: list[OutcomeConstraint] = field(default_factory=list)
+    cost: Tensor | None = None
+    X_pending: Tensor | None = None
+    seed: int = 0
+    budget_fraction_used: float = 0.0
+    budget_fraction_initial: float = 0.0
+    known_cost: Callable[[Tensor], Tensor] | None = None
+    model_failures: bool = True
+    minimize: bool = False
+    study_seed: int = 0
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def d(self) -> int:
+        return self.space.dim
+
+    @property
+    def pending(self) -> Tensor:
+        """A `p x d` tensor (possibly empty) of pending points."""
+        if self.X_pending is None:
+            return torch.empty(0, self.d, dtype=torch.float64)
+        return self.X_pending
+
+    @property
+    def ok(self) -> Tensor:
+        """A `n` mask of observations with a finite objective."""
+        return torch.isfinite(self.y) & ~self.failed
+
+    @property
+    def n_ok(self) -> int:
+        return int(self.ok.sum())
+
+    def feasible(self) -> Tensor:
+        """A `n` mask of observations with a finite objective that satisfy every constraint."""
+        m = self.ok.clone()
+        for c in self.constraints:
+            v = self.constraint_values[c.metric]
+            m &= torch.isfinite(v) & (c.slack(v) >= 0)
+        return m
+
+    def best_f(self) -> float | None:
+        """The best feasible observed objective (maximisation), or ``None`` if none is feasible."""
+        m = self.feasible()
+        return float(self.y[m].max()) if bool(m.any()) else None
+
+    def objective_model(self) -> Model:
+        """The GP of the objective on the successful observations (cached per ask)."""
+        if "objective" not in self._cache:
+            m = self.ok
+            self._cache["objective"] = self.fitter.fit("objective", self.X[m], self.y[m].unsqueeze(-1))
+        return self._cache["objective"]
+
+    def constraint_models(self) -> list[tuple[Model, float]]:
+        """GPs of each constraint's slack (feasible when ``>= 0``), plus the crash model.
+
+        Returns:
+            ``(model, threshold)`` pairs: feasibility is ``P(model(x) >= threshold)``.
+        """
+        if "constraints" in self._cache:
+            return self._cache["constraints"]
+        out: list[tuple[Model, float]] = []
+        for c in self.constraints:
+            v = self.constraint_values[c.metric]
+            m = torch.isfinite(v)
+            if int(m.sum()) == 0:
+                continue
+            s = c.slack(v[m])
+            out.append((self.fitter.fit(f"constraint:{c.metric}", self.X[m], s.unsqueeze(-1)), 0.0))
+        if self.model_failures and bool(self.failed.any()) and bool((~self.failed).any()):
+            # Unknown feasibility (Gelbart et al. 2014), approximated by GP regression on the
+            # label 1 = ran, 0 = crashed; a point is "feasible" where the label is >= 0.5.
+            label = (~self.failed).to(self.X).unsqueeze(-1)
+            out.append((self.fitter.fit("constraint:crash", self.X, label), 0.5))
+        self._cache["constraints"] = out
+        return out
+
+    def log_feasibility(self, X: Tensor) -> Tensor:
+        """``sum_k log P(c_k(x) feasible)`` under the constraint GPs.
+
+        Args:
+            X: A `batch x q x d` tensor.
+
+        Returns:
+            A `batch` tensor (``0`` when there are no constraints), summed over the q points.
+        """
+        from botorch.utils.probability.utils import log_ndtr
+
+        total = torch.zeros(X.shape[:-2], dtype=X.dtype, device=X.device)
+        for model, thr in self.constraint_models():
+            post = model.posterior(X)
+            mean = post.mean.squeeze(-1)
+            sd = post.variance.clamp_min(1e-12).sqrt().squeeze(-1)
+            total = total + log_ndtr((mean - thr) / sd).sum(-1)
+        return total
+
+    def cost_model(self) -> Model | None:
+        """The GP of log cost, or ``None`` without cost observations."""
+        if "cost" in self._cache:
+            return self._cache["cost"]
+        model = None
+        if self.cost is not None:
+            m = torch.isfinite(self.cost) & (self.cost > 0)
+            if int(m.sum()) >= 1:
+                model = self.fitter.fit("cost", self.X[m], self.cost[m].log().unsqueeze(-1))
+        self._cache["cost"] = model
+        return model
+
+    def stable_seed(self, salt: str) -> int:
+        """A seed derived from this ask's seed and a salt."""
+        import zlib
+
+        return zlib.crc32(f"{self.seed}:{salt}".encode()) & 0x7FFFFFFF
+
+
+class Strategy(ABC):
+    """Base class of every strategy.
+
+    Subclasses set ``name`` and implement :meth:`ask`. Constructors only store options.
+
+    Class attributes:
+        name: The registry name.
+        model_based: Whether the strategy needs a surrogate (the optimiser runs the initial
+            design before it, and falls back to a space-filling point if the GP fails).
+        synchronous: Whether it prefers to wait for a whole batch to finish.
+    """
+
+    name: ClassVar[str] = ""
+    model_based: ClassVar[bool] = True
+    synchronous: ClassVar[bool] = False
+
+    @abstractmethod
+    def ask(self, ctx: Context, n: int) -> list[Candidate]:
+        """Propose ``n`` model-space candidates that also differ from ``ctx.X_pending``.
+
+        Args:
+            ctx: The data.
+            n: How many.
+
+        Returns:
+            ``n`` candidates.
+        """
+
+    def options(self) -> dict[str, Any]:
+        """The strategy's options (constructor arguments), for records."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
+        return f"{type(self).__name__}({opts})"
+
+
+_S = TypeVar("_S", bound=type[Strategy])
+_REGISTRY: dict[str, type[Strategy]] = {}
+
+
+def register(cls: _S) -> _S:
+    """Class decorator adding a strategy to the registry under ``cls.name``.
+
+    Raises:
+        ValueError: if the name is taken.
+    """
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    if cls.name in _REGISTRY:
+        raise ValueError(f"a strategy named {cls.name!r} is already registered ({_REGISTRY[cls.name].__name__})")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def strategy_names() -> list[str]:
+    """All registered strategy names."""
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def get_strategy(name: str | Strategy, where: str = "strategy", **options: Any) -> Strategy:
+    """Build a registered strategy by name with typed options.
+
+    Args:
+        name: A registered name (or a ready strategy, returned as is).
+        where: The key path used in errors.
+        **options: Constructor options of the strategy.
+
+    Raises:
+        UnknownNameError: listing the valid names.
+        ConfigError: for an unknown or badly typed option.
+    """
+    if isinstance(name, Strategy):
+        return name
+    _load_builtins()
+    if name not in _REGISTRY:
+        raise UnknownNameError("strategy", name, list(_REGISTRY), where=f"{where}.name")
+    cls = _REGISTRY[name]
+    import inspect
+
+    sig = inspect.signature(cls.__init__)
+    valid = [p for p in sig.parameters if p != "self"]
+    for k in options:
+        if k not in valid:
+            raise ConfigError(f"{where}.options.{k}", f"is not an option of strategy {name!r}", options[k],
+                              f"use one of: {', '.join(valid) or '(none)'}.")
+    return cls(**options)
+
+
+def _load_builtins() -> None:
+    import autotune.strategies._baselines  # noqa: F401
+    import autotune.strategies._batch  # noqa: F401
+    import autotune.strategies._sequential  # noqa: F401
+
+
+def check_positive(where: str, value: float, name: str) -> None:
+    """Raise the standard error for an option that must be > 0."""
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0):
+        raise ConfigError(f"{where}.{name}", "must be a number > 0", value, f"set {name} to a positive number.")
