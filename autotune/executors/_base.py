@@ -170,7 +170,9 @@ class Executor(abc.ABC):
     def _own(self, jobs: Sequence[Job]) -> None:
         for job in jobs:
             if job.executor is not self:
-                raise TrialError(f"trial {job.trial_id}: wait() was given a job of another executor ({type(job.executor).__name__}).")
+                raise TrialError(
+                    f"trial {job.trial_id}: wait() was given a job of another executor ({type(job.executor).__name__})."
+                )
 
     def __enter__(self: _E) -> _E:
         return self

@@ -147,7 +147,9 @@ class GpuAllocator:
         devices = self.devices
         if k > len(devices):
             raise ConfigError(
-                "GpuAllocator.acquire(n_gpus=...)", f"must be <= the {len(devices)} GPUs available {devices}", k,
+                "GpuAllocator.acquire(n_gpus=...)",
+                f"must be <= the {len(devices)} GPUs available {devices}",
+                k,
                 "ask for fewer GPUs per trial, or make more devices visible (CUDA_VISIBLE_DEVICES).",
             )
         if trial_id in self._owned:

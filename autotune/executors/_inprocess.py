@@ -41,6 +41,9 @@ class _InProcessJob(Job):
         if self.stop_reason is not None:
             raise TrialStopped(self.stop_reason.value)
 
+    def _timeout_message(self) -> str:
+        return f"ran past its time limit of {self.spec.timeout_s} s"
+
     def _past_deadline(self) -> bool:
         timeout_s = self.spec.timeout_s
         return timeout_s is not None and self.start_mono is not None and time.monotonic() - self.start_mono > timeout_s
@@ -54,7 +57,7 @@ class _InProcessJob(Job):
     def _poll(self) -> None:
         if self._result is None and self.stop_reason is None and self._past_deadline():
             self.stop_reason = TrialState.TIMEOUT
-            self._finish(Outcome(TrialState.TIMEOUT, {}, f"ran past its time limit of {self.spec.timeout_s} s"))
+            self._finish(Outcome(TrialState.TIMEOUT, {}, self._timeout_message()))
 
     def cancel(self) -> bool:
         if self._result is not None:
@@ -74,8 +77,15 @@ class _InProcessJob(Job):
             start = self.start_time if self.start_mono is not None else now
             metrics = outcome.metrics or latest_values(self.reporter.history)
             self._result = TrialResult(
-                trial_id=self.trial_id, state=outcome.state, metrics=metrics, history=list(self.reporter.history),
-                error=outcome.error, device=self.device or "cpu", duration_s=now - start, start_time=start, end_time=now,
+                trial_id=self.trial_id,
+                state=outcome.state,
+                metrics=metrics,
+                history=list(self.reporter.history),
+                error=outcome.error,
+                device=self.device or "cpu",
+                duration_s=now - start,
+                start_time=start,
+                end_time=now,
             )
             self.executor._cond.notify_all()
 
@@ -91,14 +101,18 @@ class _InProcessJob(Job):
             self._finish(outcome_from_exception(exc, []))
             return
         try:
-            outcome = run_entry_point(target, dict(self.spec.params), dict(self.spec.fixed_args), self.reporter, self.spec.objective)
+            outcome = run_entry_point(
+                target, dict(self.spec.params), dict(self.spec.fixed_args), self.reporter, self.spec.objective
+            )
         except KeyboardInterrupt:
             self._finish(Outcome(TrialState.KILLED, {}, "interrupted (KeyboardInterrupt)"))
             raise
-        if self.stop_reason is not None:
-            outcome = Outcome(self.stop_reason, outcome.metrics, outcome.error)
-        elif self._past_deadline():
-            outcome = Outcome(TrialState.TIMEOUT, outcome.metrics, f"ran past its time limit of {self.spec.timeout_s} s")
+        if self.stop_reason is None and self._past_deadline():
+            self.stop_reason = TrialState.TIMEOUT
+        if self.stop_reason is TrialState.TIMEOUT:
+            outcome = Outcome(TrialState.TIMEOUT, outcome.metrics, self._timeout_message())
+        elif self.stop_reason is TrialState.KILLED:
+            outcome = Outcome(TrialState.KILLED, outcome.metrics, "cancelled by the driver")
         self._finish(outcome)
 
 

@@ -71,22 +71,27 @@ def resolve_entry_point(entry_point: str) -> Callable[..., Any] | str:
         path = os.path.abspath(entry_point)
         if not os.path.isfile(path):
             raise ConfigError(
-                "trial entry_point", "must name an existing Python script", entry_point,
+                "trial entry_point",
+                "must name an existing Python script",
+                entry_point,
                 "give a path relative to the driver's working directory, or an absolute one.",
             )
         return path
     module_name, sep, attr = entry_point.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(
-            "trial entry_point", "must be 'package.module:function' or a path to a .py script",
-            entry_point, "write e.g. 'mypkg.train:train' or 'scripts/train.py'.",
+            "trial entry_point",
+            "must be 'package.module:function' or a path to a .py script",
+            entry_point,
+            "write e.g. 'mypkg.train:train' or 'scripts/train.py'.",
         )
     target: Any = importlib.import_module(module_name)
     for part in attr.split("."):
         target = getattr(target, part)
     if not callable(target):
         raise ConfigError("trial entry_point", "must name a callable", entry_point)
-    return target
+    function: Callable[..., Any] = target
+    return function
 
 
 def classify_exception(exc: BaseException) -> TrialState:
@@ -153,13 +158,15 @@ def outcome_from_return(returned: Any, history: Sequence[Mapping[str, Any]], obj
             metrics[objective] = float(returned)
     except (TypeError, ValueError) as exc:
         return Outcome(
-            TrialState.FAILED, latest_values(history),
+            TrialState.FAILED,
+            latest_values(history),
             f"the trial function must return a number, a dict of numbers or None; {exc}. "
             f"Fix: return float(value) or {{{objective!r}: float(value)}}.",
         )
     if objective not in metrics:
         return Outcome(
-            TrialState.FAILED, metrics,
+            TrialState.FAILED,
+            metrics,
             f"the trial finished without a value for the objective {objective!r} "
             f"(metrics: {sorted(metrics)}). Fix: return a float, return a dict holding "
             f"{objective!r}, or call report({objective}=...).",
@@ -184,8 +191,9 @@ def run_entry_point(
 ) -> Outcome:
     """Run a trial function (or script) and classify how it ended.
 
-    Exceptions are caught and classified; ``KeyboardInterrupt`` is not swallowed by the caller's
-    choice: it is classified as ``KILLED`` here and the caller decides whether to re-raise.
+    Exceptions (and :class:`TrialStopped`) are caught and classified. ``KeyboardInterrupt`` is
+    left to the caller: the in-process executor records ``KILLED`` and re-raises it so Ctrl-C
+    still stops the driver; the worker process records ``KILLED``.
 
     Args:
         target: The function, or a script path (run as ``__main__``).
@@ -207,9 +215,11 @@ def run_entry_point(
                 returned = target(params, reporter, **fixed_args)
     except SystemExit as exc:
         if exc.code not in (None, 0):
-            return Outcome(TrialState.FAILED, latest_values(reporter.history), f"the trial exited with code {exc.code!r}")
+            return Outcome(
+                TrialState.FAILED, latest_values(reporter.history), f"the trial exited with code {exc.code!r}"
+            )
         returned = None
-    except (Exception, TrialStopped, KeyboardInterrupt) as exc:  # noqa: BLE001 (classified)
+    except (Exception, TrialStopped) as exc:  # noqa: BLE001 (classified)
         return outcome_from_exception(exc, reporter.history)
     return outcome_from_return(returned, reporter.history, objective)
 

@@ -13,7 +13,6 @@ Entry points are read only when a name is not built in, and only the one asked f
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import metadata
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from autotune.exceptions import ConfigError, UnknownNameError
@@ -45,7 +44,9 @@ def register_executor(name: str) -> Callable[[_F], _F]:
     def decorator(factory: _F) -> _F:
         if name in _REGISTRY:
             raise ConfigError(
-                "executor registry", "names must be unique", name,
+                "executor registry",
+                "names must be unique",
+                name,
                 f"{_REGISTRY[name].__qualname__} already uses it; choose another name.",
             )
         _REGISTRY[name] = factory
@@ -54,8 +55,10 @@ def register_executor(name: str) -> Callable[[_F], _F]:
     return decorator
 
 
-def _entry_points() -> metadata.EntryPoints:
-    return metadata.entry_points(group=ENTRY_POINT_GROUP)
+def _entry_points() -> list[Any]:
+    from importlib import metadata  # deferred: only needed for names that are not built in
+
+    return list(metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
 def available_executors() -> list[str]:

@@ -87,7 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         write_json_atomic(args.result, record)
     except (TypeError, ValueError) as exc:  # metrics were converted to floats; keep a readable failure
-        write_json_atomic(args.result, {"state": TrialState.FAILED.value, "metrics": {}, "error": repr(exc), "pid": os.getpid()})
+        write_json_atomic(
+            args.result, {"state": TrialState.FAILED.value, "metrics": {}, "error": repr(exc), "pid": os.getpid()}
+        )
     sys.stdout.flush()
     sys.stderr.flush()
     return 0

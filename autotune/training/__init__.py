@@ -13,7 +13,13 @@ conditional parameter, or a smaller user space) takes its entry in :data:`DEFAUL
 This package imports torch; ``import autotune`` does not import it.
 """
 
-from autotune.training._builders import RecurrentNet, build_cnn1d, build_mlp, build_rnn, init_weights
+from autotune.training._builders import (
+    RecurrentNet,
+    build_cnn1d,
+    build_mlp,
+    build_rnn,
+    init_weights,
+)
 from autotune.training._loop import EarlyStopping, Loss, TensorPair, train_model
 from autotune.training._optim import make_optimizer, make_scheduler
 from autotune.training._params import DEFAULTS

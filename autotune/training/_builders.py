@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import torch
 from torch import nn
@@ -11,8 +11,10 @@ from torch import nn
 from autotune.exceptions import UnknownNameError
 from autotune.training._params import get_bool, get_choice, get_dropout, get_int
 
+_Gain = Literal["relu", "leaky_relu", "tanh", "sigmoid"]  # nonlinearities of nn.init.calculate_gain
+
 # name -> (module, the nonlinearity whose gain He initialisation uses)
-_ACTIVATIONS: dict[str, tuple[Callable[[], nn.Module], str]] = {
+_ACTIVATIONS: dict[str, tuple[Callable[[], nn.Module], _Gain]] = {
     "relu": (nn.ReLU, "relu"),
     "leaky_relu": (nn.LeakyReLU, "leaky_relu"),  # slope 0.01 in both places
     "elu": (nn.ELU, "relu"),  # PyTorch has no ELU gain; ReLU's is the usual stand-in
@@ -164,7 +166,9 @@ def build_cnn1d(
             length //= 2
         fan_in = channels
     layers.append(nn.Flatten())
-    layers += _hidden_block(nn.Linear(fan_in * length, fc_width), fc_width, activation, False, dropout)
+    layers += _hidden_block(
+        nn.Linear(fan_in * length, fc_width), fc_width, activation, False, dropout
+    )
     layers.append(nn.Linear(fc_width, n_classes))
     return init_weights(nn.Sequential(*layers), init, activation)
 
@@ -192,7 +196,8 @@ class RecurrentNet(nn.Module):
         if isinstance(hidden, tuple):  # an LSTM returns (h_n, c_n)
             hidden = hidden[0]
         top = hidden[-self.n_directions :]  # `n_directions x batch x hidden_size`
-        return self.head(top.transpose(0, 1).reshape(x.shape[0], -1))
+        out: torch.Tensor = self.head(top.transpose(0, 1).reshape(x.shape[0], -1))
+        return out
 
 
 def build_rnn(params: Mapping[str, Any], in_features: int, out_features: int) -> RecurrentNet:

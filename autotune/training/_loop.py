@@ -23,7 +23,10 @@ TensorPair = tuple[torch.Tensor, torch.Tensor]
 """``(X, y)``: inputs `n x ...` and targets `n x ...` (class indices `n` for cross-entropy)."""
 
 Loss = Literal["mse", "cross_entropy"]
-_LOSSES: dict[str, Callable[..., torch.Tensor]] = {"mse": F.mse_loss, "cross_entropy": F.cross_entropy}
+_LOSSES: dict[str, Callable[..., torch.Tensor]] = {
+    "mse": F.mse_loss,
+    "cross_entropy": F.cross_entropy,
+}
 _EVAL_CHUNK = 4096  # validation rows per forward pass
 
 
@@ -40,7 +43,9 @@ class EarlyStopping:
         mode: ``"min"`` (a loss) or ``"max"`` (an accuracy).
     """
 
-    def __init__(self, patience: int = 10, min_delta: float = 0.0, mode: Literal["min", "max"] = "min") -> None:
+    def __init__(
+        self, patience: int = 10, min_delta: float = 0.0, mode: Literal["min", "max"] = "min"
+    ) -> None:
         if patience < 1:
             raise ConfigError("EarlyStopping(patience)", "must be >= 1", patience)
         if not min_delta >= 0.0:
@@ -88,7 +93,11 @@ def _align(pred: torch.Tensor, target: torch.Tensor, loss: str) -> TensorPair:
 
 
 def _train_epoch(
-    model: nn.Module, loader: DataLoader[Any], loss: str, optimizer: torch.optim.Optimizer, device: torch.device
+    model: nn.Module,
+    loader: DataLoader[Any],
+    loss: str,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
 ) -> float:
     """One pass over ``loader``; returns the mean training loss (non-finite if it diverged)."""
     model.train()
@@ -104,7 +113,9 @@ def _train_epoch(
     return float(total) / n
 
 
-def _evaluate(model: nn.Module, data: TensorPair, loss: str, device: torch.device) -> dict[str, float]:
+def _evaluate(
+    model: nn.Module, data: TensorPair, loss: str, device: torch.device
+) -> dict[str, float]:
     """``val_loss`` and ``val_rmse`` (regression) or ``val_accuracy`` (classification)."""
     model.eval()
     x_all, y_all = data
@@ -202,7 +213,12 @@ def train_model(
     loader = _loader(train_data, batch_size, device)
     metric = "val_rmse" if loss == "mse" else "val_accuracy"
 
-    best: dict[str, float] = {"val_loss": math.nan, metric: math.nan, "train_loss": math.nan, "best_epoch": 0.0}
+    best: dict[str, float] = {
+        "val_loss": math.nan,
+        metric: math.nan,
+        "train_loss": math.nan,
+        "best_epoch": 0.0,
+    }
     best_state: dict[str, torch.Tensor] | None = None
     start = time.perf_counter()
     epoch = 0

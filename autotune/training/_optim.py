@@ -11,7 +11,9 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, StepLR
 
 from autotune.training._params import get_bool, get_choice, get_float, require
 
-_Factory = Callable[[Iterable[nn.Parameter], float, float, Mapping[str, Any]], torch.optim.Optimizer]
+_Factory = Callable[
+    [Iterable[nn.Parameter], float, float, Mapping[str, Any]], torch.optim.Optimizer
+]
 
 
 def _sgd(

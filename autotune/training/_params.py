@@ -62,7 +62,9 @@ def require(ok: bool, name: str, rule: str, value: Any, fix: str | None = None) 
         raise ConfigError(f"params.{name}", rule, value, fix)
 
 
-def get_int(params: Mapping[str, Any], name: str, *, default: int | None = None, low: int = 1) -> int:
+def get_int(
+    params: Mapping[str, Any], name: str, *, default: int | None = None, low: int = 1
+) -> int:
     """Read an integer parameter (``3``, ``3.0`` and ``"3"`` all read as ``3``).
 
     Args:
@@ -93,7 +95,12 @@ def get_float(params: Mapping[str, Any], name: str) -> float:
         result = float(value)
     except (TypeError, ValueError):
         result = math.nan
-    require(not isinstance(value, bool) and math.isfinite(result), name, "must be a finite number", value)
+    require(
+        not isinstance(value, bool) and math.isfinite(result),
+        name,
+        "must be a finite number",
+        value,
+    )
     return result
 
 

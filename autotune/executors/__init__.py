@@ -1,0 +1,28 @@
+"""Executors run trials: ``Executor.submit(spec) -> Job``, then ``wait``, ``result``, ``cancel``.
+
+Built in: ``"inprocess"`` (debugging, in the driver's process), ``"local"`` (one process per
+trial, GPUs pinned through the child's environment) and ``"simulated"`` (virtual time).
+Others (``"ray"``, ``"slurm"``) come as plugins in the ``autotune.executors`` entry-point
+group; see :func:`get_executor`.
+"""
+
+from autotune.executors._base import Executor, Job
+from autotune.executors._gpu import GpuAllocator, discover_devices, parse_visible_devices
+from autotune.executors._inprocess import InProcessExecutor
+from autotune.executors._local import LocalExecutor
+from autotune.executors._registry import available_executors, get_executor, register_executor
+from autotune.executors._simulated import SimulatedExecutor
+
+__all__ = [
+    "Executor",
+    "GpuAllocator",
+    "InProcessExecutor",
+    "Job",
+    "LocalExecutor",
+    "SimulatedExecutor",
+    "available_executors",
+    "discover_devices",
+    "get_executor",
+    "parse_visible_devices",
+    "register_executor",
+]
