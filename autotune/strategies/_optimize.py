@@ -1,9 +1,12 @@
 """Maximise an acquisition function over the model space of a search space.
 
-A thin dispatch over BoTorch: ``optimize_acqf`` when every column is continuous, and
-``optimize_acqf_mixed_alternating`` (continuous L-BFGS-B steps alternating with discrete
-and categorical neighbourhood moves) otherwise. Either way the result is snapped to a legal
-point with inactive parameters at their fill value.
+BoTorch's ``optimize_acqf`` when every column is continuous. Spaces with integer, ordinal,
+boolean or categorical columns use :func:`optimize_mixed`, written here because BoTorch's
+``optimize_acqf_mixed_alternating`` took 4-10 s per suggestion on our mixed spaces (it makes
+hundreds of small acquisition calls, each ~20 ms of GPyTorch overhead). Ours does the same
+alternation (L-BFGS-B on the continuous columns, then exhaustive coordinate moves on the
+discrete ones) but scores every move of every start in one batched call. Either way the
+result is snapped to a legal point with inactive parameters at their fill value.
 """
 
 from __future__ import annotations
@@ -50,27 +53,116 @@ def optimize_acquisition(
     Returns:
         A `q x d` tensor of legal model-space points and the acquisition value.
     """
-    from botorch.optim import optimize_acqf, optimize_acqf_mixed_alternating
+    from botorch.optim import optimize_acqf
 
     opts = opts or AcqOptions()
     bounds = space.bounds()
-    discrete, cat = space.discrete_dims(), space.cat_dims()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if not discrete and not cat:
+        if not space.discrete_dims() and not space.cat_dims():
             X, val = optimize_acqf(
                 acqf, bounds=bounds, q=q, num_restarts=opts.num_restarts, raw_samples=opts.raw_samples,
                 options={"maxiter": opts.maxiter, "batch_limit": opts.num_restarts},
             )
-        else:
-            X, val = optimize_acqf_mixed_alternating(
-                acqf, bounds=bounds, discrete_dims=discrete or None, cat_dims=cat or None, q=q,
-                num_restarts=opts.num_restarts, raw_samples=opts.raw_samples,
-                options={"maxiter_continuous": opts.maxiter, "maxiter_alternating": 16},
-            )
-    X = canonicalize(X.detach().reshape(q, -1), space)
-    value = float(val.reshape(-1)[0]) if val is not None and val.numel() else float("nan")
-    return X, value
+            X = canonicalize(X.detach().reshape(q, -1), space)
+            return X, float(val.reshape(-1)[0])
+        if q == 1:
+            return optimize_mixed(acqf, space, opts)
+        # Sequential greedy over the batch for MC acquisitions (BoTorch's own q > 1 strategy).
+        chosen: list[Tensor] = []
+        base_pending = getattr(acqf, "X_pending", None)
+        value = float("nan")
+        for _ in range(q):
+            x, value = optimize_mixed(acqf, space, opts)
+            chosen.append(x)
+            stack = torch.cat(chosen)
+            acqf.set_X_pending(stack if base_pending is None else torch.cat([base_pending, stack]))
+        acqf.set_X_pending(base_pending)
+        return torch.cat(chosen), value
+
+
+def _score(acqf: AcquisitionFunction, X: Tensor, chunk: int = 2048) -> Tensor:
+    """Acquisition values of `n x d` points (each its own q = 1 batch), as a `n` tensor."""
+    with torch.no_grad():
+        return torch.cat([acqf(c.unsqueeze(-2)) for c in X.split(chunk)]).nan_to_num(nan=-torch.inf)
+
+
+def optimize_mixed(
+    acqf: AcquisitionFunction, space: SearchSpace, opts: AcqOptions, n_rounds: int = 3, max_moves: int = 16
+) -> tuple[Tensor, float]:
+    """Maximise a q = 1 acquisition over a space with discrete or categorical columns.
+
+    1. Score ``raw_samples`` legal space-filling points; keep the best ``num_restarts``.
+    2. Alternate, for ``n_rounds``: L-BFGS-B on the continuous columns of all starts at once
+       (discrete columns held), then for every start and every discrete column, every
+       allowed value (the ``max_moves`` nearest for long integer ranges) scored in one call,
+       keeping the best move.
+
+    Returns:
+        A `1 x d` legal point and its acquisition value.
+    """
+    kinds = space.column_kinds()
+    cont = [i for i, k in enumerate(kinds) if k == "continuous"]
+    grids = {**space.discrete_dims(), **space.cat_dims()}
+    pool = candidate_pool(space, opts.raw_samples, seed=int(torch.randint(0, 2**31 - 1, (1,))))
+    vals = _score(acqf, pool)
+    k = min(opts.num_restarts, len(pool))
+    starts = pool[vals.topk(k).indices]
+    best_vals = vals.topk(k).values
+    for _ in range(n_rounds):
+        before = starts.clone()
+        if cont:
+            starts = _lbfgs(acqf, starts, cont, opts.maxiter)
+            starts = canonicalize(starts, space)
+            best_vals = _score(acqf, starts)
+        moves, owner = [], []
+        for j, grid in grids.items():
+            g = torch.tensor(grid, dtype=torch.float64)
+            for s in range(len(starts)):
+                vals_j = g
+                if len(g) > max_moves:
+                    vals_j = g[(g - starts[s, j]).abs().argsort()[:max_moves]]
+                cand = starts[s].repeat(len(vals_j), 1)
+                cand[:, j] = vals_j
+                moves.append(cand)
+                owner += [s] * len(vals_j)
+        if moves:
+            M = canonicalize(torch.cat(moves), space)
+            mv = _score(acqf, M)
+            own = torch.tensor(owner)
+            for s in range(len(starts)):
+                sel = (own == s).nonzero().squeeze(-1)
+                j = int(mv[sel].argmax())
+                if mv[sel][j] > best_vals[s]:
+                    starts[s], best_vals[s] = M[sel][j], mv[sel][j]
+        if torch.equal(before, starts):
+            break
+    i = int(best_vals.argmax())
+    return starts[i: i + 1].clone(), float(best_vals[i])
+
+
+def _lbfgs(acqf: AcquisitionFunction, starts: Tensor, cols: list[int], maxiter: int) -> Tensor:
+    """L-BFGS-B on columns ``cols`` of all starts jointly (the sum of independent values)."""
+    import numpy as np
+    from scipy.optimize import minimize
+
+    base = starts.clone()
+
+    def f(z: np.ndarray) -> tuple[float, np.ndarray]:
+        Z = torch.tensor(z, dtype=torch.float64).view(len(base), len(cols)).requires_grad_(True)
+        X = base.clone()
+        X[:, cols] = Z
+        v = acqf(X.unsqueeze(-2))
+        v = torch.where(torch.isfinite(v), v, torch.full_like(v, -1e6))
+        loss = -v.sum()
+        (g,) = torch.autograd.grad(loss, Z)
+        return float(loss), g.reshape(-1).numpy()
+
+    z0 = base[:, cols].reshape(-1).numpy()
+    res = minimize(f, z0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(z0), options={"maxiter": maxiter})
+    out = base.clone()
+    out[:, cols] = torch.tensor(res.x, dtype=torch.float64).view(len(base), len(cols))
+    return out
 
 
 def canonicalize(X: Tensor, space: SearchSpace) -> Tensor:

@@ -1,0 +1,1 @@
+"""Test suites shipped with autotune, for its own strategies and for third-party ones."""
