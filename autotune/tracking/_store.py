@@ -9,6 +9,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from autotune.exceptions import TrackingError
@@ -93,16 +94,18 @@ def ensure_store(tracking_uri: str) -> None:
 
 
 def _ensure_sql_store(tracking_uri: str) -> None:
-    # MLflow has no public "create or upgrade" call; these helpers back `mlflow db upgrade`
-    # and the tracking server's own start-up, and have kept their names since MLflow 1.x.
-    from mlflow.store.db import utils as db_utils
+    # MLflow has no public "create or upgrade" call; these (untyped) helpers back
+    # `mlflow db upgrade` and the tracking server's start-up, with the same names since 1.x.
+    from mlflow.store.db import utils
+
+    db_utils: Any = utils
 
     db = sqlite_path(tracking_uri)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = db_utils.create_sqlalchemy_engine_with_retry(tracking_uri)
-    except Exception as exc:  # noqa: BLE001 - any driver error means the same to the user
+    except Exception as exc:
         raise TrackingError(
             f"{tracking_uri}: the tracking database cannot be opened ({exc}). "
             "Fix: check the URI, the database server and your permissions."
@@ -112,7 +115,7 @@ def _ensure_sql_store(tracking_uri: str) -> None:
             db_utils._initialize_tables(engine)
         elif db_utils._get_schema_version(engine) != db_utils._get_latest_schema_revision():
             db_utils._upgrade_db(engine)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise TrackingError(
             f"{tracking_uri}: the MLflow tables cannot be created or migrated ({exc}). "
             f"Fix: back up the database and run `mlflow db upgrade {tracking_uri}`."

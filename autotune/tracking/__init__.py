@@ -1,0 +1,53 @@
+"""MLflow as the study record: write trials as they run, read a study back to resume it.
+
+A study is one MLflow experiment holding one parent run (the study: its file, config,
+versions and plots) and one child run per trial (typed params, per-step and final metrics,
+state, failure reason, logs). The driver owns the record; workers never touch MLflow.
+
+Importing this package imports neither mlflow nor matplotlib; they load on first use.
+"""
+
+from autotune.tracking._plots import (
+    PLOTS_ARTIFACT_DIR,
+    plot_acquisition_trace,
+    plot_convergence,
+    plot_parallel_coordinates,
+    refresh_study_plots,
+)
+from autotune.tracking._store import default_tracking_uri, ensure_store
+from autotune.tracking._tracker import (
+    TAG_ACQ_VALUE,
+    TAG_FAILURE_REASON,
+    TAG_PRED_MEAN,
+    TAG_PRED_STD,
+    TAG_REQUEUE,
+    TAG_SEED,
+    TAG_STATE,
+    TAG_STRATEGY,
+    TAG_TRIAL_ID,
+    LoadedTrial,
+    MlflowTracker,
+    package_versions,
+)
+
+__all__ = [
+    "PLOTS_ARTIFACT_DIR",
+    "TAG_ACQ_VALUE",
+    "TAG_FAILURE_REASON",
+    "TAG_PRED_MEAN",
+    "TAG_PRED_STD",
+    "TAG_REQUEUE",
+    "TAG_SEED",
+    "TAG_STATE",
+    "TAG_STRATEGY",
+    "TAG_TRIAL_ID",
+    "LoadedTrial",
+    "MlflowTracker",
+    "default_tracking_uri",
+    "ensure_store",
+    "package_versions",
+    "plot_acquisition_trace",
+    "plot_convergence",
+    "plot_parallel_coordinates",
+    "refresh_study_plots",
+]
