@@ -1,9 +1,8 @@
 """GP surrogates over the model space, fitted robustly with warm starts.
 
-Reused from BoTorch/GPyTorch: ``SingleTaskGP`` (all-ordered spaces) and ``MixedSingleTaskGP``
-(spaces with categoricals: a sum and a product of a Matérn/RBF kernel on the ordered
-columns and a categorical kernel on the category indices), ``Standardize``, the dimension-
-scaled length-scale prior of Hvarfner et al. (2024), and ``fit_gpytorch_mll``.
+Reused from BoTorch/GPyTorch: ``SingleTaskGP``, ``CategoricalKernel`` (for category
+indices, multiplied with a Matérn/RBF kernel on the ordered columns), ``Standardize``, the
+dimension-scaled length-scale prior of Hvarfner et al. (2024), and ``fit_gpytorch_mll``.
 
 Written here: :class:`ConditionalFill`, the input transform that makes a prediction
 independent of inactive parameters (it overwrites their columns with a fixed fill value,
@@ -82,27 +81,36 @@ def make_gp(
         kernel: ``matern52`` (Matérn-5/2 ARD, the default) or ``rbf``.
 
     Returns:
-        A ``SingleTaskGP`` or, with categorical columns, a ``MixedSingleTaskGP``, with learned
-        homoscedastic noise and a ``Standardize`` outcome transform.
+        A ``SingleTaskGP`` (with a categorical-times-stationary kernel when the space has
+        categorical columns), learned homoscedastic noise and a ``Standardize`` outcome transform.
     """
-    from botorch.models import MixedSingleTaskGP, SingleTaskGP
+    from botorch.models import SingleTaskGP
+    from botorch.models.kernels.categorical import CategoricalKernel
     from botorch.models.transforms.outcome import Standardize
     from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
+    from gpytorch.constraints import GreaterThan
+    from gpytorch.kernels import ScaleKernel
 
     use_rbf = kernel == "rbf"
     tf = ConditionalFill(space) if space.is_conditional else None
+    d = X.shape[-1]
     cat = sorted(space.cat_dims())
-    if cat:
-
-        def factory(batch_shape: torch.Size, ard_num_dims: int, active_dims: list[int]) -> Any:
-            return get_covar_module_with_dim_scaled_prior(
-                ard_num_dims=ard_num_dims, batch_shape=batch_shape, use_rbf_kernel=use_rbf, active_dims=active_dims
+    ordered = [i for i in range(d) if i not in cat]
+    if not cat:
+        covar = get_covar_module_with_dim_scaled_prior(ard_num_dims=d, use_rbf_kernel=use_rbf)
+    else:
+        # Product of a stationary kernel on the ordered columns and a categorical kernel
+        # (exp of the mean mismatch over categories, BoTorch's CategoricalKernel) on the
+        # category indices, under one output scale. Cheaper to fit than the sum-plus-product
+        # of MixedSingleTaskGP with the same expressiveness on our spaces (measured).
+        ck = CategoricalKernel(ard_num_dims=len(cat), active_dims=cat, lengthscale_constraint=GreaterThan(1e-6))
+        if ordered:
+            ok = get_covar_module_with_dim_scaled_prior(
+                ard_num_dims=len(ordered), use_rbf_kernel=use_rbf, active_dims=ordered
             )
-
-        return MixedSingleTaskGP(
-            X, Y, cat_dims=cat, cont_kernel_factory=factory, outcome_transform=Standardize(m=1), input_transform=tf
-        )
-    covar = get_covar_module_with_dim_scaled_prior(ard_num_dims=X.shape[-1], use_rbf_kernel=use_rbf)
+            covar = ScaleKernel(ok * ck)
+        else:
+            covar = ScaleKernel(ck)
     return SingleTaskGP(X, Y, covar_module=covar, outcome_transform=Standardize(m=1), input_transform=tf)
 
 
