@@ -177,7 +177,7 @@ class GPFitter:
                     if jitter is None:
                         fit_fn(mll)
                     else:
-                        with gpytorch.settings.cholesky_jitter(jitter):
+                        with gpytorch.settings.cholesky_jitter(float_value=jitter, double_value=jitter):
                             fit_fn(mll)
                 model.eval()
                 _check_finite(model, X)
@@ -192,7 +192,7 @@ class GPFitter:
             _load_compatible(model, warm)
             model.eval()
             try:
-                with gpytorch.settings.cholesky_jitter(1e-2):
+                with gpytorch.settings.cholesky_jitter(float_value=1e-2, double_value=1e-2):
                     _check_finite(model, X)
                 warnings.warn(
                     f"GP fit of {name!r} failed ({last_err}); reusing the last good hyperparameters. "

@@ -320,8 +320,15 @@ class Ordinal(Parameter):
     def default(self) -> Any:
         return self.values[(len(self.values) - 1) // 2]
 
+    def index(self, value: Any) -> int:
+        """The position of ``value`` (type-exact: ``0`` is not ``False``)."""
+        for i, v in enumerate(self.values):
+            if v == value and type(v) is type(value):
+                return i
+        raise ValueError(f"{self.name}: {value!r} is not one of {list(self.values)}")
+
     def encode(self, value: Any) -> float:
-        return self.values.index(value) / (len(self.values) - 1)
+        return self.index(value) / (len(self.values) - 1)
 
     def decode(self, u: float) -> Any:
         u = min(max(float(u), 0.0), 1.0)
@@ -331,8 +338,7 @@ class Ordinal(Parameter):
         return [i / (len(self.values) - 1) for i in range(len(self.values))]
 
     def validate(self, value: Any) -> None:
-        if value not in self.values or isinstance(value, bool) != isinstance(self.values[self.values.index(value)], bool):
-            raise ValueError(f"{self.name}: {value!r} is not one of {list(self.values)}")
+        self.index(value)
 
     def _fields(self) -> dict[str, Any]:
         return {"values": list(self.values)}

@@ -200,7 +200,7 @@ class SearchSpace:
             try:
                 p.validate(params[name])
             except ValueError as e:
-                raise SearchSpaceError(f"{where}.{name}", str(e).split(": ", 1)[-1], params[name],
+                raise SearchSpaceError(f"{where}.{name}", str(e).split(": ", 1)[-1], None,
                                        "use a value inside the space.") from None
             out[name] = params[name]
         extra = sorted(set(params) - set(self.parameters))
@@ -337,7 +337,9 @@ class SearchSpace:
             for v in vals:
                 hit |= (col - parent.encode(v)).abs() < 1e-9
             return hit if c.op in ("in", "==") else ~hit
-        t = parent.encode(min(max(c.value, parent.low), parent.high))
+        if not parent.low <= c.value <= parent.high:  # the condition is constant on the range
+            return torch.full(X.shape[:-1], _safe_holds(c, parent.low), device=X.device)
+        t = parent.encode(c.value)
         return {">=": col >= t, "<=": col <= t, ">": col > t, "<": col < t}[c.op]
 
     def fill_vector(self) -> list[float]:

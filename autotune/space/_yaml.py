@@ -56,7 +56,7 @@ def space_from_spec(spec: Any, source: str, base_dir: Path, _seen: tuple[Path, .
                                    "remove the circular include.")
         if not inc_path.is_file():
             raise SearchSpaceError(f"{source}: include", "names a file that does not exist", inc,
-                                   f"give a path relative to {base_dir}.")
+                                   f"give a path relative to {base_dir.resolve()}.")
         sub = space_from_spec(read_yaml(inc_path), str(inc_path), inc_path.parent, _seen + (inc_path,))
         params.extend(sub.parameters.values())
     own = spec.get("parameters") or {}

@@ -28,8 +28,9 @@ class LogLocalPenalization(AcquisitionFunction):
     """Local penalisation of a log-form acquisition around busy points.
 
     ``phi(x; x_j) = P(||x - x_j|| >= (M - f(x_j)) / L)`` with ``f(x_j) ~ N(mu_j, s_j^2)``,
-    i.e. ``Phi((L ||x - x_j|| - M + mu_j) / s_j)``; ``~0`` at ``x_j`` when ``mu_j`` is near
-    ``M``, and ``-> 1`` far away.
+    i.e. ``Phi((L ||x - x_j|| - M + mu_j) / s_j)``: at ``x_j`` it is ``Phi((mu_j - M) / s_j)``
+    (small when ``x_j`` is confidently below the best), it grows with distance, and ``-> 1``
+    outside the ball of radius ``(M - mu_j) / L``.
 
     Args:
         base: A log-form acquisition (e.g. ``LogExpectedImprovement``).
