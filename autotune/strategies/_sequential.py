@@ -40,6 +40,9 @@ class AcquisitionStrategy(Strategy):
 
     #: Whether :meth:`acquisition` is in log form (then feasibility is multiplied in exactly).
     log_form: bool = True
+    #: Whether the acquisition needs an incumbent (EI, PI); without a feasible one it
+    #: searches for feasibility alone.
+    needs_incumbent: bool = True
 
     def __init__(self, num_restarts: int = 8, raw_samples: int = 512) -> None:
         self.num_restarts = num_restarts
@@ -82,6 +85,8 @@ class AcquisitionStrategy(Strategy):
             model = condition(model, busy, lies)
             if best is not None and not ctx.constraints:
                 best = max(best, float(lies.max()))
+        if not self.needs_incumbent:
+            return self.with_feasibility(self.acquisition(model, ctx, 0.0), model, ctx)
         return self.with_feasibility(self.acquisition(model, ctx, best) if best is not None else None, model, ctx)
 
     def with_feasibility(self, acqf: AcquisitionFunction | None, model: Model, ctx: Context) -> AcquisitionFunction:
@@ -173,6 +178,7 @@ class ConfidenceBound(AcquisitionStrategy):
 
     name = "ucb"
     log_form = False
+    needs_incumbent = False
 
     def __init__(
         self, beta: float = 4.0, beta_schedule: Literal["constant", "srinivas"] = "constant", delta: float = 0.1,
@@ -222,16 +228,13 @@ class MaxVariance(AcquisitionStrategy):
 
     name = "max_variance"
     log_form = False
+    needs_incumbent = False
 
     def acquisition(self, model: Model, ctx: Context, best_f: float) -> AcquisitionFunction:
         from botorch.acquisition.analytic import PosteriorStandardDeviation
 
         return PosteriorStandardDeviation(model)
 
-    def acquisition_for(self, model: Model, ctx: Context, busy: Tensor, lies: Tensor) -> AcquisitionFunction:
-        if len(busy):
-            model = condition(model, busy, lies)
-        return self.with_feasibility(self.acquisition(model, ctx, 0.0), model, ctx)
 
 
 @register
@@ -240,16 +243,13 @@ class Greedy(AcquisitionStrategy):
 
     name = "greedy"
     log_form = False
+    needs_incumbent = False
 
     def acquisition(self, model: Model, ctx: Context, best_f: float) -> AcquisitionFunction:
         from botorch.acquisition.analytic import PosteriorMean
 
         return PosteriorMean(model)
 
-    def acquisition_for(self, model: Model, ctx: Context, busy: Tensor, lies: Tensor) -> AcquisitionFunction:
-        if len(busy):
-            model = condition(model, busy, lies)
-        return self.with_feasibility(self.acquisition(model, ctx, 0.0), model, ctx)
 
 
 @register
