@@ -1,0 +1,282 @@
+"""The ``autotune`` command: thin commands over :class:`autotune.study.Study`.
+
+::
+
+    autotune validate STUDY                  check a study file, print it resolved
+    autotune run STUDY [--no-progress] [--max-trials N]
+    autotune resume STUDY [--no-progress] [--max-trials N]
+    autotune status STUDY [--format table|json]
+    autotune best STUDY [--format table|json]
+    autotune ui STUDY [--port PORT]          the MLflow UI on the study's record
+
+Invalid input prints one line (``autotune: error: <file>: <key>: <rule>, got <value>. Fix: ...``)
+and exits 2; another autotune error exits 1. This module imports no torch, botorch or mlflow:
+each command imports what it needs when it runs, so ``autotune --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autotune import __version__
+from autotune.exceptions import AutotuneError, ConfigError
+
+if TYPE_CHECKING:
+    from autotune.study import StudyConfig, StudyStatus, StudySummary
+
+__all__ = ["build_parser", "main", "ui_argv"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``autotune`` command.
+
+    Args:
+        argv: The arguments after the program name (``sys.argv[1:]`` by default).
+
+    Returns:
+        The exit status: 0 on success, 1 on an autotune error (or no best trial yet), 2 on
+        invalid input, 130 when interrupted outside a study's graceful stop.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"autotune: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except AutotuneError as exc:
+        print(f"autotune: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("autotune: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    parser = argparse.ArgumentParser(
+        prog="autotune",
+        description="Bayesian optimisation of neural networks and experiments, recorded in MLflow.",
+        epilog="Start with: autotune validate studies/quadratic/study.yaml && "
+        "autotune run studies/quadratic/study.yaml",
+    )
+    parser.add_argument("--version", action="version", version=f"autotune {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def command(name: str, help_text: str, handler: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("study", metavar="STUDY", help="the study file, e.g. studies/quadratic/study.yaml")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    for name, help_text, handler in (
+        ("run", "Start a study and run it until its budget is spent.", _run),
+        ("resume", "Continue a study from its MLflow record (finished trials are not run again).", _resume),
+    ):
+        sub = command(name, help_text, handler)
+        sub.add_argument("--no-progress", action="store_true", help="log one line per trial instead of a progress bar")
+        sub.add_argument("--max-trials", type=int, metavar="N", help="override budget.max_trials of the study file")
+    for name, help_text, handler in (
+        ("status", "Trial counts per state and the best trial, from the MLflow record.", _status),
+        ("best", "The best feasible completed trial, from the MLflow record.", _best),
+    ):
+        command(name, help_text, handler).add_argument("--format", choices=("table", "json"), default="table")
+    command("validate", "Check a study file and print it resolved (defaults applied).", _validate).add_argument(
+        "--format", choices=("yaml", "json"), default="yaml"
+    )
+    command("ui", "Open the MLflow UI on the study's record (on 127.0.0.1).", _ui).add_argument(
+        "--port", type=int, default=5000, help="the port (default 5000)"
+    )
+    return parser
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+
+def _load(args: argparse.Namespace) -> StudyConfig:
+    from autotune.study import load_study_config
+
+    max_trials = getattr(args, "max_trials", None)
+    overrides = {"budget": {"max_trials": max_trials}} if max_trials is not None else None
+    return load_study_config(args.study, overrides)
+
+
+def _run(args: argparse.Namespace) -> int:
+    return _optimize(args, resume=False)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    return _optimize(args, resume=True)
+
+
+def _optimize(args: argparse.Namespace, resume: bool) -> int:
+    from autotune.study import Study
+
+    _log_to_stderr()
+    summary = Study(_load(args)).optimize(progress=not args.no_progress, resume=resume)
+    print(_summary_text(summary, args.study))
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    from autotune.study import Study
+
+    status = Study(_load(args)).status()
+    if args.format == "json":
+        print(json.dumps(status.to_dict(), indent=2))
+        return EXIT_OK
+    if not status.started:
+        print(f"Study {status.name}: not started (no record in {status.tracking_uri}).")
+        return EXIT_OK
+    print(_status_text(status))
+    return EXIT_OK
+
+
+def _best(args: argparse.Namespace) -> int:
+    from autotune.study import Study
+
+    status = Study(_load(args)).status()
+    best = status.best
+    if args.format == "json":
+        print(json.dumps(None if best is None else {"metric": status.metric, **_as_dict(best)}, indent=2))
+    elif best is not None:
+        print(f"trial     {best.trial_id}")
+        print(f"{status.metric:<9} {best.value:.6g}")
+        print(f"run_id    {best.run_id}")
+        for key, value in best.params.items():
+            print(f"  {key:<20} {value}")
+    if best is None:
+        print(f"autotune: study {status.name!r} has no feasible completed trial yet.", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if args.format == "json":
+        print(json.dumps(config.to_dict(), indent=2))
+    else:
+        import yaml
+
+        print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+    return EXIT_OK
+
+
+def _ui(args: argparse.Namespace) -> int:
+    argv = ui_argv(_load(args), args.port)
+    print(f"autotune: {' '.join(argv)}", file=sys.stderr)
+    os.execv(argv[0], argv)
+    return EXIT_OK  # not reached: execv replaces this process
+
+
+def ui_argv(config: StudyConfig, port: int = 5000) -> list[str]:
+    """The ``mlflow ui`` command line of a study's record, as an argv list.
+
+    Args:
+        config: The study.
+        port: The port to serve on (on 127.0.0.1 only).
+
+    Returns:
+        ``[mlflow, "ui", "--backend-store-uri", URI, "--host", "127.0.0.1", "--port", PORT,
+        "--workers", "1"]`` (one worker: a single user's UI starts faster).
+
+    Raises:
+        ConfigError: The port is out of range.
+        AutotuneError: The ``mlflow`` command cannot be found.
+    """
+    if not 1 <= port <= 65535:
+        raise ConfigError("--port", "must be between 1 and 65535", port, "use e.g. --port 5000.")
+    beside = Path(sys.executable).with_name("mlflow")
+    mlflow = str(beside) if beside.is_file() else shutil.which("mlflow")
+    if mlflow is None:
+        raise AutotuneError("the `mlflow` command is not installed. Fix: pip install mlflow (an autotune dependency).")
+    uri = config.resolved_tracking_uri
+    return [mlflow, "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+
+
+# -- output ---------------------------------------------------------------------------------------
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of each record (not at creation)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def _log_to_stderr() -> None:
+    """Show autotune's per-trial lines (INFO) on standard error (installed once)."""
+    logger = logging.getLogger("autotune")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler())
+    logger.setLevel(logging.INFO)
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    import dataclasses
+
+    data: dict[str, Any] = dataclasses.asdict(value)
+    return data
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "no trials"
+
+
+def _status_text(status: StudyStatus) -> str:
+    lines = [f"Study {status.name} ({status.direction} {status.metric}), record {status.tracking_uri}", "",
+             f"{'state':<10} {'trials':>6}"]
+    lines += [f"{state:<10} {n:>6}" for state, n in status.counts.items() if n]
+    lines.append(f"{'total':<10} {status.n_trials:>6}")
+    best = status.best
+    lines += ["", "best: none yet" if best is None else
+              f"best: {status.metric}={best.value:.6g} (trial {best.trial_id}) {json.dumps(best.params)}"]
+    return "\n".join(lines)
+
+
+def _summary_text(summary: StudySummary, study_file: str) -> str:
+    if summary.interrupted:
+        head = (f"Study {summary.name}: stopped by {summary.stop_reason} after {summary.duration_s:.1f} s; "
+                f"running trials were cancelled (recorded killed). Continue with: autotune resume {study_file}")
+    else:
+        head = (f"Study {summary.name}: budget reached ({summary.stop_reason}): {summary.n_new_trials} new trials "
+                f"in {summary.duration_s:.1f} s.")
+    best = summary.best
+    best_text = "Best: none yet." if best is None else (
+        f"Best: {summary.metric}={best.value:.6g} (trial {best.trial_id}) {json.dumps(best.params)}")
+    return "\n".join([
+        head,
+        f"Trials in the record: {summary.n_trials} ({_counts_text(summary.counts)}).",
+        best_text,
+        f"Record: {summary.tracking_uri} (browse it: autotune ui {study_file})",
+    ])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,386 @@
+"""Ask/tell over a history with pending points: the one object every front end drives.
+
+``ask(n)`` returns ``n`` distinct suggestions that also differ from everything tried and
+everything pending; each stays pending until ``tell`` (or ``forget``). The optimiser owns
+the parts every strategy shares, written once here: the initial design, direction handling
+(a minimised objective is negated so strategies always maximise), seeding (the same seed
+and the same history give the same suggestions), deduplication, the fallback to a
+space-filling point when the GP cannot be fitted, and the proposal metadata (acquisition
+value, the GP's predicted mean and standard deviation) that studies record.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from autotune.exceptions import ConfigError, ModelFitError
+from autotune.trial import Observation, TrialState
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from autotune.space import SearchSpace
+    from autotune.strategies import Candidate, Context, OutcomeConstraint, Strategy
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Suggestion:
+    """A proposed trial.
+
+    Attributes:
+        trial_id: Its number, unique within the optimiser.
+        params: The active parameters, with their true types.
+        info: How it was proposed: ``strategy``, ``batch_id``, and, for model-based proposals,
+            ``acq_value``, ``pred_mean`` and ``pred_std`` (in the objective's units); ``fallback``
+            says why a space-filling point replaced the strategy's choice, if it did.
+    """
+
+    trial_id: int
+    params: dict[str, Any]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Optimizer:
+    """Bayesian optimisation over a search space through ask and tell.
+
+    Args:
+        space: The search space.
+        strategy: A strategy name (see :func:`autotune.strategies.strategy_names`) or instance.
+        direction: ``minimize`` or ``maximize`` the objective.
+        seed: Seed of every random choice.
+        n_initial: Points from the initial design before the strategy takes over
+            (default ``clip(d + 1, 5, 10)``). Ignored by model-free strategies.
+        initial_design: ``sobol`` (default), ``random``, ``lhs`` or ``grid``.
+        constraints: Outcome constraints (``"n_params <= 2e6"`` strings or objects) on metrics
+            passed to :meth:`tell`.
+        cost_metric: Name of the metric holding each trial's cost (for ``ei_per_cost``).
+        known_cost: A known cost function of model-space points (`... x d` to `...`), used by
+            ``ei_per_cost`` instead of a cost GP.
+        budget: Total budget (in cost units with ``cost_metric``, else in trials), for cost cooling.
+        kernel: ``matern52`` (default) or ``rbf``.
+        model_failures: Treat failed trials as an unknown feasibility constraint (default) so the
+            optimiser learns to avoid regions that crash.
+        strategy_options: Options of the strategy when given by name.
+
+    Example:
+        >>> opt = Optimizer(space, "ei", direction="minimize", seed=0)
+        >>> for _ in range(20):
+        ...     (s,) = opt.ask()
+        ...     opt.tell(s.trial_id, f(**s.params))
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        strategy: str | Strategy = "ei",
+        *,
+        direction: Literal["minimize", "maximize"] = "minimize",
+        seed: int = 0,
+        n_initial: int | None = None,
+        initial_design: str = "sobol",
+        constraints: Sequence[str | OutcomeConstraint] = (),
+        cost_metric: str | None = None,
+        known_cost: Callable[[Tensor], Tensor] | None = None,
+        budget: float | None = None,
+        kernel: Literal["matern52", "rbf"] = "matern52",
+        model_failures: bool = True,
+        strategy_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        from autotune.models import GPFitter
+        from autotune.strategies import OutcomeConstraint, get_strategy
+
+        if direction not in ("minimize", "maximize"):
+            raise ConfigError("direction", "must be minimize or maximize", direction, "use direction: minimize.")
+        if initial_design not in ("sobol", "random", "lhs", "grid"):
+            raise ConfigError("initial_design", "unknown design", initial_design, "use sobol, random, lhs or grid.")
+        if kernel not in ("matern52", "rbf"):
+            raise ConfigError("kernel", "unknown kernel", kernel, "use matern52 or rbf.")
+        if n_initial is not None and (not isinstance(n_initial, int) or n_initial < 0):
+            raise ConfigError("n_initial", "must be an integer >= 0", n_initial, "use e.g. n_initial: 8.")
+        self.space = space
+        self.strategy = get_strategy(strategy, **dict(strategy_options or {}))
+        self.direction = direction
+        self.seed = int(seed)
+        self.n_initial = n_initial if n_initial is not None else min(max(space.dim + 1, 5), 10)
+        self.initial_design = initial_design
+        self.constraints = [c if isinstance(c, OutcomeConstraint) else OutcomeConstraint.parse(c) for c in constraints]
+        self.cost_metric = cost_metric
+        self.known_cost = known_cost
+        self.budget = budget
+        self.model_failures = model_failures
+        self.fitter = GPFitter(space, kernel)
+        self.observations: list[Observation] = []
+        self._pending: dict[int, Suggestion] = {}
+        self._next_id = 0
+        self._batch = 0
+        self._n_initial_done = 0  # observations made by the initial design (for cost cooling)
+        self._initial_cost = 0.0
+
+    # -- history -------------------------------------------------------------------------------
+    @property
+    def minimize(self) -> bool:
+        return self.direction == "minimize"
+
+    @property
+    def pending(self) -> list[Suggestion]:
+        """Suggestions asked for and not yet told, oldest first."""
+        return list(self._pending.values())
+
+    def add_pending(self, params: Mapping[str, Any], trial_id: int | None = None, info: dict[str, Any] | None = None) -> Suggestion:
+        """Register a point as under evaluation (e.g. a running trial found on resume).
+
+        Returns:
+            The pending suggestion.
+        """
+        params = self.space.validate(params)
+        tid = self._take_id(trial_id)
+        s = Suggestion(tid, params, dict(info or {}))
+        self._pending[tid] = s
+        return s
+
+    def forget(self, trial_id: int) -> None:
+        """Drop a pending suggestion without learning from it (e.g. a killed trial)."""
+        self._pending.pop(trial_id, None)
+
+    def tell(
+        self,
+        trial: int | Suggestion,
+        value: float | None = None,
+        *,
+        state: TrialState | str | None = None,
+        metrics: Mapping[str, float] | None = None,
+    ) -> Observation:
+        """Record the result of a suggested trial.
+
+        Args:
+            trial: The suggestion or its ``trial_id``.
+            value: The objective value; ``None`` or non-finite means the trial failed.
+            state: The terminal state (default: completed, or nonfinite for a non-finite value).
+            metrics: Other final metrics (constraint metrics, the cost metric).
+
+        Returns:
+            The recorded observation.
+
+        Raises:
+            KeyError: if the trial is not pending.
+        """
+        tid = trial.trial_id if isinstance(trial, Suggestion) else int(trial)
+        if tid not in self._pending:
+            raise KeyError(f"trial {tid} is not pending (told twice, or never asked); pending: {sorted(self._pending)}")
+        s = self._pending.pop(tid)
+        return self._record(s.params, value, state, metrics, tid)
+
+    def add(
+        self,
+        params: Mapping[str, Any],
+        value: float | None,
+        *,
+        state: TrialState | str | None = None,
+        metrics: Mapping[str, float] | None = None,
+        trial_id: int | None = None,
+    ) -> Observation:
+        """Record an observation that was not asked for (prior data, an external measurement, resume)."""
+        params = self.space.validate(params)
+        return self._record(params, value, state, metrics, self._take_id(trial_id))
+
+    def _take_id(self, trial_id: int | None) -> int:
+        if trial_id is None:
+            trial_id = self._next_id
+        self._next_id = max(self._next_id, int(trial_id) + 1)
+        return int(trial_id)
+
+    def _record(
+        self, params: dict[str, Any], value: float | None, state: TrialState | str | None,
+        metrics: Mapping[str, float] | None, tid: int,
+    ) -> Observation:
+        st = TrialState(state) if state is not None else TrialState.COMPLETED
+        if st == TrialState.COMPLETED and (value is None or not math.isfinite(float(value))):
+            st = TrialState.NONFINITE
+        if st.is_failure:
+            value = None
+        obs = Observation(dict(params), None if value is None else float(value), st, dict(metrics or {}), tid)
+        if st == TrialState.KILLED:
+            return obs  # not learned from: the configuration did not fail, the run was stopped
+        self.observations.append(obs)
+        return obs
+
+    def best(self) -> Observation | None:
+        """The best completed observation that satisfies every constraint."""
+        best: Observation | None = None
+        for o in self.observations:
+            if o.value is None or not self._feasible(o):
+                continue
+            if best is None or (o.value < best.value if self.minimize else o.value > best.value):  # type: ignore[operator]
+                best = o
+        return best
+
+    def _feasible(self, o: Observation) -> bool:
+        for c in self.constraints:
+            v = o.metrics.get(c.metric)
+            if v is None or not math.isfinite(v) or (v > c.bound if c.op == "<=" else v < c.bound):
+                return False
+        return True
+
+    # -- asking ------------------------------------------------------------------------------
+    def ask(self, n: int = 1) -> list[Suggestion]:
+        """Propose ``n`` new trials, distinct from each other, the history and the pending ones.
+
+        Args:
+            n: How many.
+
+        Returns:
+            ``n`` suggestions, registered as pending.
+        """
+        import torch
+
+        if not isinstance(n, int) or n < 1:
+            raise ConfigError("ask.n", "must be an integer >= 1", n, "ask for at least one point.")
+        ctx = self.context()
+        batch_id = self._batch
+        self._batch += 1
+        import gpytorch
+
+        # Exact Cholesky solves up to 10k points: GPyTorch's default switches to iterative
+        # CG/Lanczos above 800 points, which is slower and noisier at the sizes we see.
+        with torch.random.fork_rng(), gpytorch.settings.max_cholesky_size(10_000):
+            torch.manual_seed(ctx.seed)
+            cands, name, fallback = self._propose(ctx, n)
+        chosen: list[Suggestion] = []
+        seen = {self.space.key(o.params) for o in self.observations} | {self.space.key(s.params) for s in self._pending.values()}
+        for c in cands:
+            params = self.space.decode(c.x.tolist())
+            info: dict[str, Any] = {"strategy": name, "batch_id": batch_id}
+            if fallback:
+                info["fallback"] = fallback
+            if c.acq_value is not None and math.isfinite(c.acq_value):
+                info["acq_value"] = c.acq_value
+            if self.space.key(params) in seen:
+                params = self._fresh_point(ctx, seen, len(chosen))
+                info["fallback"] = "duplicate"
+                info.pop("acq_value", None)
+            seen.add(self.space.key(params))
+            chosen.append(Suggestion(self._take_id(None), params, info))
+        self._annotate(ctx, chosen)
+        for s in chosen:
+            self._pending[s.trial_id] = s
+        return chosen
+
+    def _propose(self, ctx: Context, n: int) -> tuple[list[Candidate], str, str | None]:
+        from autotune.strategies import get_strategy
+
+        proposed = len(ctx.X) + len(ctx.pending)
+        strategy = self.strategy
+        if strategy.model_based and (proposed < self.n_initial or ctx.n_ok == 0):
+            design = get_strategy(self.initial_design)
+            k = n if ctx.n_ok == 0 else min(n, self.n_initial - proposed)
+            cands = design.ask(ctx, k)
+            if k == n:
+                return cands, design.name, None
+            import torch
+
+            ctx.X_pending = torch.cat([ctx.pending, torch.stack([c.x for c in cands])])
+            rest, name, fb = self._propose_model(ctx, n - k)
+            return cands + rest, name, fb
+        if not strategy.model_based:
+            return strategy.ask(ctx, n), strategy.name, None
+        return self._propose_model(ctx, n)
+
+    def _propose_model(self, ctx: Context, n: int) -> tuple[list[Candidate], str, str | None]:
+        from autotune.strategies import get_strategy
+
+        try:
+            return self.strategy.ask(ctx, n), self.strategy.name, None
+        except ModelFitError as e:
+            warnings.warn(f"{e} Proposing space-filling points instead.", RuntimeWarning, stacklevel=3)
+            return get_strategy("diversity").ask(ctx, n), "diversity", "model_fit_failed"
+
+    def _fresh_point(self, ctx: Context, seen: set[tuple[float, ...]], salt: int) -> dict[str, Any]:
+        """A space-filling point not in ``seen`` (replaces a duplicate proposal)."""
+        for k in range(64):
+            for p in self.space.sample(16, "sobol", seed=ctx.stable_seed(f"dup{salt}:{k}")):
+                if self.space.key(p) not in seen:
+                    return p
+        warnings.warn("The search space looks exhausted: returning a repeated point.", RuntimeWarning, stacklevel=3)
+        return self.space.sample(1, "random", seed=ctx.stable_seed(f"dup{salt}"))[0]
+
+    def _annotate(self, ctx: Context, chosen: list[Suggestion]) -> None:
+        """Add the GP's predicted mean and standard deviation (objective units) to model-based proposals."""
+        model = ctx._cache.get("objective")
+        if model is None or not chosen:
+            return
+        import torch
+
+        X = torch.tensor([self.space.encode(s.params) for s in chosen], dtype=torch.float64)
+        with torch.no_grad():
+            post = model.posterior(X)
+        sign = -1.0 if self.minimize else 1.0
+        for s, m, v in zip(chosen, post.mean.reshape(-1).tolist(), post.variance.reshape(-1).tolist()):
+            s.info["pred_mean"] = sign * m
+            s.info["pred_std"] = math.sqrt(max(v, 0.0))
+
+    def context(self) -> Context:
+        """The model-space view of the history handed to the strategy."""
+        import torch
+
+        from autotune.strategies import Context
+
+        obs = self.observations
+        space = self.space
+        X = torch.tensor([space.encode(o.params) for o in obs], dtype=torch.float64).reshape(len(obs), space.dim)
+        sign = -1.0 if self.minimize else 1.0
+        y = torch.tensor([sign * o.value if o.value is not None else math.nan for o in obs], dtype=torch.float64)
+        failed = torch.tensor([o.state.is_failure for o in obs], dtype=torch.bool)
+        cvals = {
+            c.metric: torch.tensor([_metric(o, c.metric) for o in obs], dtype=torch.float64) for c in self.constraints
+        }
+        cost = (
+            torch.tensor([_metric(o, self.cost_metric) for o in obs], dtype=torch.float64) if self.cost_metric else None
+        )
+        pend = [space.encode(s.params) for s in self._pending.values()]
+        X_pending = torch.tensor(pend, dtype=torch.float64).reshape(len(pend), space.dim)
+        used, init = self._budget_fractions(cost)
+        seed = zlib.crc32(f"{self.seed}:{len(obs)}:{len(pend)}".encode()) & 0x7FFFFFFF
+        return Context(
+            space=space, X=X, y=y, failed=failed, fitter=self.fitter, constraint_values=cvals,
+            constraints=self.constraints, cost=cost, X_pending=X_pending, seed=seed,
+            budget_fraction_used=used, budget_fraction_initial=init, known_cost=self.known_cost,
+            model_failures=self.model_failures, minimize=self.minimize, study_seed=self.seed,
+        )
+
+    def _budget_fractions(self, cost: Tensor | None) -> tuple[float, float]:
+        if not self.budget:
+            return 0.0, 0.0
+        n_init = min(self.n_initial, len(self.observations))
+        if cost is not None:
+            c = cost.nan_to_num(0.0).clamp_min(0.0)
+            return float(c.sum()) / self.budget, float(c[:n_init].sum()) / self.budget
+        return len(self.observations) / self.budget, n_init / self.budget
+
+    def predict(self, params: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[float]]:
+        """The objective GP's mean and standard deviation (objective units) at some points."""
+        import torch
+
+        ctx = self.context()
+        model = ctx.objective_model()
+        X = torch.tensor([self.space.encode(p) for p in params], dtype=torch.float64)
+        import gpytorch
+
+        with torch.no_grad(), gpytorch.settings.max_cholesky_size(10_000):
+            post = model.posterior(X)
+        sign = -1.0 if self.minimize else 1.0
+        return [sign * m for m in post.mean.reshape(-1).tolist()], post.variance.clamp_min(0).sqrt().reshape(-1).tolist()
+
+
+def _metric(o: Observation, name: str | None) -> float:
+    if name is None:
+        return math.nan
+    v = o.metrics.get(name)
+    return float(v) if v is not None else math.nan
