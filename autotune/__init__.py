@@ -29,6 +29,9 @@ _LAZY = {
     "get_strategy": "autotune.strategies",
     "OutcomeConstraint": "autotune.strategies",
     "report": "autotune.report",
+    "Study": "autotune.study",
+    "StudyConfig": "autotune.study",
+    "load_study_config": "autotune.study",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
     from autotune.optimizer import Optimizer, Suggestion
     from autotune.space import Bool, Categorical, Condition, Fixed, Float, Int, Ordinal, SearchSpace, load_space
     from autotune.strategies import OutcomeConstraint, get_strategy, strategy_names
+    from autotune.study import Study, StudyConfig, load_study_config
     from autotune.trial import Observation, TrialState
 
 

@@ -1,0 +1,139 @@
+"""A real driver process killed mid-study: SIGKILL then ``autotune resume``; SIGTERM's graceful stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from autotune.cli import main
+from autotune.study import load_study_config
+from autotune.tracking import MlflowTracker
+from autotune.trial import TrialState
+from tests.study.helpers import (
+    FNS,
+    autotune_argv,
+    driver_env,
+    kill_trial_processes,
+    run_counts,
+    trial_processes,
+    wait_until,
+)
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32" or not os.path.isdir("/proc"), reason="needs POSIX and /proc")
+
+DRIVER_TIMEOUT_S = 180
+
+
+@pytest.fixture
+def trials_dir(tmp_path: Path) -> Iterator[Path]:
+    """The trial folders of the test's study; trial processes left there are killed afterwards."""
+    folder = tmp_path / "runs" / "toy" / "trials"
+    yield folder
+    kill_trial_processes(folder)
+
+
+def _start_driver(study: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(autotune_argv(*args, str(study), "--no-progress"), cwd=study.parent, env=driver_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=DRIVER_TIMEOUT_S)
+    return proc.returncode, out, err
+
+
+def _trials(study: Path) -> list:  # type: ignore[type-arg]
+    config = load_study_config(study)
+    tracker = MlflowTracker(config.resolved_tracking_uri, config.name)
+    assert tracker.find_study() is not None
+    return tracker.load_trials()
+
+
+def _resume(study: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """``autotune resume STUDY`` in this process (it has paid for the imports already)."""
+    monkeypatch.chdir(study.parent)
+    assert main(["resume", str(study), "--no-progress"]) == 0, capsys.readouterr().err
+    return capsys.readouterr().out
+
+
+def test_resume_after_sigkill_loses_nothing_and_reruns_nothing(
+    toy_study: Callable[..., Path], trials_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = toy_study(trial={"entry_point": f"{FNS}:quadratic", "fixed_args": {"steps": 4, "sleep_s": 1.5}},
+                      budget={"max_trials": 6})
+    db = study.parent / "runs" / "toy" / "mlflow.db"
+    driver = _start_driver(study, "run")
+    try:
+        # kill -9 once some trials are recorded finished and others are running
+        wait_until(lambda: run_counts(db).get("FINISHED", 0) >= 2 and run_counts(db).get("RUNNING", 0) >= 1,
+                   DRIVER_TIMEOUT_S, "two finished trials and a running one")
+        driver.send_signal(signal.SIGKILL)
+        driver.communicate(timeout=30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == -signal.SIGKILL
+    before = {t.trial_id: t for t in _trials(study)}
+    finished_before = {tid: t.run_id for tid, t in before.items() if t.state is TrialState.COMPLETED}
+    orphans = {tid for tid, t in before.items() if t.status == "RUNNING"}
+    assert len(finished_before) >= 2 and orphans
+    kill_trial_processes(trials_dir)  # the dead driver's trials would otherwise run on, unrecorded
+
+    out = _resume(study, capsys, monkeypatch)
+
+    after = _trials(study)
+    ids = [t.trial_id for t in after]
+    assert sorted(ids) == list(range(6)) and len(set(ids)) == len(ids)  # one run per trial: none re-run, none lost
+    by_id = {t.trial_id: t for t in after}
+    for tid, run_id in finished_before.items():
+        assert by_id[tid].run_id == run_id and by_id[tid].state is TrialState.COMPLETED
+    for tid in orphans:  # closed as failed (on_orphans: fail), learned from, counted in the budget
+        assert by_id[tid].state is TrialState.FAILED and by_id[tid].status == "FAILED"
+        assert by_id[tid].tags["autotune.failure_reason"] == "driver died"
+    new = [t for t in after if t.trial_id not in before]
+    assert new and all(t.state is TrialState.COMPLETED for t in new)
+    assert min(t.trial_id for t in new) > max(before)  # ids continue after the record
+    assert "Trials in the record: 6" in out
+
+
+def test_sigterm_stops_gracefully_and_resume_finishes_the_budget(
+    toy_study: Callable[..., Path], trials_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = toy_study(trial={"entry_point": f"{FNS}:quadratic", "fixed_args": {"steps": 20, "sleep_s": 4.0}},
+                      budget={"max_trials": 3}, parallelism={"workers": 2})
+    db = study.parent / "runs" / "toy" / "mlflow.db"
+    driver = _start_driver(study, "run")
+    try:
+        wait_until(lambda: run_counts(db).get("RUNNING", 0) >= 2 and len(trial_processes(trials_dir)) >= 2,
+                   DRIVER_TIMEOUT_S, "two running trials")
+        driver.send_signal(signal.SIGTERM)
+        code, out, err = _finish(driver)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert code == 0, err
+    assert "stopped by SIGTERM" in out and "autotune resume" in out and "Traceback" not in err
+    assert trial_processes(trials_dir) == []  # the running trials were cancelled
+    stopped = _trials(study)
+    assert stopped and all(t.state is TrialState.KILLED and t.status == "KILLED" for t in stopped)
+    assert run_counts(db).get("RUNNING", 0) == 0
+    from mlflow import MlflowClient
+
+    config = load_study_config(study)
+    tracker = MlflowTracker(config.resolved_tracking_uri, config.name)
+    tracker.find_study()
+    assert MlflowClient(config.tracking_uri).get_run(tracker.parent_run_id).info.status == "KILLED"
+    steps = MlflowClient(config.tracking_uri).get_metric_history(stopped[0].run_id, "loss")
+    assert steps  # reports made before the stop were flushed
+
+    # killed trials produced nothing: they do not count against max_trials
+    study.write_text(study.read_text().replace("sleep_s: 4.0", "sleep_s: 0.1"), encoding="utf-8")
+    _resume(study, capsys, monkeypatch)
+    done = [t for t in _trials(study) if t.state is TrialState.COMPLETED]
+    assert len(done) == 3 and min(t.trial_id for t in done) > max(t.trial_id for t in stopped)
