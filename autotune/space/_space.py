@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import random as _random
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from autotune.exceptions import SearchSpaceError
@@ -445,7 +445,3 @@ def _safe_holds(c: Condition, value: Any) -> bool:
     except TypeError:
         return False
 
-
-def iter_params(space: SearchSpace) -> Iterable[Parameter]:
-    """The parameters in topological order (parents before children)."""
-    return (space.parameters[n] for n in space.order)

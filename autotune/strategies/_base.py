@@ -67,12 +67,10 @@ class Candidate:
     Attributes:
         x: A `d` tensor.
         acq_value: The acquisition value at proposal (``None`` for model-free strategies).
-        batch_id: Which ``ask`` call produced it (set by the optimiser).
     """
 
     x: Tensor
     acq_value: float | None = None
-    batch_id: int = 0
 
 
 @dataclass

@@ -236,7 +236,6 @@ class MaxVariance(AcquisitionStrategy):
         return PosteriorStandardDeviation(model)
 
 
-
 @register
 class Greedy(AcquisitionStrategy):
     """Pure exploitation: maximise the posterior mean (a baseline; biased by its initial data)."""
@@ -249,7 +248,6 @@ class Greedy(AcquisitionStrategy):
         from botorch.acquisition.analytic import PosteriorMean
 
         return PosteriorMean(model)
-
 
 
 @register
