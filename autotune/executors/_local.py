@@ -28,7 +28,7 @@ from autotune.executors._registry import register_executor
 from autotune.report import FIXED_ARGS_ENV, PARAMS_ENV, REPORT_ENV
 from autotune.trial import TrialResult, TrialSpec, TrialState
 
-__all__ = ["LocalExecutor"]
+__all__ = ["PID_FILE", "LocalExecutor", "kill_orphan_trial"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,49 @@ def _exited(proc: subprocess.Popen[bytes]) -> bool:
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+PID_FILE = "worker.pid"
+"""In a trial's workdir while its process runs: ``"<pid> <start ticks>"``, for :func:`kill_orphan_trial`."""
+
+
+def _start_ticks(pid: int) -> str | None:
+    """When the process started (clock ticks since boot, ``/proc/<pid>/stat`` field 22); ``None`` if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as file:
+            return file.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def kill_orphan_trial(workdir: str | Path) -> bool:
+    """Kill the process group of a trial that a dead driver left running.
+
+    A driver killed with SIGKILL cannot stop its trials: they run on in their own sessions.
+    :class:`LocalExecutor` leaves :data:`PID_FILE` in each running trial's workdir; this reads
+    it and kills that process group, but only if the process still is the trial (same pid
+    *and* same start time, so a recycled pid is never hit). Where ``/proc`` is missing the start
+    time cannot be checked and nothing is killed.
+
+    Args:
+        workdir: The trial's working directory (the ``autotune.workdir`` tag of its run).
+
+    Returns:
+        Whether a live trial process was killed.
+    """
+    path = Path(workdir) / PID_FILE
+    try:
+        pid_text, ticks = path.read_text(encoding="utf-8").split()
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return False
+    killed = ticks != "-" and _start_ticks(pid) == ticks
+    if killed:
+        _signal_group(pid, signal.SIGKILL)
+        logger.warning("killed the process group %d of an orphaned trial (%s)", pid, workdir)
+    with contextlib.suppress(OSError):
+        path.unlink()
+    return killed
 
 
 def _kill_groups(procs: dict[int, subprocess.Popen[bytes]]) -> None:
@@ -147,8 +190,9 @@ class LocalExecutor(Executor):
     and error in ``stdout.log``/``stderr.log`` there, and an environment that is a copy of the
     driver's plus: ``CUDA_VISIBLE_DEVICES`` (the allocated GPUs, ``""`` for a CPU trial),
     ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` (``spec.resources.cpus``), the report channel and
-    parameter files, and a ``PYTHONPATH`` that starts with the autotune package's folder and
-    the driver's working directory (so ``mypkg.train:train`` imports as it does in the driver).
+    parameter files, and a ``PYTHONPATH`` of the autotune package's folder, the executor's own
+    ``env["PYTHONPATH"]`` entries (a study puts its folder there), the driver's working
+    directory (so ``mypkg.train:train`` imports as it does in the driver), then the inherited ones.
     The driver's ``os.environ`` is never changed.
 
     A trial with ``spec.resources.gpus == k > 0`` waits in the queue until the
@@ -287,7 +331,14 @@ class LocalExecutor(Executor):
         env = dict(os.environ)
         env.update(self.env)
         threads = str(job.spec.resources.cpus)
-        paths = [_PACKAGE_ROOT, os.getcwd(), *env.get("PYTHONPATH", "").split(os.pathsep)]
+        # The executor's own path entries (e.g. the study's folder) first, so a study's
+        # ``train.py`` wins over one that happens to lie in the driver's working directory.
+        paths = [
+            _PACKAGE_ROOT,
+            *self.env.get("PYTHONPATH", "").split(os.pathsep),
+            os.getcwd(),
+            *os.environ.get("PYTHONPATH", "").split(os.pathsep),
+        ]
         env.update(
             {
                 "CUDA_VISIBLE_DEVICES": ",".join(job.gpu_ids),
@@ -347,6 +398,8 @@ class LocalExecutor(Executor):
             return
         self._procs[job.proc.pid] = job.proc
         self._running.append(job)
+        with contextlib.suppress(OSError):
+            (job.workdir / PID_FILE).write_text(f"{job.proc.pid} {_start_ticks(job.proc.pid) or '-'}\n", encoding="utf-8")
 
     def _update(self) -> None:
         """Collect finished children, enforce time limits, start queued trials."""
@@ -447,6 +500,9 @@ class LocalExecutor(Executor):
             return
         self.allocator.release(job.trial_id)
         started = job.proc is not None
+        if started:
+            with contextlib.suppress(OSError):
+                (job.workdir / PID_FILE).unlink()
         end = time.time()
         start = job.start_time if started else end
         job._result = TrialResult(

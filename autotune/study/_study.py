@@ -227,7 +227,8 @@ class Study:
             tracker = MlflowTracker(cfg.resolved_tracking_uri, cfg.name)
             self._check_resume(tracker, resume)
             tracker.start_study(cfg.to_dict(), cfg.study_file, tags=self._study_tags())
-            tracker.close_orphans(cfg.on_orphans)
+            for orphan in tracker.close_orphans(cfg.on_orphans):
+                _kill_orphan(orphan)
             requeue = self._rebuild(optimizer, tracker.load_trials())
             return _Driver(cfg, tracker, optimizer, executor, requeue).run(progress)
 
@@ -302,7 +303,7 @@ class Study:
         study_dir = str(cfg.base_dir)
         if name == "local":  # children import 'module:function' from the study's folder too
             env = dict(options.get("env") or {})
-            inherited = env.get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+            inherited = env.get("PYTHONPATH", "")  # the driver's own PYTHONPATH comes after its cwd
             env["PYTHONPATH"] = os.pathsep.join(p for p in (study_dir, inherited) if p)
             options.update(env=env, trials_per_gpu=cfg.parallelism.trials_per_gpu)
         elif name in ("inprocess", "simulated") and study_dir not in sys.path:  # trials import in this process
@@ -576,6 +577,15 @@ def _driver_lock(output_dir: Path, name: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(file, fcntl.LOCK_UN)
+
+
+def _kill_orphan(trial: LoadedTrial) -> None:
+    """Stop the process of a trial a dead driver left running (local trials leave a pid file)."""
+    from autotune.executors._local import kill_orphan_trial
+
+    workdir = trial.tags.get(TAG_WORKDIR)
+    if workdir:
+        kill_orphan_trial(workdir)
 
 
 def _latest_runs(trials: Sequence[LoadedTrial]) -> list[LoadedTrial]:

@@ -15,7 +15,7 @@ from autotune.strategies import register, strategy_names
 from autotune.strategies._baselines import RandomSearch
 from autotune.study import Study, StudyConfig, load_study_config
 from autotune.tracking import MlflowTracker
-from tests.study.helpers import FNS, study_dict
+from tests.study.helpers import FNS, study_dict, write_study
 from tests.study.trial_fns import sim_duration, sim_objective
 
 
@@ -241,3 +241,22 @@ def test_one_driver_per_study(tmp_path: Path, mlflow_store_factory: Callable[[Pa
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another driver holds it
         with pytest.raises(TrackingError, match="is already being run by another driver"):
             Study(config).optimize(progress=False)
+
+
+def test_the_study_folder_wins_over_the_drivers_cwd_on_the_import_path(
+    tmp_path: Path, mlflow_store_factory: Callable[[Path], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study_dir, elsewhere = tmp_path / "study", tmp_path / "cwd"
+    elsewhere.mkdir()
+    for folder, value in ((study_dir, 1.0), (elsewhere, 99.0)):  # two modules of the same name
+        folder.mkdir(exist_ok=True)
+        (folder / "mytrain.py").write_text(f"def train(params, report):\n    return {{'loss': {value}}}\n")
+    path = write_study(study_dir, mlflow_store_factory, budget={"max_trials": 2},
+                       trial={"entry_point": "mytrain:train"})
+    monkeypatch.chdir(elsewhere)  # a driver started from a folder holding another mytrain.py
+
+    summary = Study(load_study_config(path)).optimize(progress=False)
+
+    assert summary.counts["completed"] == 2
+    _, trials = _runs(load_study_config(path))
+    assert [t.data.metrics["loss"] for t in trials] == [1.0, 1.0]

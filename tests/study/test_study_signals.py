@@ -65,7 +65,7 @@ def _resume(study: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest
 def test_resume_after_sigkill_loses_nothing_and_reruns_nothing(
     toy_study: Callable[..., Path], trials_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    study = toy_study(trial={"entry_point": f"{FNS}:quadratic", "fixed_args": {"steps": 4, "sleep_s": 1.5}},
+    study = toy_study(trial={"entry_point": f"{FNS}:quadratic", "fixed_args": {"steps": 4, "sleep_s": 4.0}},
                       budget={"max_trials": 6})
     db = study.parent / "runs" / "toy" / "mlflow.db"
     driver = _start_driver(study, "run")
@@ -83,9 +83,12 @@ def test_resume_after_sigkill_loses_nothing_and_reruns_nothing(
     finished_before = {tid: t.run_id for tid, t in before.items() if t.state is TrialState.COMPLETED}
     orphans = {tid for tid, t in before.items() if t.status == "RUNNING"}
     assert len(finished_before) >= 2 and orphans
-    kill_trial_processes(trials_dir)  # the dead driver's trials would otherwise run on, unrecorded
+    orphan_pids = trial_processes(trials_dir)
+    assert orphan_pids  # the dead driver's trials run on, unrecorded
 
     out = _resume(study, capsys, monkeypatch)
+
+    assert not set(orphan_pids) & set(trial_processes(trials_dir))  # resume killed them
 
     after = _trials(study)
     ids = [t.trial_id for t in after]
