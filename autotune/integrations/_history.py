@@ -1,0 +1,206 @@
+"""A study's history in autotune's terms, and moving it in and out of autotune studies.
+
+:class:`History` is what the Optuna and Ax importers produce and what their exporters
+consume: a search space, the finished trials as :class:`~autotune.trial.Observation` and the
+direction. :func:`import_trials` lands a history in an :class:`~autotune.optimizer.Optimizer`
+(through ``add``) or in a :class:`~autotune.study.Study`'s MLflow record (as finished trial
+runs, so that ``Study.optimize`` rebuilds the optimiser from them like from any resumed
+trial); :func:`study_history` reads either back.
+
+Hand-written because it is glue: the record layout and the resume path are autotune's own.
+Nothing here imports optuna, ax, torch or mlflow at module import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Literal
+
+from autotune.exceptions import ConfigError, SearchSpaceError
+from autotune.trial import Observation, TrialResult, TrialState
+
+if TYPE_CHECKING:
+    from autotune.optimizer import Optimizer
+    from autotune.space import SearchSpace
+    from autotune.study import Study
+
+__all__ = ["TAG_IMPORTED_FROM", "History", "import_trials", "study_history"]
+
+TAG_IMPORTED_FROM = "autotune.imported_from"
+"""Tag of a trial run written by :func:`import_trials`: where the observation came from."""
+
+Direction = Literal["minimize", "maximize"]
+
+
+@dataclasses.dataclass
+class History:
+    """Finished trials of a study, tool-neutral.
+
+    Attributes:
+        space: The search space every observation lies in.
+        observations: Finished trials (completed ones with their value, failed ones with
+            ``value=None`` and a failure state), in trial order.
+        direction: ``minimize`` or ``maximize`` the objective.
+        metric: The objective's name (Optuna studies have none: ``objective``).
+        name: The study's or experiment's name, if any.
+        source: Where it was read from (a storage URL, a file), for records and messages.
+    """
+
+    space: SearchSpace
+    observations: list[Observation]
+    direction: Direction = "minimize"
+    metric: str = "objective"
+    name: str | None = None
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("minimize", "maximize"):
+            raise ConfigError("History.direction", "must be minimize or maximize", self.direction,
+                              "use direction='minimize'.")
+
+    @property
+    def completed(self) -> list[Observation]:
+        """The observations with an objective value."""
+        return [o for o in self.observations if o.value is not None]
+
+
+def import_trials(target: Study | Optimizer, history: History) -> list[int]:
+    """Add a history's finished trials to an optimiser or to a study's MLflow record.
+
+    Every observation is checked against the target's space first; nothing is added unless
+    all fit. Killed observations are skipped (no one learns from them).
+
+    For a :class:`~autotune.study.Study`, each observation becomes a finished trial run
+    (tagged :data:`TAG_IMPORTED_FROM`) after the record's last trial id; the objective value
+    is stored under the study's objective metric. ``Study.optimize()`` then learns from them
+    as from resumed trials (``autotune resume``: ``autotune run`` refuses a record that
+    already holds trials). Imported trials count against ``budget.max_trials``.
+
+    Args:
+        target: An optimiser or a study.
+        history: The trials to add.
+
+    Returns:
+        The trial ids the observations got, in order.
+
+    Raises:
+        ConfigError: The directions differ, or an observation does not fit the target's space.
+        TrackingError: The study's record cannot be used, or a driver runs the study now.
+    """
+    from autotune.optimizer import Optimizer
+
+    if isinstance(target, Optimizer):
+        _check_fit(target.space, target.direction, history, "Optimizer")
+        return [
+            target.add(o.params, o.value, state=o.state, metrics=o.metrics).trial_id  # type: ignore[misc]
+            for o in _learnable(history)
+        ]
+    return _import_into_study(target, history)
+
+
+def study_history(source: Study | Optimizer) -> History:
+    """The finished trials of an optimiser, or of a study's MLflow record, as a history.
+
+    For a study, the latest run of each trial id counts; running, killed and re-queued
+    trials are left out.
+
+    Args:
+        source: An optimiser or a study.
+
+    Returns:
+        The history (the objective metric's value as ``value``, the other final metrics
+        as ``metrics``).
+
+    Raises:
+        ConfigError: The study has no record yet.
+    """
+    from autotune.optimizer import Optimizer
+
+    if isinstance(source, Optimizer):
+        obs = [dataclasses.replace(o, params=dict(o.params), metrics=dict(o.metrics)) for o in source.observations]
+        return History(source.space, obs, source.direction)  # type: ignore[arg-type]
+    from autotune.study._study import _latest_runs
+    from autotune.tracking import MlflowTracker
+
+    cfg = source.config
+    tracker = MlflowTracker(cfg.resolved_tracking_uri, cfg.name)
+    if not _record_exists(cfg.resolved_tracking_uri) or tracker.find_study() is None:
+        raise ConfigError(f"study {cfg.name!r}", f"has no record in {cfg.resolved_tracking_uri}", None,
+                          "run the study first, or check its name and output_dir.")
+    metric = cfg.objective.metric
+    observations = []
+    for trial in _latest_runs(tracker.load_trials()):
+        if not trial.state.is_finished or trial.state is TrialState.KILLED or trial.requeue:
+            continue
+        metrics = {k: v for k, v in trial.metrics.items() if k != metric}
+        observations.append(Observation(dict(trial.params), trial.value(metric), trial.state, metrics, trial.trial_id))
+    return History(cfg.search_space, observations, cfg.objective.direction, metric, cfg.name,
+                   cfg.resolved_tracking_uri)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _learnable(history: History) -> list[Observation]:
+    return [o for o in history.observations if o.state is not TrialState.KILLED]
+
+
+def _check_fit(space: SearchSpace, direction: str, history: History, where: str) -> None:
+    """Raise unless every observation of ``history`` fits ``space`` and the directions agree."""
+    if history.direction != direction:
+        raise ConfigError(
+            f"{where}: direction", f"is {direction!r} but the imported history "
+            f"({history.source or history.name or 'given'}) is {history.direction!r}", None,
+            "import trials of an objective optimised the same way (negate the values to flip it).",
+        )
+    for i, o in enumerate(_learnable(history)):
+        try:
+            space.validate(o.params, where=f"trial {o.trial_id if o.trial_id is not None else i}")
+        except SearchSpaceError as exc:
+            raise ConfigError(
+                f"{where}: space", f"does not fit an imported trial ({exc})", None,
+                "import into a study whose space holds the history's space (History.space shows it).",
+            ) from None
+
+
+def _record_exists(uri: str) -> bool:
+    from autotune.tracking._store import sqlite_path
+
+    db = sqlite_path(uri)
+    return db is None or db.is_file()
+
+
+def _import_into_study(study: Study, history: History) -> list[int]:
+    from autotune.study._study import _driver_lock
+    from autotune.tracking import MlflowTracker, ensure_store
+
+    cfg = study.config
+    _check_fit(cfg.search_space, cfg.objective.direction, history, f"study {cfg.name!r}")
+    metric = cfg.objective.metric
+    output_dir = cfg.resolved_output_dir
+    output_dir.mkdir(parents=True, exist_ok=True)
+    source = history.source or history.name or "import"
+    ids: list[int] = []
+    with _driver_lock(output_dir, cfg.name):  # no driver may write the record meanwhile
+        ensure_store(cfg.resolved_tracking_uri)
+        tracker = MlflowTracker(cfg.resolved_tracking_uri, cfg.name)
+        tracker.start_study(cfg.to_dict(), cfg.study_file, tags={
+            "autotune.objective": metric, "autotune.direction": cfg.objective.direction})
+        next_id = max((t.trial_id for t in tracker.load_trials()), default=-1) + 1
+        try:
+            for o in _learnable(history):
+                params = cfg.search_space.validate(o.params)
+                run_id = tracker.start_trial(next_id, params, {TAG_IMPORTED_FROM: source, "autotune.strategy": "import"})
+                metrics = dict(o.metrics)
+                if o.value is not None:
+                    metrics[metric] = float(o.value)
+                state = TrialState.COMPLETED if o.value is not None else (
+                    o.state if o.state.is_failure else TrialState.NONFINITE)
+                error = None if o.value is not None else f"imported {state.value} trial from {source}"
+                tracker.end_trial(run_id, TrialResult(next_id, state, metrics=metrics, error=error, device="imported"))
+                ids.append(next_id)
+                next_id += 1
+        finally:
+            tracker.end_study("FINISHED")
+    return ids
+
