@@ -416,9 +416,9 @@ class SearchSpace:
         out: list[dict[str, Any]] = []
         for combo in itertools.product(*levels):
             params = self.decode(combo)
-            k = self.key(params)
-            if k not in seen:
-                seen.add(k)
+            key = self.key(params)
+            if key not in seen:
+                seen.add(key)
                 out.append(params)
         if seed is not None:
             _random.Random(seed).shuffle(out)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from autotune.exceptions import SearchSpaceError
-from autotune.space._params import make_parameter
+from autotune.space._params import Parameter, make_parameter
 from autotune.space._space import SearchSpace
 
 
@@ -45,7 +45,7 @@ def space_from_spec(spec: Any, source: str, base_dir: Path, _seen: tuple[Path, .
     if unknown:
         raise SearchSpaceError(f"{source}: {unknown[0]}", "is not a search-space key", spec[unknown[0]],
                                "use name, description, include and parameters.")
-    params = []
+    params: list[Parameter] = []
     includes = spec.get("include") or []
     if isinstance(includes, str):
         includes = [includes]

@@ -243,3 +243,36 @@ def test_the_optimizer_keeps_working_once_the_model_fits_again() -> None:
     opt.fitter.fit = real  # type: ignore[method-assign]
     (s,) = opt.ask()
     assert "fallback" not in s.info and s.info["strategy"] == "ei" and "pred_mean" in s.info
+
+
+def test_hyperparameters_are_reoptimised_once_the_data_grow_by_refit_fraction() -> None:
+    fitter = GPFitter(SPACE_1D, refit_fraction=0.25)
+    X, Y = data(8)
+    first = fitter.fit("objective", X, Y)
+    learned = _hyper_state(first)
+    fits: list[int] = []
+
+    def record(mll: Any) -> Any:
+        fits.append(len(mll.model.train_targets))
+        return real_fit(mll)
+
+    # 8 points fitted: up to 8 + ceil(0.25 * 8) - 1 = 9 points reuse them, conditioned on all the data.
+    X9, Y9 = data(9)
+    model = fitter.fit("objective", X9, Y9, fit_fn=record)
+    assert fits == [] and fitter.last_outcome["objective"] == "conditioned"
+    for k, v in learned.items():
+        assert torch.equal(_hyper_state(model)[k], v), k
+    with torch.no_grad():  # the new point is in the model, not only the old ones
+        assert float((model.posterior(X9[-1:]).mean - Y9[-1:]).abs()) < 0.05
+    X10, Y10 = data(10)
+    fitter.fit("objective", X10, Y10, fit_fn=record)
+    assert fits == [10] and fitter.last_outcome["objective"] == "fit"
+
+
+def test_refit_fraction_zero_reoptimises_every_call() -> None:
+    fitter = GPFitter(SPACE_1D, refit_fraction=0.0)
+    X, Y = data(8)
+    fitter.fit("objective", X, Y)
+    X9, Y9 = data(9)
+    fitter.fit("objective", X9, Y9)
+    assert fitter.last_outcome["objective"] == "fit"
