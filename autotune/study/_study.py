@@ -301,11 +301,13 @@ class Study:
         name = cfg.executor.name
         options = dict(cfg.executor.options)
         study_dir = str(cfg.base_dir)
-        if name == "local":  # children import 'module:function' from the study's folder too
+        if name in ("local", "ray", "slurm"):  # trial processes import 'module:function' from the study's folder too
             env = dict(options.get("env") or {})
             inherited = env.get("PYTHONPATH", "")  # the driver's own PYTHONPATH comes after its cwd
             env["PYTHONPATH"] = os.pathsep.join(p for p in (study_dir, inherited) if p)
-            options.update(env=env, trials_per_gpu=cfg.parallelism.trials_per_gpu)
+            options["env"] = env
+        if name == "local":
+            options["trials_per_gpu"] = cfg.parallelism.trials_per_gpu
         elif name in ("inprocess", "simulated") and study_dir not in sys.path:  # trials import in this process
             sys.path.append(study_dir)
         if name == "simulated":

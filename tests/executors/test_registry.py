@@ -40,7 +40,7 @@ def test_unknown_name_lists_the_valid_ones() -> None:
     with pytest.raises(UnknownNameError) as info:
         get_executor("sluurm")
     message = str(info.value)
-    assert "sluurm" in message and "inprocess, local, simulated" in message
+    assert "sluurm" in message and "inprocess, local, ray, simulated, slurm" in message
     assert isinstance(info.value, KeyError) and isinstance(info.value, ConfigError)
 
 

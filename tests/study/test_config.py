@@ -91,7 +91,7 @@ def test_missing_objective(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
          "Fix: write e.g. 'n_params <= 2e6'."),
         ({"executor": {"name": "locale"}},
          "studies/x.yaml: executor.name: unknown executor name, got 'locale'. Fix: did you mean 'local'? Otherwise "
-         "use one of: inprocess, local, simulated."),
+         "use one of: inprocess, local, ray, simulated, slurm."),
         ({"executor": {"name": "local", "options": {"n_workers": 4}}},
          "studies/x.yaml: executor.options.n_workers: is set by parallelism.workers, got 4. "
          "Fix: remove it and set parallelism.workers instead."),
