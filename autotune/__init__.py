@@ -30,6 +30,7 @@ _LAZY = {
     "OutcomeConstraint": "autotune.strategies",
     "report": "autotune.report",
     "Study": "autotune.study",
+    "RemoteStudy": "autotune.study",
     "StudyConfig": "autotune.study",
     "load_study_config": "autotune.study",
 }
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from autotune.optimizer import Optimizer, Suggestion
     from autotune.space import Bool, Categorical, Condition, Fixed, Float, Int, Ordinal, SearchSpace, load_space
     from autotune.strategies import OutcomeConstraint, get_strategy, strategy_names
-    from autotune.study import Study, StudyConfig, load_study_config
+    from autotune.study import RemoteStudy, Study, StudyConfig, load_study_config
     from autotune.trial import Observation, TrialState
 
 

@@ -8,6 +8,8 @@
     autotune status STUDY [--format table|json]
     autotune best STUDY [--format table|json]
     autotune ui STUDY [--port PORT]          the MLflow UI on the study's record
+    autotune ask STUDY                       the next point to measure, as JSON
+    autotune tell STUDY --trial ID --value V [--metric NAME=V ...] [--state STATE]
 
 Invalid input prints one line (``autotune: error: <file>: <key>: <rule>, got <value>. Fix: ...``)
 and exits 2; another autotune error exits 1. This module imports no torch, botorch or mlflow:
@@ -104,6 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     command("ui", "Open the MLflow UI on the study's record (on 127.0.0.1).", _ui).add_argument(
         "--port", type=int, default=5000, help="the port (default 5000)"
     )
+    command("ask", "Propose the next point of an externally run study; print {trial_id, params} as JSON "
+            "(the point stays pending in the MLflow record until told).", _ask)
+    tell = command("tell", "Record the result of a point from `autotune ask`; print the observation as JSON.", _tell)
+    tell.add_argument("--trial", type=int, required=True, metavar="ID", help="the trial_id printed by ask")
+    tell.add_argument("--value", type=float, metavar="V", help="the objective value (omit, or nan, for a failure)")
+    tell.add_argument("--metric", action="append", default=[], metavar="NAME=V",
+                      help="another final metric, e.g. --metric instrument_s=3.5 (repeatable)")
+    tell.add_argument("--state", metavar="STATE", help="the terminal state (default: completed, or failed "
+                      "without a value)")
     return parser
 
 
@@ -184,6 +195,32 @@ def _ui(args: argparse.Namespace) -> int:
     print(f"autotune: {' '.join(argv)}", file=sys.stderr)
     os.execv(argv[0], argv)
     return EXIT_OK  # not reached: execv replaces this process
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from autotune.study import RemoteStudy
+
+    trial_id, params = RemoteStudy(_load(args)).ask()
+    print(json.dumps({"trial_id": trial_id, "params": params}))
+    return EXIT_OK
+
+
+def _tell(args: argparse.Namespace) -> int:
+    from autotune.study import RemoteStudy
+
+    metrics = {}
+    for item in args.metric:
+        name, sep, value = item.partition("=")
+        try:
+            metrics[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ConfigError("--metric", "must read NAME=NUMBER", item, "write e.g. --metric instrument_s=3.5.")
+    obs = RemoteStudy(_load(args)).tell(args.trial, args.value, metrics=metrics, state=args.state)
+    print(json.dumps({"trial_id": obs.trial_id, "state": obs.state.value, "value": obs.value,
+                      "params": obs.params, "metrics": obs.metrics}))
+    return EXIT_OK
 
 
 def ui_argv(config: StudyConfig, port: int = 5000) -> list[str]:

@@ -14,6 +14,7 @@ from autotune.study._config import (
     TrialConfig,
     load_study_config,
 )
+from autotune.study._remote import RemoteStudy
 from autotune.study._study import BestTrial, Study, StudyStatus, StudySummary
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "ExecutorConfig",
     "ObjectiveConfig",
     "ParallelismConfig",
+    "RemoteStudy",
     "StrategyConfig",
     "Study",
     "StudyConfig",
