@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     space = SearchSpace([Float(f"x{i}", low=0.0, high=1.0) for i in range(6)])
     settings = [
         AcqOptions(8, 512, 200, True),
+        AcqOptions(16, 1024, 200, False),
         AcqOptions(8, 512, 200, False),
         AcqOptions(4, 512, 200, True),
         AcqOptions(4, 256, 200, True),
