@@ -178,8 +178,10 @@ class GPFitter:
         """
         import gpytorch
 
-        # Exact solves throughout (GPyTorch's default turns iterative above 800 points).
-        with gpytorch.settings.max_cholesky_size(10_000):
+        # Exact solves throughout (GPyTorch's default turns iterative above 800 points), and
+        # gradients on even when called lazily under ``torch.no_grad()`` (e.g. a constraint
+        # model first needed while an acquisition is being scored).
+        with gpytorch.settings.max_cholesky_size(10_000), torch.enable_grad():
             return self._fit(name, X, Y, fit_fn)
 
     def _fit(self, name: str, X: Tensor, Y: Tensor, fit_fn: Callable[[Any], Any] | None) -> Model:

@@ -276,3 +276,20 @@ def test_refit_fraction_zero_reoptimises_every_call() -> None:
     X9, Y9 = data(9)
     fitter.fit("objective", X9, Y9)
     assert fitter.last_outcome["objective"] == "fit"
+
+
+def test_a_fit_requested_under_no_grad_still_fits() -> None:
+    fitter = GPFitter(SPACE_1D)
+    X, Y = data(8)
+    with torch.no_grad():  # as when a constraint model is first needed while scoring an acquisition
+        fitter.fit("constraint:c", X, Y)
+    assert fitter.last_outcome["constraint:c"] == "fit"
+
+
+def test_a_constrained_study_with_no_feasible_point_yet_still_uses_its_strategy() -> None:
+    space = SearchSpace([Float("x", low=0.0, high=1.0), Float("y", low=0.0, high=1.0)])
+    opt = Optimizer(space, "ei", seed=0, n_initial=4, constraints=["n_params <= 5000"])
+    for p in space.sample(7, "sobol", seed=1):
+        opt.add(p, (p["x"] - 0.3) ** 2 + p["y"], metrics={"n_params": 6000.0 + 10_000 * p["x"]})
+    (s,) = opt.ask(1)
+    assert s.info["strategy"] == "ei" and "fallback" not in s.info
