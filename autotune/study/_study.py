@@ -52,10 +52,18 @@ TAG_REQUEUED_FROM = "autotune.requeued_from"
 TAG_BEST_TRIAL = "autotune.best_trial_id"
 
 POLL_S = 0.5
-"""Longest wait between two looks at the running trials (executor clock), i.e. how often reports stream."""
+"""Longest wait between two looks at the running trials (executor clock)."""
+
+STREAM_EVERY_S = 5.0
+"""Real seconds between two sends of the running trials' reports to MLflow (one batch per trial;
+a trial's last reports are sent when it ends). Each send is one store write per trial (~60 ms
+on SQLite), so streaming at every poll would cost the driver more than the trials' own time."""
 
 PLOTS_EVERY = 10
 """Finished trials between two refreshes of the study plots (they are also drawn at the end)."""
+
+PLOTS_MIN_INTERVAL_S = 30.0
+"""Real seconds at least between two refreshes of the study plots (drawing takes ~1 s)."""
 
 _LOCK_FILE = "driver.lock"
 
@@ -355,6 +363,9 @@ class _Driver:
         self.best_id: int | None = None
         self.view = _View(cfg.name)
         self.start_clock = executor.now()
+        self.last_stream = time.monotonic()
+        self.last_plots = time.monotonic()
+        self.finished_at_plots = self.n_finished
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -377,7 +388,8 @@ class _Driver:
                         break
                     jobs = [r.job for r in self.running.values()]
                     finished = self.executor.wait(jobs, timeout_s=POLL_S)
-                    self._stream()
+                    if time.monotonic() - self.last_stream >= STREAM_EVERY_S:
+                        self._stream()
                     for job in finished:
                         self._finish(job)
             if self.signal_name:
@@ -463,6 +475,7 @@ class _Driver:
 
     def _stream(self) -> None:
         """Send the reports made since the last look to each running trial's run (one batch each)."""
+        self.last_stream = time.monotonic()
         for running in self.running.values():
             reports = running.job.new_reports()
             if reports:
@@ -491,7 +504,8 @@ class _Driver:
         self.tracker.log_study_metrics({f"best_{metric}": best_value, "finished_trials": self.n_finished},
                                        step=self.n_finished)
         self.view.trial_line(result, metric, best_value, self.best_id)
-        if self.n_finished % PLOTS_EVERY == 0 and result.state is not TrialState.KILLED:
+        if (self.n_finished - self.finished_at_plots >= PLOTS_EVERY
+                and time.monotonic() - self.last_plots >= PLOTS_MIN_INTERVAL_S):
             self._plots(final=False)
 
     def _cancel_all(self) -> None:
@@ -511,6 +525,7 @@ class _Driver:
     def _plots(self, final: bool) -> None:
         from autotune.tracking import refresh_study_plots
 
+        self.last_plots, self.finished_at_plots = time.monotonic(), self.n_finished
         try:
             refresh_study_plots(self.tracker, self.tracker.load_trials(), self.cfg.objective.direction,
                                 self.cfg.objective.metric, out_dir=self.cfg.resolved_output_dir / "plots")
