@@ -3,18 +3,30 @@
 Nothing sleeps. :meth:`SimulatedExecutor.wait` jumps the virtual clock to the next
 completion; :meth:`SimulatedExecutor.now` reads it. Worker busy time is recorded so the
 utilisation of a schedule can be measured.
+
+With ``driver_clock=True`` the driver's own real time counts too: the wall time spent outside
+the executor's calls (asking the optimiser, logging to MLflow, bookkeeping) moves the virtual
+clock, so a slow driver shows up as idle workers. Hand-written: Syne Tune's simulator has no
+such hook for an arbitrary driver loop, and it is a few lines here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import math
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from autotune.exceptions import ConfigError
 from autotune.executors._base import Executor, Job
-from autotune.executors._outcome import Outcome, latest_values, outcome_from_exception, outcome_from_return
+from autotune.executors._outcome import (
+    Outcome,
+    latest_values,
+    outcome_from_exception,
+    outcome_from_return,
+)
 from autotune.executors._registry import register_executor
 from autotune.report import to_metrics
 from autotune.trial import TrialResult, TrialSpec, TrialState
@@ -71,6 +83,12 @@ class SimulatedExecutor(Executor):
         duration_fn: Seconds a trial takes, from its parameters.
         objective_fn: The trial's outcome, from its parameters.
         start_time: The virtual clock's start.
+        driver_clock: Also move the virtual clock by the real time the driver spends between
+            two calls of this executor (:meth:`submit`, :meth:`wait`, :meth:`now`,
+            :meth:`advance`, a job's ``cancel``), from the first call on; time inside the
+            calls (the replayed ``duration_fn``/``objective_fn`` included) is not counted.
+            :attr:`driver_time_s` sums what was charged.
+        wall_clock: The real clock ``driver_clock`` reads, in seconds (injectable for tests).
     """
 
     def __init__(
@@ -80,6 +98,8 @@ class SimulatedExecutor(Executor):
         objective_fn: Callable[[dict[str, Any]], ObjectiveValue] | None = None,
         *,
         start_time: float = 0.0,
+        driver_clock: bool = False,
+        wall_clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         super().__init__(n_workers)
         if duration_fn is None or objective_fn is None:
@@ -99,15 +119,22 @@ class SimulatedExecutor(Executor):
         self._jobs: list[_SimulatedJob] = []
         self._busy_s = [0.0] * n_workers
         self._busy_since: dict[int, float] = {}  # worker -> start of its running trial
+        self.driver_clock = driver_clock
+        self.wall_clock = wall_clock
+        self.driver_time_s = 0.0
+        """Virtual seconds charged for the driver's own time (``driver_clock=True``)."""
+        self._left_at: float | None = None  # wall-clock time the driver last left this executor
+        self._in_call = False
 
     # -- public API -----------------------------------------------------------------------
 
     def submit(self, spec: TrialSpec) -> Job:
         """Start the trial at the current virtual time (or queue it); see :meth:`Executor.submit`."""
-        job = _SimulatedJob(self, spec)
-        self._jobs.append(job)
-        self._queue.append(job)
-        self._dispatch()
+        with self._driver_call():
+            job = _SimulatedJob(self, spec)
+            self._jobs.append(job)
+            self._queue.append(job)
+            self._dispatch()
         return job
 
     def wait(self, jobs: Sequence[Job], timeout_s: float | None = None) -> list[Job]:
@@ -117,19 +144,21 @@ class SimulatedExecutor(Executor):
         clock moves at most that far.
         """
         self._own(jobs)
-        limit = math.inf if timeout_s is None else self._now + timeout_s
-        while True:
-            finished = [job for job in jobs if job._result is not None]
-            if finished or not jobs:
-                return finished
-            if not self._step(limit):
-                if timeout_s is not None:
-                    self._now = max(self._now, limit)
-                return []
+        with self._driver_call():
+            limit = math.inf if timeout_s is None else self._now + timeout_s
+            while True:
+                finished = [job for job in jobs if job._result is not None]
+                if finished or not jobs:
+                    return finished
+                if not self._step(limit):
+                    if timeout_s is not None:
+                        self._now = max(self._now, limit)
+                    return []
 
     def now(self) -> float:
         """The virtual time in seconds."""
-        return self._now
+        with self._driver_call():
+            return self._now
 
     def advance(self, seconds: float) -> None:
         """Move the clock forward, e.g. to model the driver's own time between suggestions.
@@ -142,10 +171,8 @@ class SimulatedExecutor(Executor):
         """
         if not seconds >= 0:
             raise ConfigError("SimulatedExecutor.advance(seconds=...)", "must be >= 0", seconds)
-        target = self._now + seconds
-        while self._step(target):
-            pass
-        self._now = target
+        with self._driver_call():
+            self._advance(seconds)
 
     def shutdown(self, kill: bool = False) -> None:
         """See :meth:`Executor.shutdown` (without ``kill`` the clock runs until every trial ends)."""
@@ -175,6 +202,32 @@ class SimulatedExecutor(Executor):
         return sum(self.busy_time_s()) / (self.n_workers * self.makespan_s)
 
     # -- internals ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _driver_call(self) -> Iterator[None]:
+        """Charge the driver's real time since it last left the executor, then time this call out.
+
+        Nested calls (e.g. :meth:`now` from a job inside :meth:`wait`) charge nothing.
+        """
+        if not self.driver_clock or self._in_call:
+            yield
+            return
+        if self._left_at is not None:
+            elapsed = max(0.0, self.wall_clock() - self._left_at)
+            self.driver_time_s += elapsed
+            self._advance(elapsed)
+        self._in_call = True
+        try:
+            yield
+        finally:
+            self._in_call = False
+            self._left_at = self.wall_clock()
+
+    def _advance(self, seconds: float) -> None:
+        target = self._now + seconds
+        while self._step(target):
+            pass
+        self._now = target
 
     def _step(self, limit: float) -> bool:
         """Jump to the next completion time if it is <= ``limit`` and end every trial due then.
@@ -230,15 +283,16 @@ class SimulatedExecutor(Executor):
         self._seq += 1
 
     def _cancel(self, job: _SimulatedJob) -> bool:
-        if job._result is not None:
-            return False
-        if job.worker is None:
-            self._queue.remove(job)
-            job.start_time = self._now
-        job.reports = [(t, r) for t, r in job.reports if t <= self._now]
-        self._end(job, Outcome(TrialState.KILLED, {}, "cancelled by the driver"))
-        self._dispatch()
-        return True
+        with self._driver_call():
+            if job._result is not None:
+                return False
+            if job.worker is None:
+                self._queue.remove(job)
+                job.start_time = self._now
+            job.reports = [(t, r) for t, r in job.reports if t <= self._now]
+            self._end(job, Outcome(TrialState.KILLED, {}, "cancelled by the driver"))
+            self._dispatch()
+            return True
 
     def _end(self, job: _SimulatedJob, outcome: Outcome) -> None:
         """Record the terminal state at the current virtual time and free the worker."""

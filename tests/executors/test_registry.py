@@ -59,8 +59,8 @@ def test_plugins_load_only_when_a_name_is_not_built_in(
 
     monkeypatch.setattr(_registry, "_entry_points", no_lookup)
     get_executor("inprocess")
-    plugin = EntryPoint(name="ray", value=f"{__name__}:PluginExecutor", group=_registry.ENTRY_POINT_GROUP)
+    plugin = EntryPoint(name="acme", value=f"{__name__}:PluginExecutor", group=_registry.ENTRY_POINT_GROUP)
     monkeypatch.setattr(_registry, "_entry_points", lambda: [plugin])
-    assert "ray" in _registry.available_executors()
-    assert isinstance(get_executor("ray", n_workers=2), PluginExecutor)
-    assert registry["ray"] is PluginExecutor  # cached after the first load
+    assert "acme" in _registry.available_executors()
+    assert isinstance(get_executor("acme", n_workers=2), PluginExecutor)
+    assert registry["acme"] is PluginExecutor  # cached after the first load

@@ -146,7 +146,7 @@ def test_cancel_stops_a_running_job_and_its_trial(tmp_path: Path) -> None:
     result = job.result()
     assert result.state is TrialState.KILLED and len(result.history) >= 2
     assert Path(result.stdout_path or "").parent == tmp_path / "root" / "trial_0"
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # the job handles SIGINT, then kills its trial (slow on a busy machine)
     while any(is_alive(p) for p in pids.values()) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(is_alive(p) for p in pids.values())
