@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                 opt = Optimizer(space, name, seed=0, n_initial=0)
                 for p in data:
                     opt.add(p, f(p))
-                repeats = args.repeats or min(max(3, math.ceil(opt.fitter.refit_fraction * n) + 1), 21)
+                repeats = args.repeats or min(max(3, math.ceil(opt.fitter.refit_fraction * n / q) + 1), 21)
                 times, cpu, refits = [], [], 0
                 for r in range(repeats + 1):
                     t0, c0 = time.perf_counter(), time.process_time()
