@@ -1,0 +1,68 @@
+"""Command line: ``OMP_NUM_THREADS=1 python -m benchmarks.compare --size full --jobs 2``.
+
+Runs what is not cached yet under ``--raw`` and writes the report ``--out`` (with its PNGs).
+``--report-only`` rebuilds the report from the cache; ``--stop-at HH:MM`` starts no new run
+after that local time, so a long run can be fitted into a window and resumed later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import shlex
+import sys
+from pathlib import Path
+
+from benchmarks.compare.runner import RAW_DIR, REPO, SIZES, run_tasks
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", choices=sorted(SIZES), default="full")
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes (at most 2 on the shared machine)")
+    ap.add_argument("--raw", type=Path, default=RAW_DIR, help="cache of runs (one JSON per run)")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "compare.md")
+    ap.add_argument("--sections", nargs="+", default=None, help="only these: seq batch cost constrained asktime")
+    ap.add_argument("--seeds", type=int, default=None,
+                    help="seeds of every section but asktime and Ax (overrides the size's; cached runs are kept)")
+    ap.add_argument("--stop-at", default=None, help="HH:MM local time after which no new run starts")
+    ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--note", action="append", default=[], help="a line for the report (e.g. what was cut)")
+    args = ap.parse_args(argv)
+
+    plan = SIZES[args.size]
+    if args.seeds is not None:
+        if args.seeds < 1:
+            ap.error(f"--seeds: must be >= 1, got {args.seeds}")
+        n = args.seeds
+        plan = dataclasses.replace(plan, seeds=n, batch_seeds=n, cost_seeds=n, constrained_seeds=n)
+    tasks = plan.tasks()
+    if args.sections:
+        unknown = set(args.sections) - {"seq", "batch", "cost", "constrained", "asktime"}
+        if unknown:
+            ap.error(f"--sections: unknown {sorted(unknown)}; use seq batch cost constrained asktime")
+        tasks = [t for t in tasks if t.section in args.sections]
+    stop_at = None
+    if args.stop_at:
+        try:
+            hh, mm = (int(x) for x in args.stop_at.split(":"))
+        except ValueError:
+            ap.error(f"--stop-at: expected HH:MM, got {args.stop_at!r}")
+        stop_at = dt.datetime.now().replace(hour=hh, minute=mm, second=0, microsecond=0).timestamp()
+    status = None
+    if not args.report_only:
+        status = run_tasks(tasks, args.raw, jobs=args.jobs, stop_at=stop_at,
+                           log=lambda s: print(f"[{dt.datetime.now():%H:%M:%S}] {s}", flush=True))
+    from benchmarks.compare.report import write_report
+
+    command = "OMP_NUM_THREADS=1 python -m benchmarks.compare " + " ".join(shlex.quote(a) for a in argv)
+    out = write_report(args.raw, args.out, command, ref=plan.reference_method, status=status, notes=args.note)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
