@@ -21,16 +21,19 @@ go to Slurm as one job array. submitit is imported only when jobs are sent
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
 import logging
 import math
 import os
+import signal
 import socket
 import tempfile
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +68,25 @@ def _import_submitit() -> Any:
     except ImportError as exc:
         raise MissingExtraError("submitit", "slurm") from exc
     return submitit
+
+
+@contextlib.contextmanager
+def _sigint_reaches_local_jobs() -> Iterator[None]:
+    """Let local jobs started now be cancelled: submitit cancels a local job with SIGINT.
+
+    A driver started in the background (``cmd &``) inherits SIGINT *ignored*, and its
+    children would too, so a local job could never be cancelled. While jobs are started, an
+    ignored SIGINT is set to Python's default handler (children then start with the default
+    disposition), and restored after.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_in_job(spec: TrialSpec, env: dict[str, str], kill_grace_s: float, poll_interval_s: float) -> TrialResult:
@@ -409,11 +431,12 @@ class SlurmExecutor(Executor):
                                                            **self.sbatch_options))
             args = (env, self.kill_grace_s, self.poll_interval_s)
             try:
-                if self.use_arrays and len(jobs) > 1:
-                    with executor.batch():
+                with _sigint_reaches_local_jobs():
+                    if self.use_arrays and len(jobs) > 1:
+                        with executor.batch():
+                            sent = [executor.submit(_run_in_job, job.remote_spec(), *args) for job in jobs]
+                    else:
                         sent = [executor.submit(_run_in_job, job.remote_spec(), *args) for job in jobs]
-                else:
-                    sent = [executor.submit(_run_in_job, job.remote_spec(), *args) for job in jobs]
             except Exception as exc:  # noqa: BLE001 (sbatch refused: every trial of the group fails)
                 for job in jobs:
                     self._finish(job, TrialState.FAILED, f"the Slurm job could not be submitted: {exc}")

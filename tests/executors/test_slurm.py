@@ -249,3 +249,17 @@ def test_options_are_checked_and_a_missing_submitit_names_the_extra(
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "submitit" else real(name, *a))
     with pytest.raises(MissingExtraError, match=r"pip install 'autotune\[slurm\]'"):
         get_executor("slurm")
+
+
+def test_local_jobs_of_a_driver_that_ignores_sigint_can_still_be_cancelled() -> None:
+    import signal
+
+    from autotune.executors._slurm import _sigint_reaches_local_jobs
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a driver started with `cmd &`
+    try:
+        with _sigint_reaches_local_jobs():
+            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # what children start with
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # restored
+    finally:
+        signal.signal(signal.SIGINT, previous)
