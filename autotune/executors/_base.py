@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 from autotune.exceptions import ConfigError, TrialError
 from autotune.trial import TrialResult, TrialSpec, TrialState
 
-__all__ = ["Executor", "Job", "check_positive_int"]
+__all__ = ["Executor", "Job", "PollingExecutor", "check_positive_int"]
 
 _E = TypeVar("_E", bound="Executor")
 
@@ -184,3 +185,56 @@ class Executor(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         self.shutdown(kill=exc_type is not None)
+
+
+class PollingExecutor(Executor):
+    """An executor on the wall clock that looks at its trials every ``poll_interval_s``.
+
+    The shared loop of the local, Ray and Slurm executors. Subclasses keep every job in
+    ``_jobs`` and implement :meth:`_update` (collect finished trials, start queued ones) and
+    :meth:`_cancel`; :meth:`_pause` may wait on something better than ``time.sleep``.
+    """
+
+    poll_interval_s: float
+    _jobs: list[Job]
+
+    def wait(self, jobs: Sequence[Job], timeout_s: float | None = None) -> list[Job]:
+        """See :meth:`Executor.wait`."""
+        self._own(jobs)
+        if not jobs:
+            return []
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            self._update()
+            finished = [job for job in jobs if job._result is not None]
+            if finished:
+                return finished
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return []
+            self._pause(self.poll_interval_s if remaining is None else min(remaining, self.poll_interval_s))
+
+    def now(self) -> float:
+        """Wall-clock time, seconds since the epoch."""
+        return time.time()
+
+    def shutdown(self, kill: bool = False) -> None:
+        """See :meth:`Executor.shutdown`."""
+        unfinished = [job for job in self._jobs if job._result is None]
+        for job in unfinished:
+            if kill:
+                self._cancel(job)
+            else:
+                job.result()
+
+    @abc.abstractmethod
+    def _update(self) -> None:
+        """Collect finished trials and start queued ones."""
+
+    @abc.abstractmethod
+    def _cancel(self, job: Any) -> bool:
+        """Stop ``job``; whether it was stopped (``False``: it had already ended)."""
+
+    def _pause(self, seconds: float) -> None:
+        """Wait up to ``seconds`` between two looks at the trials."""
+        time.sleep(seconds)

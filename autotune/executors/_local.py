@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from autotune.exceptions import ConfigError, TrialError
-from autotune.executors._base import Executor, Job, check_positive_int
+from autotune.executors._base import Job, PollingExecutor, check_positive_int
 from autotune.executors._gpu import GpuAllocator
 from autotune.executors._outcome import is_script, latest_values, write_json_atomic
 from autotune.executors._registry import register_executor
@@ -182,7 +182,7 @@ class _LocalJob(Job):
 
 
 @register_executor("local")
-class LocalExecutor(Executor):
+class LocalExecutor(PollingExecutor):
     """Runs each trial in a fresh Python process on this machine.
 
     The child is ``[python, "-m", "autotune.executors._worker", params.json, ...]`` started in
@@ -287,36 +287,6 @@ class LocalExecutor(Executor):
         self._queue.append(job)
         self._dispatch()
         return job
-
-    def wait(self, jobs: Sequence[Job], timeout_s: float | None = None) -> list[Job]:
-        """See :meth:`Executor.wait`."""
-        self._own(jobs)
-        if not jobs:
-            return []
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
-            self._update()
-            finished = [job for job in jobs if job._result is not None]
-            if finished:
-                return finished
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return []
-            time.sleep(self.poll_interval_s if remaining is None else min(remaining, self.poll_interval_s))
-
-    def now(self) -> float:
-        """Wall-clock time, seconds since the epoch."""
-        return time.time()
-
-    def shutdown(self, kill: bool = False) -> None:
-        """See :meth:`Executor.shutdown`."""
-        unfinished = [job for job in self._jobs if job._result is None]
-        if kill:
-            for job in unfinished:
-                self._cancel(job)
-        else:
-            for job in unfinished:
-                job.result()
 
     # -- internals ------------------------------------------------------------------------
 

@@ -28,11 +28,11 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from autotune.exceptions import ConfigError, MissingExtraError
-from autotune.executors._base import Executor, Job, check_positive_int
+from autotune.executors._base import Job, PollingExecutor, check_positive_int
 from autotune.executors._outcome import latest_values
 from autotune.trial import TrialResult, TrialSpec, TrialState
 
@@ -182,7 +182,7 @@ class _RayJob(Job):
         return list(self._reports)
 
 
-class RayExecutor(Executor):
+class RayExecutor(PollingExecutor):
     """Runs each trial in a Ray actor, on an existing Ray cluster or a local one.
 
     The actor asks Ray for ``resources.cpus`` CPUs and ``resources.gpus`` GPUs (``1 /
@@ -295,40 +295,17 @@ class RayExecutor(Executor):
         self._dispatch()
         return job
 
-    def wait(self, jobs: Sequence[Job], timeout_s: float | None = None) -> list[Job]:
-        """See :meth:`Executor.wait`."""
-        self._own(jobs)
-        if not jobs:
-            return []
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
-            self._update()
-            finished = [job for job in jobs if job._result is not None]
-            if finished:
-                return finished
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return []
-            pause = self.poll_interval_s if remaining is None else min(remaining, self.poll_interval_s)
-            refs = [job.run_ref for job in self._running]
-            if refs:
-                self._ray.wait(refs, num_returns=1, timeout=max(pause, 0.001))
-            else:
-                time.sleep(pause)
-
-    def now(self) -> float:
-        """Wall-clock time, seconds since the epoch."""
-        return time.time()
+    def _pause(self, seconds: float) -> None:
+        """Wait for a trial to end, at most ``seconds``."""
+        refs = [job.run_ref for job in self._running]
+        if refs:
+            self._ray.wait(refs, num_returns=1, timeout=max(seconds, 0.001))
+        else:
+            time.sleep(seconds)
 
     def shutdown(self, kill: bool = False) -> None:
         """See :meth:`Executor.shutdown`; also stops a local Ray instance this executor started."""
-        unfinished = [job for job in self._jobs if job._result is None]
-        if kill:
-            for job in unfinished:
-                self._cancel(job)
-        else:
-            for job in unfinished:
-                job.result()
+        super().shutdown(kill)
         while self._idle:
             self._kill(self._idle.pop()[1])
         if self._owns_ray and self._ray is not None:

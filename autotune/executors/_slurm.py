@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from autotune.exceptions import ConfigError, MissingExtraError
-from autotune.executors._base import Executor, Job, check_positive_int
+from autotune.executors._base import Job, PollingExecutor, check_positive_int
 from autotune.executors._outcome import latest_values, write_json_atomic
 from autotune.executors._ray import driver_pythonpath
 from autotune.trial import TrialResult, TrialSpec, TrialState
@@ -228,7 +228,7 @@ class _SlurmJob(Job):
         self._offset += end
 
 
-class SlurmExecutor(Executor):
+class SlurmExecutor(PollingExecutor):
     """Runs each trial as a Slurm job (submitit), or as a local submitit job with ``cluster="local"``.
 
     At most ``n_workers`` jobs are in the cluster at once; other trials wait in the driver's
@@ -353,36 +353,6 @@ class SlurmExecutor(Executor):
         self._jobs.append(job)
         self._queue.append(job)
         return job
-
-    def wait(self, jobs: Sequence[Job], timeout_s: float | None = None) -> list[Job]:
-        """See :meth:`Executor.wait`."""
-        self._own(jobs)
-        if not jobs:
-            return []
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
-            self._update()
-            finished = [job for job in jobs if job._result is not None]
-            if finished:
-                return finished
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return []
-            time.sleep(self.poll_interval_s if remaining is None else min(remaining, self.poll_interval_s))
-
-    def now(self) -> float:
-        """Wall-clock time, seconds since the epoch."""
-        return time.time()
-
-    def shutdown(self, kill: bool = False) -> None:
-        """See :meth:`Executor.shutdown`."""
-        unfinished = [job for job in self._jobs if job._result is None]
-        if kill:
-            for job in unfinished:
-                self._cancel(job)
-        else:
-            for job in unfinished:
-                job.result()
 
     # -- internals ------------------------------------------------------------------------
 
