@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import itertools
 import math
 import os
 import platform
@@ -97,8 +98,8 @@ def _stop_after(seconds: float) -> Iterator[None]:
 
 
 def run_one(workers: int, strategy: str, median_s: float, sigma: float, trials: int, seed: int,
-            max_wall_s: float) -> dict[str, Any]:
-    """Run one study and return its figures."""
+            max_wall_s: float, prefetch: int | None = None) -> dict[str, Any]:
+    """Run one study and return its figures (``prefetch=None``: the study's default)."""
     import torch
     from botorch.test_functions import Hartmann
 
@@ -188,7 +189,7 @@ def run_one(workers: int, strategy: str, median_s: float, sigma: float, trials: 
             "objective": {"metric": "val_loss", "direction": "minimize"},
             "strategy": {"name": strategy},
             "budget": {"max_trials": trials},
-            "parallelism": {"workers": workers},
+            "parallelism": {"workers": workers, "prefetch": prefetch},
             "executor": {"name": "simulated"},
             "trial": {"entry_point": "hartmann:objective"},
             "seed": seed,
@@ -235,6 +236,7 @@ def run_one(workers: int, strategy: str, median_s: float, sigma: float, trials: 
     model_asks = [dt for _, _, dt, used in timings.asks if used != config.initial_design]
     return {
         "workers": workers, "strategy": strategy, "median_s": median_s, "sigma": sigma,
+        "prefetch": config.parallelism.prefetch,
         "n_submitted": n_submitted, "n_finished": len(results), "stop": summary.stop_reason,
         "wall_s": wall_s, "cpu_s": cpu_s, "makespan_s": executor.makespan_s, "last_submit_s": last_submit,
         "steady_util": steady, "overall_util": executor.utilisation(),
@@ -266,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--median-s", type=float, default=30.0, help="median trial duration (virtual seconds)")
     ap.add_argument("--sigma", type=float, default=0.5, help="log-normal sigma of the durations (0: fixed)")
     ap.add_argument("--trials", type=int, default=300)
+    ap.add_argument("--prefetch", nargs="+", default=["auto"],
+                    help="suggestions asked ahead (parallelism.prefetch); 'auto' is the study default")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-wall-s", type=float, default=600.0, help="stop a run (gracefully) after this wall time")
     ap.add_argument("--target", type=float, default=0.95)
@@ -284,10 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     load_before = _load()
     runs = []
     for workers in args.workers:
-        for strategy in args.strategies:
-            r = run_one(workers, strategy, args.median_s, args.sigma, args.trials, args.seed, args.max_wall_s)
+        for strategy, prefetch in itertools.product(args.strategies, args.prefetch):
+            r = run_one(workers, strategy, args.median_s, args.sigma, args.trials, args.seed, args.max_wall_s,
+                        None if prefetch == "auto" else int(prefetch))
             runs.append(r)
-            print(f"workers={workers:3d} {strategy:18s} trials={r['n_submitted']} steady util={r['steady_util']:.3f} "
+            print(f"workers={workers:3d} {strategy:18s} prefetch={r['prefetch']} trials={r['n_submitted']} steady util={r['steady_util']:.3f} "
                   f"overall={r['overall_util']:.3f} driver/trial={r['driver_per_trial']:.3f} s "
                   f"ask med={r['ask_med']:.3f} s wall={r['wall_s']:.0f} s stop={r['stop']}", flush=True)
 
@@ -317,13 +322,13 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"## Summary (target: steady utilisation >= {args.target:.0%})",
         "",
-        ("| workers | strategy | trials | steady util | overall util | target met | driver s / trial (mean) | "
+        ("| workers | strategy | prefetch | trials | steady util | overall util | target met | driver s / trial (mean) | "
         "per-trial driver s med / p90 | model ask s med / p90 | T / workers (s) | wall s | CPU s / wall s | stop |"),
-        "|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
+        "|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in runs:
         lines.append(
-            f"| {r['workers']} | {r['strategy']} | {r['n_submitted']} | {_fmt(r['steady_util'])} | "
+            f"| {r['workers']} | {r['strategy']} | {r['prefetch']} | {r['n_submitted']} | {_fmt(r['steady_util'])} | "
             f"{_fmt(r['overall_util'])} | {'yes' if r['steady_util'] >= args.target else 'no'} | "
             f"{_fmt(r['driver_per_trial'])} | {_fmt(r['per_trial_med'])} / {_fmt(r['per_trial_p90'])} | "
             f"{_fmt(r['ask_med'])} / {_fmt(r['ask_p90'])} | {_fmt(args.median_s / r['workers'], 2)} | "
@@ -336,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
               "the driver process's CPU time over its wall time: below 1 the driver waited for a CPU (other jobs) "
               "or for I/O, so its real-time figures are inflated by up to that factor."), ""]
     for r in runs:
-        lines += [f"## {r['workers']} workers, {r['strategy']}", "",
+        lines += [f"## {r['workers']} workers, {r['strategy']}, prefetch {r['prefetch']}", "",
                   "Driver time by part (real seconds):", "",
                   "| part | calls | total s | median s | p90 s |", "|---|---:|---:|---:|---:|"]
         for part, (total, med, p90, n) in sorted(r["per_part"].items(), key=lambda kv: -kv[1][0]):

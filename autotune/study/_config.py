@@ -144,9 +144,14 @@ class ParallelismConfig(_Section):
             GPU trials on the CPU).
         trials_per_gpu: Trials sharing one GPU (only with ``gpus_per_trial: 1``).
         cpus_per_trial: CPU threads per trial (``OMP_NUM_THREADS`` in the trial's process).
+        prefetch: Suggestions the driver prepares ahead while it waits, so a freed worker gets
+            its next trial without waiting for the GP (each is a pending point to later
+            proposals, and is chosen without the results that arrive meanwhile). Default:
+            ``workers // 4`` from 8 workers on, none below (resolved when the file is read).
     """
 
     workers: int = Field(default=1, ge=1, examples=["4"])
+    prefetch: int | None = Field(default=None, ge=0, examples=["16"])
     gpus_per_trial: int = Field(default=0, ge=0, examples=["1"])
     trials_per_gpu: int = Field(default=1, ge=1, examples=["2"])
     cpus_per_trial: int = Field(default=1, ge=1, examples=["2"])
@@ -160,6 +165,12 @@ class ParallelismConfig(_Section):
                 self.trials_per_gpu,
                 "set gpus_per_trial: 1, or trials_per_gpu: 1.",
             )
+        return self
+
+    @model_validator(mode="after")
+    def _default_prefetch(self) -> Self:
+        if self.prefetch is None:
+            self.prefetch = self.workers // 4 if self.workers >= 8 else 0
         return self
 
 

@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
@@ -68,6 +68,10 @@ PLOTS_EVERY = 10
 
 PLOTS_MIN_INTERVAL_S = 30.0
 """Real seconds at least between two refreshes of the study plots (drawing takes ~1 s)."""
+
+PLOTS_TIME_SHARE = 0.02
+"""Longest share of the driver's real time spent drawing plots during a study: after a refresh
+that took ``t`` seconds the next waits at least ``t / PLOTS_TIME_SHARE`` (2 s of drawing: 100 s)."""
 
 _LOCK_FILE = "driver.lock"
 
@@ -369,7 +373,11 @@ class _Driver:
         self.start_clock = executor.now()
         self.last_stream = time.monotonic()
         self.last_plots = time.monotonic()
+        self.plots_interval_s = PLOTS_MIN_INTERVAL_S
         self.finished_at_plots = self.n_finished
+        # Suggestions asked ahead while the driver waits (pending to the optimiser, not yet started).
+        self.ready: deque[Suggestion] = deque()
+        self.prefetch = 0 if optimizer.strategy.synchronous else (cfg.parallelism.prefetch or 0)
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -391,7 +399,10 @@ class _Driver:
                     if not self.running:
                         break
                     jobs = [r.job for r in self.running.values()]
-                    finished = self.executor.wait(jobs, timeout_s=POLL_S)
+                    ahead = self._wants_prefetch()
+                    finished = self.executor.wait(jobs, timeout_s=0.0 if ahead else POLL_S)
+                    if ahead and not finished:
+                        self.ready.append(self.optimizer.ask(1)[0])
                     interval = max(STREAM_EVERY_S, STREAM_S_PER_TRIAL * len(self.running))
                     if time.monotonic() - self.last_stream >= interval:
                         self._stream()
@@ -404,6 +415,9 @@ class _Driver:
             self._abandon()
             raise
         finally:
+            for suggestion in self.ready:
+                self.optimizer.forget(suggestion.trial_id)
+            self.ready.clear()
             self.executor.shutdown(kill=True)
             self._plots(final=True)
             with contextlib.suppress(Exception):
@@ -438,8 +452,14 @@ class _Driver:
                 self._launch(suggestion)
             return
         for _ in range(free if remaining is None else min(free, remaining)):
-            (suggestion,) = self.optimizer.ask(1)
-            self._launch(suggestion)
+            self._launch(self.ready.popleft() if self.ready else self.optimizer.ask(1)[0])
+
+    def _wants_prefetch(self) -> bool:
+        """Whether to ask one suggestion ahead now (every worker busy, fewer than ``prefetch`` ready)."""
+        if len(self.ready) >= self.prefetch or self.stop_reason or self.signal_name:
+            return False
+        remaining = self._remaining()
+        return remaining is None or remaining > len(self.ready)
 
     def _launch(self, suggestion: Suggestion, extra_tags: Mapping[str, Any] | None = None) -> None:
         """Open the trial's run, then submit it (a driver killed in between leaves an orphan run)."""
@@ -510,7 +530,7 @@ class _Driver:
                                        step=self.n_finished)
         self.view.trial_line(result, metric, best_value, self.best_id)
         if (self.n_finished - self.finished_at_plots >= PLOTS_EVERY
-                and time.monotonic() - self.last_plots >= PLOTS_MIN_INTERVAL_S):
+                and time.monotonic() - self.last_plots >= self.plots_interval_s):
             self._plots(final=False)
 
     def _cancel_all(self) -> None:
@@ -530,12 +550,14 @@ class _Driver:
     def _plots(self, final: bool) -> None:
         from autotune.tracking import refresh_study_plots
 
-        self.last_plots, self.finished_at_plots = time.monotonic(), self.n_finished
+        start = time.monotonic()
         try:
             refresh_study_plots(self.tracker, self.tracker.load_trials(), self.cfg.objective.direction,
                                 self.cfg.objective.metric, out_dir=self.cfg.resolved_output_dir / "plots")
         except Exception as exc:  # noqa: BLE001 (plots must never stop a study)
             logger.warning("the study plots could not be drawn%s: %s", " at the end" if final else "", exc)
+        self.last_plots, self.finished_at_plots = time.monotonic(), self.n_finished
+        self.plots_interval_s = max(PLOTS_MIN_INTERVAL_S, (self.last_plots - start) / PLOTS_TIME_SHARE)
 
     def _refresh_view(self) -> None:
         failed = sum(1 for o in self.optimizer.observations if o.state.is_failure)

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from benchmarks.compare.problems import Problem
+from benchmarks.compare.problems import COST_BUDGET, Problem
 
 
 class Adapter(Protocol):
@@ -45,10 +45,13 @@ def _plain(v: Any) -> Any:
 class AutotuneAdapter:
     """autotune's :class:`~autotune.Optimizer` with a named strategy (``default`` = ``Optimizer``'s)."""
 
-    def __init__(self, problem: Problem, seed: int, strategy: str | None = None, **options: Any) -> None:
+    def __init__(self, problem: Problem, seed: int, strategy: str | None = None, budget: float | None = None,
+                 **options: Any) -> None:
         from autotune import Optimizer
 
         kwargs: dict[str, Any] = {"direction": "minimize", "seed": seed}
+        if budget is not None:  # cost cooling: the budget in the problem's cost units
+            kwargs.update(budget=budget, cost_metric="cost")
         if problem.constraint is not None:
             kwargs["constraints"] = [f"{problem.constraint[0]} <= {problem.constraint[1]}"]
         if strategy == "ei_per_cost":
@@ -214,6 +217,10 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "autotune-kriging_believer": ("autotune", {"strategy": "kriging_believer"}),
     "autotune-local_penalization": ("autotune", {"strategy": "local_penalization"}),
     "autotune-qei": ("autotune", {"strategy": "qei"}),
+    "autotune-thompson": ("autotune", {"strategy": "thompson"}),
+    # EI-cool (Lee et al. 2020): the cost exponent decays from 1 to 0 as COST_BUDGET is spent.
+    "autotune-ei_per_cost_cool": ("autotune", {"strategy": "ei_per_cost", "cooling": True, "budget": COST_BUDGET}),
+    "autotune-constant_liar": ("autotune", {"strategy": "constant_liar"}),
 }
 
 

@@ -52,6 +52,9 @@ class Task:
         rounds: For ``sync``/``async``: rounds of ``q`` trials (simulated time for ``async``).
         q: Batch size / number of workers.
         repeats: Timed asks of the ``asktime`` probe.
+        cost_budget: For ``seq``: stop once the evaluations' cumulative cost reaches this (the
+            cost section gives every method the same budget, so a cost-aware method may make
+            more, cheaper evaluations); ``n_evals`` stays a cap.
     """
 
     section: str
@@ -63,13 +66,15 @@ class Task:
     rounds: int = 20
     q: int = 4
     repeats: int = 3
+    cost_budget: float | None = None
 
     @property
     def key(self) -> str:
         if self.mode == "asktime":
             return f"{self.section}__{self.method}__{self.problem}__n{self.seed}__r{self.repeats}"
         m = self.method if self.mode == "seq" else f"{self.method}@{self.mode}{self.q}r{self.rounds}"
-        return f"{self.section}__{m}__{self.problem}__s{self.seed}__e{self.n_evals}"
+        budget = "" if self.cost_budget is None else f"__c{self.cost_budget:g}"
+        return f"{self.section}__{m}__{self.problem}__s{self.seed}__e{self.n_evals}{budget}"
 
 
 def provenance() -> dict[str, Any]:
@@ -131,6 +136,8 @@ def run_task(task: Task, stamp: dict[str, Any]) -> dict[str, Any]:
     if task.mode == "seq":
         t = 0.0
         for i in range(task.n_evals):
+            if task.cost_budget is not None and sum(c or 0.0 for c in rec["cost"]) >= task.cost_budget:
+                break
             (p,) = ask(1)
             t += next(dur)
             evaluate(p, t, i + 1)
@@ -280,6 +287,8 @@ class Plan:
     q: int = 4
     cost_methods: list[str] = field(default_factory=list)
     cost_seeds: int = 0
+    cost_budget: float | None = None  # every cost method runs until it has spent this much
+    cost_max_evals: int = 60
     constrained_methods: list[str] = field(default_factory=list)
     constrained_seeds: int = 0
     asktime_methods: list[str] = field(default_factory=list)
@@ -308,7 +317,8 @@ class Plan:
                 out += [Task("constrained", m, "constrained_hartmann6", seed, n_evals=self.n_evals)
                         for m in self.constrained_methods]
             if seed < self.cost_seeds:
-                out += [Task("cost", m, "cost_hartmann6", seed, n_evals=self.n_evals) for m in self.cost_methods]
+                out += [Task("cost", m, "cost_hartmann6", seed, n_evals=self.cost_max_evals, cost_budget=self.cost_budget)
+                        for m in self.cost_methods]
             if seed < self.batch_seeds:
                 out += [Task("batch", m, self.batch_problem, seed, mode=mode, n_evals=self.rounds * self.q,
                              rounds=self.rounds, q=self.q) for m, mode in self.batch_methods]

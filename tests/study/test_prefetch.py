@@ -1,0 +1,92 @@
+"""The driver asks ahead while it waits (``parallelism.prefetch``): freed workers start at once.
+
+The simulated executor charges the driver's time to its virtual clock (``driver_clock``); a fake
+wall clock makes every ``ask`` cost ``ASK_S`` seconds and nothing else cost any, so the
+schedules below are exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autotune.executors import SimulatedExecutor
+from autotune.optimizer import Optimizer
+from autotune.study import Study, StudyConfig
+from autotune.study._config import ParallelismConfig
+from tests.study.helpers import study_dict
+from tests.study.trial_fns import sim_objective
+
+ASK_S = 10.0
+DURATION_S = 100.0
+WORKERS = 2
+TRIALS = 10
+REAL_ASK = Optimizer.ask
+
+
+def _run(tmp_path: Path, store_factory: Callable[[Path], str], monkeypatch: pytest.MonkeyPatch,
+         prefetch: int, **budget: Any) -> tuple[SimulatedExecutor, list[int], Any]:
+    clock = [0.0]
+    asked: list[int] = []
+
+    def slow_ask(self: Optimizer, n: int = 1) -> Any:
+        clock[0] += ASK_S * n
+        out = REAL_ASK(self, n)
+        asked.extend(s.trial_id for s in out)
+        return out
+
+    monkeypatch.setattr(Optimizer, "ask", slow_ask)
+    config = StudyConfig(**study_dict(
+        name=f"prefetch{prefetch}", budget={"max_trials": TRIALS, **budget},
+        parallelism={"workers": WORKERS, "prefetch": prefetch}, executor={"name": "simulated"},
+        output_dir=str(tmp_path / f"p{prefetch}"),
+    ))
+    store_factory(config.resolved_output_dir)
+    executor = SimulatedExecutor(WORKERS, duration_fn=lambda p: DURATION_S, objective_fn=sim_objective,
+                                 driver_clock=True, wall_clock=lambda: clock[0])
+    summary = Study(config, executor=executor).optimize(progress=False)
+    return executor, asked, summary
+
+
+def _list_schedule_makespan(gap_s: float) -> float:
+    """Makespan when the first trials start ASK_S apart and every later one ``gap_s`` after a worker frees."""
+    free_at = [ASK_S * (w + 1) for w in range(WORKERS)]
+    for _ in range(TRIALS - WORKERS):
+        free_at.sort()
+        free_at[0] += DURATION_S + gap_s
+    return max(free_at) + DURATION_S
+
+
+def test_prefetched_suggestions_start_when_a_worker_frees(
+    tmp_path: Path, mlflow_store_factory: Callable[[Path], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow, asked_slow, summary_slow = _run(tmp_path, mlflow_store_factory, monkeypatch, prefetch=0)
+    fast, asked_fast, summary_fast = _run(tmp_path, mlflow_store_factory, monkeypatch, prefetch=2)
+    # Without prefetching every freed worker waits for one ask; with it, for none.
+    assert slow.makespan_s == pytest.approx(_list_schedule_makespan(gap_s=ASK_S))
+    assert fast.makespan_s == pytest.approx(_list_schedule_makespan(gap_s=0.0))
+    assert fast.utilisation() > slow.utilisation() + 0.04
+    # The budget holds: exactly TRIALS suggestions were made, and all of them ran.
+    for asked, summary in ((asked_slow, summary_slow), (asked_fast, summary_fast)):
+        assert sorted(asked) == list(range(TRIALS))
+        assert summary.counts["completed"] == TRIALS
+
+
+def test_unused_prefetched_suggestions_are_dropped_at_the_end(
+    tmp_path: Path, mlflow_store_factory: Callable[[Path], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A time budget ends the study with suggestions still ready: they are never started or recorded."""
+    _, asked, summary = _run(tmp_path, mlflow_store_factory, monkeypatch, prefetch=3, max_time_s=250.0)
+    started = summary.counts["completed"] + summary.counts.get("killed", 0)
+    assert summary.stop_reason == "max_time_s"
+    assert len(asked) > started  # some were asked ahead and never started
+    assert summary.n_trials == started
+
+
+@pytest.mark.parametrize(("workers", "prefetch", "expected"), [(1, None, 0), (4, None, 0), (8, None, 2),
+                                                             (64, None, 16), (4, 3, 3), (64, 0, 0)])
+def test_prefetch_default_grows_with_workers(workers: int, prefetch: int | None, expected: int) -> None:
+    assert ParallelismConfig(workers=workers, prefetch=prefetch).prefetch == expected
