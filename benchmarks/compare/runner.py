@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.compare.problems import COST_BUDGET
+
 REPO = Path(__file__).resolve().parents[2]
 RAW_DIR = REPO / "benchmarks" / "results" / "compare_raw"
 DURATION_SIGMA = 0.5
@@ -337,8 +339,10 @@ SIZES: dict[str, Plan] = {
     "full": Plan(
         seeds=10, n_evals=60, problems=SEQ_PROBLEMS, methods=["random", "optuna-tpe", "optuna-gp", "autotune"],
         ax_problems=["branin", "hartmann6"], ax_seeds=3,
-        batch_methods=[("autotune", "sync"), ("autotune", "async"), ("random", "sync")], batch_seeds=10,
-        cost_methods=["random", "autotune-ei", "autotune-ei_per_cost"], cost_seeds=10,
+        batch_methods=[("autotune", "sync"), ("autotune", "async"), ("autotune-local_penalization", "async"),
+                       ("random", "sync")], batch_seeds=10,
+        cost_methods=["random", "autotune-ei", "autotune-ei_per_cost", "autotune-ei_per_cost_cool"], cost_seeds=10,
+        cost_budget=COST_BUDGET, cost_max_evals=200,
         constrained_methods=["random", "optuna-tpe", "optuna-gp", "autotune"], constrained_seeds=10,
         asktime_methods=["autotune", "optuna-gp"], asktime_n=[50, 200, 500, 1000, 2000], asktime_repeats=2,
     ),

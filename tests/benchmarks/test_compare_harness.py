@@ -115,6 +115,34 @@ def test_autotune_cost_adapter_uses_the_known_cost() -> None:
     assert adapter.opt.observations[-1].value == out["value"]
 
 
+def test_cost_budget_ends_a_run_once_it_is_spent() -> None:
+    task = Task("cost", "random", "cost_hartmann6", seed=0, n_evals=500, cost_budget=40.0)
+    rec = run_task(task, {})
+    spent = np.cumsum(rec["cost"])
+    assert len(rec["values"]) < 500  # the budget, not the cap, ended the run
+    assert spent[-2] < 40.0 <= spent[-1]  # the last evaluation started before the budget was spent
+    assert task.key.endswith("__c40") and task.key != Task("cost", "random", "cost_hartmann6", 0, n_evals=500).key
+
+
+def test_cost_cooling_adapter_decays_the_cost_exponent_as_the_budget_is_spent() -> None:
+    from benchmarks.compare.problems import COST_BUDGET
+
+    problem = make_problem("cost_hartmann6")
+    adapter = make_adapter("autotune-ei_per_cost_cool", problem, seed=0)
+    opt = adapter.opt
+    assert opt.strategy.cooling and opt.budget == COST_BUDGET and opt.cost_metric == "cost"
+    exponents = []
+    for _ in range(opt.n_initial + 3):
+        (p,) = adapter.ask(1)
+        out = problem.evaluate(p)
+        adapter.tell(p, out["value"], out)
+        exponents.append(opt.strategy.cost_exponent(opt.context()))
+    n0 = opt.n_initial
+    assert exponents[:n0] == [1.0] * n0  # the initial design's spend is not counted against it
+    assert all(b < a for a, b in zip(exponents[n0 - 1:], exponents[n0:]))  # then it decays with every spend
+    assert 0.0 < exponents[-1] < 1.0
+
+
 @pytest.mark.parametrize("method", ["autotune", "optuna-gp"])
 def test_asktime_probe_times_asks_after_n_observations(method: str) -> None:
     out = asktime_child(method, n=12, repeats=1)
