@@ -4,7 +4,8 @@ One :meth:`Study.optimize` call::
 
     ensure_store -> start (or find) the parent run -> close orphans -> rebuild the optimiser
     from the record -> while the budget lasts: every free worker gets one new pending-aware
-    suggestion at once -> reports stream into the trial's run -> on completion: end the run,
+    suggestion at once (one asked ahead while the driver waited, if ``parallelism.prefetch``
+    keeps some ready) -> reports stream into the trial's run -> on completion: end the run,
     tell the optimiser, log the best so far -> plots -> end the parent run.
 
 The MLflow record is the only state that survives the driver: resuming is the same loop

@@ -338,7 +338,7 @@ SEQ_PROBLEMS = ["branin", "hartmann6", "ackley10", "levy4", "rosenbrock4", "styb
 SIZES: dict[str, Plan] = {
     "full": Plan(
         seeds=10, n_evals=60, problems=SEQ_PROBLEMS, methods=["random", "optuna-tpe", "optuna-gp", "autotune"],
-        ax_problems=["branin", "hartmann6"], ax_seeds=3,
+        ax_problems=SEQ_PROBLEMS, ax_seeds=5,
         batch_methods=[("autotune", "sync"), ("autotune", "async"), ("autotune-local_penalization", "async"),
                        ("random", "sync")], batch_seeds=10,
         cost_methods=["random", "autotune-ei", "autotune-ei_per_cost", "autotune-ei_per_cost_cool"], cost_seeds=10,
