@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import abc
+import json
+import logging
+import os
 import time
 from collections.abc import Sequence
 from types import TracebackType
@@ -11,9 +14,11 @@ from typing import Any, TypeVar
 from autotune.exceptions import ConfigError, TrialError
 from autotune.trial import TrialResult, TrialSpec, TrialState
 
-__all__ = ["Executor", "Job", "PollingExecutor", "check_positive_int"]
+__all__ = ["Executor", "Job", "PolledJob", "PollingExecutor", "check_positive_int", "read_new_reports"]
 
 _E = TypeVar("_E", bound="Executor")
+
+logger = logging.getLogger(__name__)
 
 
 def check_positive_int(where: str, value: Any) -> None:
@@ -185,6 +190,61 @@ class Executor(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         self.shutdown(kill=exc_type is not None)
+
+
+def read_new_reports(path: str | os.PathLike[str], offset: int) -> tuple[list[dict[str, Any]], int]:
+    """The records appended to a reports channel (JSON lines) since byte ``offset``.
+
+    A line still being written (no newline yet) is left for the next read; a line that is not
+    a JSON object is skipped with a warning.
+
+    Args:
+        path: The channel file (it may not exist yet).
+        offset: Where the previous read stopped.
+
+    Returns:
+        The new records and the offset to read from next time.
+    """
+    try:
+        with open(path, "rb") as file:
+            file.seek(offset)
+            chunk = file.read()
+    except FileNotFoundError:
+        return [], offset
+    end = chunk.rfind(b"\n") + 1
+    records: list[dict[str, Any]] = []
+    for line in chunk[:end].splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            logger.warning("%s: skipped a line that is not JSON: %r", path, line[:200])
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records, offset + end
+
+
+class PolledJob(Job):
+    """A job of a :class:`PollingExecutor`: polling and cancelling go through the executor."""
+
+    executor: PollingExecutor
+    _reports: list[dict[str, Any]]
+
+    def _accept(self, result: TrialResult, host: str | None) -> None:
+        """End with a result the trial's own process returned on ``host`` (its whole report history)."""
+        if host:
+            result.device = f"{result.device or 'cpu'}@{host}"
+        self.device = result.device
+        self._reports = list(result.history)
+        self._result = result
+
+    def _poll(self) -> None:
+        self.executor._update()
+
+    def cancel(self) -> bool:
+        return self.executor._cancel(self)
 
 
 class PollingExecutor(Executor):

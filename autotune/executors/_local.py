@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from autotune.exceptions import ConfigError, TrialError
-from autotune.executors._base import Job, PollingExecutor, check_positive_int
+from autotune.executors._base import Job, PolledJob, PollingExecutor, check_positive_int, read_new_reports
 from autotune.executors._gpu import GpuAllocator
 from autotune.executors._outcome import is_script, latest_values, write_json_atomic
 from autotune.executors._registry import register_executor
@@ -105,7 +105,7 @@ def _kill_groups(procs: dict[int, subprocess.Popen[bytes]]) -> None:
         procs.pop(pid, None)
 
 
-class _LocalJob(Job):
+class _LocalJob(PolledJob):
     executor: LocalExecutor
 
     def __init__(self, executor: LocalExecutor, spec: TrialSpec, workdir: Path, entry_point: str) -> None:
@@ -129,12 +129,6 @@ class _LocalJob(Job):
     def _started(self) -> bool:
         return self.proc is not None
 
-    def _poll(self) -> None:
-        self.executor._update()
-
-    def cancel(self) -> bool:
-        return self.executor._cancel(self)
-
     def _all_reports(self) -> list[dict[str, Any]]:
         if self._result is None and self.proc is not None:
             self._read_reports()
@@ -142,24 +136,8 @@ class _LocalJob(Job):
 
     def _read_reports(self) -> None:
         """Read the complete lines appended to the reports channel since the last read."""
-        try:
-            with open(self.reports_path, "rb") as file:
-                file.seek(self._reports_offset)
-                chunk = file.read()
-        except FileNotFoundError:
-            return
-        end = chunk.rfind(b"\n") + 1  # a line still being written is left for the next read
-        for line in chunk[:end].splitlines():
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                logger.warning("%s: skipped a line that is not JSON: %r", self.reports_path, line[:200])
-                continue
-            if isinstance(record, dict):
-                self._reports.append(record)
-        self._reports_offset += end
+        new, self._reports_offset = read_new_reports(self.reports_path, self._reports_offset)
+        self._reports.extend(new)
 
     def argv(self, python: str) -> list[str]:
         """The worker command line."""

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from autotune.exceptions import ConfigError, MissingExtraError
-from autotune.executors._base import Job, PollingExecutor, check_positive_int
+from autotune.executors._base import Job, PolledJob, PollingExecutor, check_positive_int
 from autotune.executors._outcome import latest_values
 from autotune.trial import TrialResult, TrialSpec, TrialState
 
@@ -139,7 +139,7 @@ class _TrialRunner:
             return job.cancel() if job is not None and job.trial_id == trial_id else True
 
 
-class _RayJob(Job):
+class _RayJob(PolledJob):
     executor: RayExecutor
 
     def __init__(self, executor: RayExecutor, spec: TrialSpec) -> None:
@@ -165,12 +165,6 @@ class _RayJob(Job):
                 gpus = ",".join(f"cuda:{i}" for i in self.where.get("gpu_ids", [])) or "cpu"
                 self.device = f"{gpus}@{self.where.get('host', '?')}"
         return self.where is not None
-
-    def _poll(self) -> None:
-        self.executor._update()
-
-    def cancel(self) -> bool:
-        return self.executor._cancel(self)
 
     def _all_reports(self) -> list[dict[str, Any]]:
         if self._result is None and self._started():
@@ -392,12 +386,7 @@ class RayExecutor(PollingExecutor):
         except ray.exceptions.RayError as exc:
             self._finish(job, *_state_of_ray_error(ray, exc), reuse=False)
         else:
-            job._reports = list(result.history)
-            host = (job.where or {}).get("host")
-            if host:
-                result.device = f"{result.device or 'cpu'}@{host}"
-            job.device = result.device
-            job._result = result
+            job._accept(result, (job.where or {}).get("host"))
             self._release(job, reuse=True)
 
     def _cancel(self, job: _RayJob) -> bool:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from autotune.exceptions import ConfigError, MissingExtraError
-from autotune.executors._base import Job, PollingExecutor, check_positive_int
+from autotune.executors._base import Job, PolledJob, PollingExecutor, check_positive_int, read_new_reports
 from autotune.executors._outcome import latest_values, write_json_atomic
 from autotune.executors._ray import driver_pythonpath
 from autotune.trial import TrialResult, TrialSpec, TrialState
@@ -162,7 +162,7 @@ def sbatch_parameters(
     return {key: value for key, value in params.items() if value is not None}
 
 
-class _SlurmJob(Job):
+class _SlurmJob(PolledJob):
     executor: SlurmExecutor
 
     def __init__(self, executor: SlurmExecutor, spec: TrialSpec, workdir: Path) -> None:
@@ -198,34 +198,11 @@ class _SlurmJob(Job):
             self.device = f"{devices}@{self.where.get('host', '?')}"
         return self.where is not None
 
-    def _poll(self) -> None:
-        self.executor._update()
-
-    def cancel(self) -> bool:
-        return self.executor._cancel(self)
-
     def _all_reports(self) -> list[dict[str, Any]]:
         if self._result is None and self._started():
-            self._read_reports()
+            new, self._offset = read_new_reports(self.reports_path, self._offset)
+            self._reports.extend(new)
         return list(self._reports)
-
-    def _read_reports(self) -> None:
-        """Read the complete lines appended to ``reports.jsonl`` since the last read."""
-        try:
-            with open(self.reports_path, "rb") as file:
-                file.seek(self._offset)
-                chunk = file.read()
-        except FileNotFoundError:
-            return
-        end = chunk.rfind(b"\n") + 1  # a line still being written is left for the next read
-        for line in chunk[:end].splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                self._reports.append(record)
-        self._offset += end
 
 
 class SlurmExecutor(PollingExecutor):
@@ -448,12 +425,7 @@ class SlurmExecutor(PollingExecutor):
             job._all_reports()
             self._finish(job, TrialState.FAILED, f"the Slurm job {job.job_id} failed: {exc}")
             return
-        host = (job.where or {}).get("host")
-        if host:
-            result.device = f"{result.device or 'cpu'}@{host}"
-        job.device = result.device
-        job._reports = list(result.history)
-        job._result = result
+        job._accept(result, (job.where or {}).get("host"))
         self._running.remove(job)
 
     def _cancel(self, job: _SlurmJob) -> bool:

@@ -24,7 +24,7 @@ from autotune.study import Study, load_study_config
 from autotune.trial import Resources, TrialResult, TrialSpec, TrialState
 from tests.executors.helpers import CHILD_ENV, FNS, is_alive
 from tests.executors.test_contract import CASES
-from tests.study.helpers import write_study
+from tests.study.helpers import study_runs, write_study
 
 SAME_AS_LOCAL = ["completed", "failed", "memory_error", "nan", "timeout"]
 
@@ -149,8 +149,7 @@ def test_a_study_file_runs_on_ray_and_records_every_trial(
     from mlflow import MlflowClient
 
     client = MlflowClient(config.tracking_uri)
-    experiment = client.get_experiment_by_name(config.name)
-    trials = [r for r in client.search_runs([experiment.experiment_id]) if "autotune.trial_id" in r.data.tags]
+    _, trials = study_runs(config)
     assert len(trials) == 3 and all(r.data.tags["autotune.state"] == "completed" for r in trials)
     assert all(r.data.tags["autotune.device"].startswith("cpu@") for r in trials)
     assert all(len(client.get_metric_history(r.info.run_id, "loss")) == 4 for r in trials)  # 3 reports + final

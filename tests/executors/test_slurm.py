@@ -26,7 +26,7 @@ from autotune.study import Study, load_study_config
 from autotune.trial import Resources, TrialResult, TrialSpec, TrialState
 from tests.executors.helpers import CHILD_ENV, FNS, is_alive
 from tests.executors.test_contract import CASES
-from tests.study.helpers import write_study
+from tests.study.helpers import study_runs, write_study
 
 GOLDEN = Path(__file__).with_name("golden")
 SAME_AS_LOCAL = ["completed", "failed", "timeout"]
@@ -161,11 +161,7 @@ def test_a_study_file_runs_on_slurm_local_jobs_and_records_every_trial(
     summary = Study(config).optimize(progress=False)
 
     assert summary.counts["completed"] == 3 and summary.n_trials == 3 and summary.stop_reason == "max_trials"
-    from mlflow import MlflowClient
-
-    client = MlflowClient(config.tracking_uri)
-    experiment = client.get_experiment_by_name(config.name)
-    trials = [r for r in client.search_runs([experiment.experiment_id]) if "autotune.trial_id" in r.data.tags]
+    _, trials = study_runs(config)
     assert len(trials) == 3 and all(r.data.tags["autotune.state"] == "completed" for r in trials)
     assert (config.resolved_output_dir / "trials" / "submitit").is_dir()
 

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import math
 import shutil
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
-STUDY_DIR = Path(__file__).resolve().parents[2] / "studies" / "beamline"
+from tests.studies.helpers import load_study_module
 
 
 def _load(name: str) -> ModuleType:
-    key = f"autotune_studies_beamline_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, STUDY_DIR / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
+    return load_study_module("beamline", name)
 
 
 @pytest.fixture(scope="module")

@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
-from autotune.study import Study
-from autotune.tracking import MlflowTracker
 from autotune.trial import TrialState
+from tests.studies.helpers import load_study_module, run_smoke_study
 
-STUDY_DIR = Path(__file__).resolve().parents[2] / "studies" / "forecast"
-
-
-def _load_train_module() -> ModuleType:
-    """``studies/forecast/train.py`` under a name of its own (every study has a ``train.py``)."""
-    spec = importlib.util.spec_from_file_location("forecast_train", STUDY_DIR / "train.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-forecast = _load_train_module()
+forecast = load_study_module("forecast", "train")
 
 
 def test_the_tails_are_the_last_30_and_the_30_before() -> None:
@@ -88,14 +71,9 @@ def test_a_window_longer_than_the_training_years_is_refused() -> None:
 
 @pytest.mark.slow
 def test_the_smoke_study_runs_end_to_end(tmp_path: Path, mlflow_store_factory: Callable[[Path], str]) -> None:
-    study = Study.from_file(STUDY_DIR / "smoke.yaml", overrides={"output_dir": str(tmp_path)})
-    mlflow_store_factory(tmp_path)
-    summary = study.optimize(progress=False)
+    summary, tracker, trials = run_smoke_study("forecast", tmp_path, mlflow_store_factory)
 
     assert summary.n_trials == 3 and summary.counts["completed"] == 3
-    tracker = MlflowTracker(study.config.resolved_tracking_uri, study.config.name)
-    tracker.find_study()
-    trials = tracker.load_trials()
     assert len(trials) == 3
     baseline = forecast.baselines(forecast.load_series())
     for trial in trials:

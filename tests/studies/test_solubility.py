@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
 
-from autotune.study import Study
-from autotune.tracking import MlflowTracker
 from autotune.trial import TrialState
+from tests.studies.helpers import load_study_module, run_smoke_study
 
-STUDY_DIR = Path(__file__).resolve().parents[2] / "studies" / "solubility"
-
-
-def _load_data_module() -> ModuleType:
-    """``studies/solubility/data.py`` under a name of its own (other studies have a ``data.py`` too)."""
-    spec = importlib.util.spec_from_file_location("solubility_data", STUDY_DIR / "data.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-data = _load_data_module()
+data = load_study_module("solubility", "data")
 
 
 @pytest.fixture(scope="module")
@@ -130,14 +113,9 @@ def test_the_smoke_study_runs_end_to_end(
 ) -> None:
     cache_dir, _ = cached
     shutil.copytree(cache_dir, tmp_path / "cache")  # the trials' default cache: <output_dir>/cache
-    study = Study.from_file(STUDY_DIR / "smoke.yaml", overrides={"output_dir": str(tmp_path)})
-    mlflow_store_factory(tmp_path)
-    summary = study.optimize(progress=False)
+    summary, tracker, trials = run_smoke_study("solubility", tmp_path, mlflow_store_factory)
 
     assert summary.n_trials == 3 and summary.counts["completed"] == 3
-    tracker = MlflowTracker(study.config.resolved_tracking_uri, study.config.name)
-    tracker.find_study()
-    trials = tracker.load_trials()
     assert len(trials) == 3
     for trial in trials:
         assert trial.state is TrialState.COMPLETED

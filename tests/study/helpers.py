@@ -9,9 +9,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from autotune.study import StudyConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FNS = "tests.study.trial_fns"
@@ -114,3 +117,17 @@ def kill_trial_processes(trials_dir: Path) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def study_runs(config: StudyConfig) -> tuple[Any, list[Any]]:
+    """The parent run and the trial runs of a study, straight from MLflow."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(config.tracking_uri)
+    experiment = client.get_experiment_by_name(config.name)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("autotune.role") == "study"]
+    assert len(parents) == 1
+    trials = [r for r in runs if "autotune.trial_id" in r.data.tags]
+    assert {r.data.tags["mlflow.parentRunId"] for r in trials} <= {parents[0].info.run_id}
+    return parents[0], sorted(trials, key=lambda r: (int(r.data.tags["autotune.trial_id"]), r.info.start_time))

@@ -15,7 +15,7 @@ from autotune.strategies import register, strategy_names
 from autotune.strategies._baselines import RandomSearch
 from autotune.study import Study, StudyConfig, load_study_config
 from autotune.tracking import MlflowTracker
-from tests.study.helpers import FNS, study_dict, write_study
+from tests.study.helpers import FNS, study_dict, study_runs, write_study
 from tests.study.trial_fns import sim_duration, sim_objective
 
 
@@ -35,20 +35,6 @@ def sync_strategy(monkeypatch: pytest.MonkeyPatch) -> str:
     return SyncRandom.name
 
 
-def _runs(config: StudyConfig) -> tuple[Any, list[Any]]:
-    """The parent run and the trial runs of a study, straight from MLflow."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(config.tracking_uri)
-    experiment = client.get_experiment_by_name(config.name)
-    runs = client.search_runs([experiment.experiment_id], max_results=1000)
-    parents = [r for r in runs if r.data.tags.get("autotune.role") == "study"]
-    assert len(parents) == 1
-    trials = [r for r in runs if "autotune.trial_id" in r.data.tags]
-    assert {r.data.tags["mlflow.parentRunId"] for r in trials} <= {parents[0].info.run_id}
-    return parents[0], sorted(trials, key=lambda r: (int(r.data.tags["autotune.trial_id"]), r.info.start_time))
-
-
 def test_local_executor_end_to_end_with_a_failing_trial(toy_study: Callable[..., Path]) -> None:
     path = toy_study(trial={"entry_point": f"{FNS}:quadratic", "fixed_args": {"steps": 3, "sleep_s": 0.3, "fail_trials": [2]}},
                      constraints=["n_params <= 2e6"])
@@ -61,7 +47,7 @@ def test_local_executor_end_to_end_with_a_failing_trial(toy_study: Callable[...,
     from mlflow import MlflowClient
 
     client = MlflowClient(config.tracking_uri)
-    parent, trials = _runs(config)
+    parent, trials = study_runs(config)
     assert parent.info.status == "FINISHED"
     assert [int(r.data.tags["autotune.trial_id"]) for r in trials] == list(range(6))  # one run per trial
     for run in trials:
@@ -120,7 +106,7 @@ def _simulate(
     executor = SimulatedExecutor(N_SIM_WORKERS, duration_fn=sim_duration, objective_fn=sim_objective)
     summary = Study(config, executor=executor).optimize(progress=False)
     assert summary.counts["completed"] == N_SIM_TRIALS
-    _, trials = _runs(config)
+    _, trials = study_runs(config)
     durations = [sim_duration({k: float(v) for k, v in run.data.params.items()}) for run in trials]
     assert max(durations) / min(durations) > 3  # varied durations
     # the learning curves were streamed into each trial's run
@@ -258,5 +244,5 @@ def test_the_study_folder_wins_over_the_drivers_cwd_on_the_import_path(
     summary = Study(load_study_config(path)).optimize(progress=False)
 
     assert summary.counts["completed"] == 2
-    _, trials = _runs(load_study_config(path))
+    _, trials = study_runs(load_study_config(path))
     assert [t.data.metrics["loss"] for t in trials] == [1.0, 1.0]
