@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
+import reprlib
 import warnings
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, SupportsFloat, TypeVar
 
 from autotune.exceptions import ConfigError, ModelFitError
 from autotune.trial import Observation, TrialState
@@ -29,6 +31,9 @@ if TYPE_CHECKING:
     from autotune.strategies import Candidate, Context, OutcomeConstraint, Strategy
 
 logger = logging.getLogger(__name__)
+
+MAX_ASK = 10_000
+"""The most suggestions one :meth:`Optimizer.ask` returns (each costs an acquisition optimisation)."""
 
 
 @dataclass
@@ -121,8 +126,6 @@ class Optimizer:
         self._pending: dict[int, Suggestion] = {}
         self._next_id = 0
         self._batch = 0
-        self._n_initial_done = 0  # observations made by the initial design (for cost cooling)
-        self._initial_cost = 0.0
 
     # -- history -------------------------------------------------------------------------------
     @property
@@ -160,23 +163,41 @@ class Optimizer:
     ) -> Observation:
         """Record the result of a suggested trial.
 
+        The call is atomic: every argument is checked before anything changes, so a refused
+        call leaves the suggestion pending and the corrected call can follow.
+
         Args:
             trial: The suggestion or its ``trial_id``.
-            value: The objective value; ``None`` or non-finite means the trial failed.
-            state: The terminal state (default: completed, or nonfinite for a non-finite value).
-            metrics: Other final metrics (constraint metrics, the cost metric).
+            value: The objective value (a real number), or ``None`` if the trial gave none.
+                ``None``, NaN, infinity or a number beyond the float range records the trial as
+                failed (state ``nonfinite``, with a ``RuntimeWarning`` for a non-finite
+                number), so the optimiser learns to avoid it, as when a study's trial returns one.
+            state: The terminal state, a :class:`~autotune.trial.TrialState` or its name
+                (default: ``completed``; ``nonfinite`` without a finite value). A failure
+                state drops the value; ``killed`` is not learned from.
+            metrics: Other final metrics by name (constraint metrics, the cost metric), numbers.
 
         Returns:
             The recorded observation.
 
         Raises:
-            KeyError: if the trial is not pending.
+            ConfigError: ``trial`` is not pending (told twice, or never asked), or ``value``,
+                ``state`` or ``metrics`` is malformed; the message names the argument, the
+                value and the fix.
         """
-        tid = trial.trial_id if isinstance(trial, Suggestion) else int(trial)
+        tid = _check_trial_id(trial, "Optimizer.tell: trial")
         if tid not in self._pending:
-            raise KeyError(f"trial {tid} is not pending (told twice, or never asked); pending: {sorted(self._pending)}")
-        s = self._pending.pop(tid)
-        return self._record(s.params, value, state, metrics, tid)
+            told = any(o.trial_id == tid for o in self.observations)
+            why = "was already told" if told else "was never asked (or was forgotten)"
+            pending = sorted(self._pending)
+            raise ConfigError(
+                "Optimizer.tell: trial", f"must be a pending trial; trial {tid} {why}", tid,
+                f"tell one of the pending trials {_short(pending)}, or record a point that was not asked "
+                "for with Optimizer.add(params, value).",
+            )
+        obs = self._observation(self._pending[tid].params, value, state, metrics, tid, "Optimizer.tell")
+        del self._pending[tid]
+        return self._learn(obs)
 
     def add(
         self,
@@ -187,9 +208,16 @@ class Optimizer:
         metrics: Mapping[str, float] | None = None,
         trial_id: int | None = None,
     ) -> Observation:
-        """Record an observation that was not asked for (prior data, an external measurement, resume)."""
+        """Record an observation that was not asked for (prior data, an external measurement, resume).
+
+        Arguments as in :meth:`tell`; checked before anything changes.
+        """
         params = self.space.validate(params)
-        return self._record(params, value, state, metrics, self._take_id(trial_id))
+        if trial_id is not None:
+            trial_id = _check_trial_id(trial_id, "Optimizer.add: trial_id")
+        obs = self._observation(params, value, state, metrics, -1, "Optimizer.add")
+        obs.trial_id = self._take_id(trial_id)
+        return self._learn(obs)
 
     def _take_id(self, trial_id: int | None) -> int:
         if trial_id is None:
@@ -197,52 +225,54 @@ class Optimizer:
         self._next_id = max(self._next_id, int(trial_id) + 1)
         return int(trial_id)
 
-    def _record(
-        self, params: dict[str, Any], value: float | None, state: TrialState | str | None,
-        metrics: Mapping[str, float] | None, tid: int,
+    def _observation(
+        self, params: dict[str, Any], value: Any, state: Any, metrics: Any, tid: int, where: str,
     ) -> Observation:
-        st = TrialState(state) if state is not None else TrialState.COMPLETED
-        if st == TrialState.COMPLETED and (value is None or not math.isfinite(float(value))):
+        """Check a result and build its observation; changes nothing.
+
+        Raises:
+            ConfigError: for a malformed ``value``, ``state`` or ``metrics``.
+        """
+        st = _check_state(state, f"{where}: state")
+        number = _check_number(value, f"{where}: value", "the objective value (a number), or None if the trial "
+                               "gave none; pass other results as metrics={'name': number}")
+        final = _check_metrics(metrics, f"{where}: metrics")
+        if st == TrialState.COMPLETED and (number is None or not math.isfinite(number)):
+            if number is not None:
+                warnings.warn(f"trial {tid}: the objective value {reprlib.repr(value)} is not a finite float; the trial is "
+                              "recorded as failed (state nonfinite).", RuntimeWarning, stacklevel=3)
             st = TrialState.NONFINITE
         if st.is_failure:
-            value = None
-        obs = Observation(dict(params), None if value is None else float(value), st, dict(metrics or {}), tid)
-        if st == TrialState.KILLED:
-            return obs  # not learned from: the configuration did not fail, the run was stopped
-        self.observations.append(obs)
+            number = None
+        return Observation(dict(params), number, st, final, tid)
+
+    def _learn(self, obs: Observation) -> Observation:
+        if obs.state != TrialState.KILLED:  # a stopped run says nothing about its configuration
+            self.observations.append(obs)
         return obs
 
     def best(self) -> Observation | None:
         """The best completed observation that satisfies every constraint."""
-        best: Observation | None = None
-        for o in self.observations:
-            if o.value is None or not self._feasible(o):
-                continue
-            if best is None or (o.value < best.value if self.minimize else o.value > best.value):  # type: ignore[operator]
-                best = o
-        return best
-
-    def _feasible(self, o: Observation) -> bool:
-        for c in self.constraints:
-            v = o.metrics.get(c.metric)
-            if v is None or not math.isfinite(v) or (v > c.bound if c.op == "<=" else v < c.bound):
-                return False
-        return True
+        return best_feasible(self.observations, self.constraints, minimize=self.minimize)
 
     # -- asking ------------------------------------------------------------------------------
     def ask(self, n: int = 1) -> list[Suggestion]:
         """Propose ``n`` new trials, distinct from each other, the history and the pending ones.
 
         Args:
-            n: How many.
+            n: How many, from 1 to :data:`MAX_ASK`.
 
         Returns:
             ``n`` suggestions, registered as pending.
+
+        Raises:
+            ConfigError: ``n`` is not an integer in that range.
         """
         import torch
 
-        if not isinstance(n, int) or n < 1:
-            raise ConfigError("ask.n", "must be an integer >= 1", n, "ask for at least one point.")
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_ASK:
+            raise ConfigError("Optimizer.ask: n", f"must be an integer from 1 to {MAX_ASK:,}", n,
+                              f"pass a whole number of points from 1 to {MAX_ASK:,} (call ask again for more).")
         ctx = self.context()
         batch_id = self._batch
         self._batch += 1
@@ -377,6 +407,117 @@ class Optimizer:
             post = model.posterior(X)
         sign = -1.0 if self.minimize else 1.0
         return [sign * m for m in post.mean.reshape(-1).tolist()], post.variance.clamp_min(0).sqrt().reshape(-1).tolist()
+
+
+def feasible(metrics: Mapping[str, float], constraints: Sequence[OutcomeConstraint]) -> bool:
+    """Whether final metrics satisfy every outcome constraint (a missing or non-finite metric does not).
+
+    The one definition of a feasible trial: the optimiser's :meth:`Optimizer.best`, the study
+    status and the strategies' incumbent (``Context.feasible``, the same rule over tensors)
+    all follow it through :meth:`OutcomeConstraint.satisfied`.
+
+    Args:
+        metrics: A trial's final metrics by name.
+        constraints: The outcome constraints.
+    """
+    return all(c.satisfied(metrics.get(c.metric)) for c in constraints)
+
+
+_T = TypeVar("_T")
+
+
+def best_feasible(
+    trials: Iterable[_T],
+    constraints: Sequence[OutcomeConstraint],
+    *,
+    minimize: bool,
+    value: Callable[[_T], float | None] = lambda t: t.value,  # type: ignore[attr-defined]
+    metrics: Callable[[_T], Mapping[str, float]] = lambda t: t.metrics,  # type: ignore[attr-defined]
+) -> _T | None:
+    """The trial with the best finite objective among the feasible ones (the first of equals).
+
+    Args:
+        trials: Observations, or any records with a value and metrics.
+        constraints: The outcome constraints.
+        minimize: Whether smaller is better.
+        value: Reads a trial's objective (``None`` when it failed); default ``trial.value``.
+        metrics: Reads a trial's final metrics; default ``trial.metrics``.
+
+    Returns:
+        The best feasible trial, or ``None`` if no trial is feasible.
+    """
+    best: _T | None = None
+    best_v = math.inf
+    sign = 1.0 if minimize else -1.0
+    for t in trials:
+        v = value(t)
+        if v is None or not math.isfinite(v) or not feasible(metrics(t), constraints):
+            continue
+        if best is None or sign * v < best_v:
+            best, best_v = t, sign * v
+    return best
+
+
+def _check_trial_id(trial: Any, where: str) -> int:
+    if isinstance(trial, Suggestion):
+        return trial.trial_id
+    if isinstance(trial, bool) or not isinstance(trial, numbers.Integral):
+        raise ConfigError(where, "must be a Suggestion or its integer trial_id", trial,
+                          "pass the suggestion ask() returned, or its trial_id.")
+    return int(trial)
+
+
+_STATES = ", ".join(s.value for s in TrialState if s.is_finished)
+
+
+def _check_state(state: Any, where: str) -> TrialState:
+    if state is None:
+        return TrialState.COMPLETED
+    try:
+        st = TrialState(state)
+    except ValueError:
+        raise ConfigError(where, f"must be a terminal trial state ({_STATES})", state,
+                          "use e.g. state='failed', or leave it out for a completed trial.") from None
+    if not st.is_finished:
+        raise ConfigError(where, f"must be a terminal trial state ({_STATES}); {st.value} is not", state,
+                          "tell a trial once it has finished, with the state it ended in.")
+    return st
+
+
+def _check_number(value: Any, where: str, fix: str) -> float | None:
+    """``value`` as a float (``inf`` beyond the float range), ``None`` for ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or isinstance(value, (str, bytes)) or not isinstance(value, (numbers.Real, SupportsFloat)):
+        raise ConfigError(where, "must be a real number or None", value, f"pass {fix}.")
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond the float range, e.g. 10**400
+        return math.inf if value > 0 else -math.inf
+    except (TypeError, ValueError) as e:
+        raise ConfigError(where, f"must be a real number or None ({e})", value, f"pass {fix}.") from None
+
+
+def _check_metrics(metrics: Any, where: str) -> dict[str, float]:
+    if metrics is None:
+        return {}
+    if not isinstance(metrics, Mapping):
+        raise ConfigError(where, "must be a mapping of metric names to numbers", metrics,
+                          "pass e.g. metrics={'n_params': 1.2e6}.")
+    out: dict[str, float] = {}
+    for k, v in metrics.items():
+        if not isinstance(k, str):
+            raise ConfigError(where, "must have string keys (metric names)", k, "name each metric with a string.")
+        number = _check_number(v, f"{where}[{k!r}]", "a number for each metric")
+        out[k] = math.nan if number is None else number
+    return out
+
+
+def _short(ids: Sequence[int], limit: int = 10) -> str:
+    if not ids:
+        return "(none are pending: ask() first)"
+    shown = ", ".join(str(i) for i in ids[:limit])
+    return f"[{shown}]" if len(ids) <= limit else f"[{shown}, ...] ({len(ids)} in all)"
 
 
 def _metric(o: Observation, name: str | None) -> float:
