@@ -56,6 +56,14 @@ class OutcomeConstraint:
         """Signed slack, ``>= 0`` exactly when satisfied."""
         return self.bound - value if self.op == "<=" else value - self.bound
 
+    def satisfied(self, value: float | None) -> bool:
+        """Whether a metric value satisfies the constraint (a missing or non-finite one does not)."""
+        return value is not None and math.isfinite(value) and (value <= self.bound if self.op == "<=" else value >= self.bound)
+
+    def satisfied_mask(self, values: Tensor) -> Tensor:
+        """:meth:`satisfied` over a tensor of metric values (``nan`` for missing), elementwise."""
+        return torch.isfinite(values) & (self.slack(values) >= 0)
+
     def __str__(self) -> str:
         return f"{self.metric} {self.op} {self.bound:g}"
 
@@ -140,8 +148,7 @@ class Context:
         """A `n` mask of observations with a finite objective that satisfy every constraint."""
         m = self.ok.clone()
         for c in self.constraints:
-            v = self.constraint_values[c.metric]
-            m &= torch.isfinite(v) & (c.slack(v) >= 0)
+            m &= c.satisfied_mask(self.constraint_values[c.metric])
         return m
 
     def best_f(self) -> float | None:
