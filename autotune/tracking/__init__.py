@@ -14,7 +14,14 @@ from autotune.tracking._plots import (
     plot_parallel_coordinates,
     refresh_study_plots,
 )
-from autotune.tracking._store import default_tracking_uri, ensure_store
+from autotune.tracking._lock import (
+    LockOwner,
+    StudyLockedError,
+    read_lock_owner,
+    record_lock,
+    record_lock_path,
+)
+from autotune.tracking._store import check_tracking_server, default_tracking_uri, ensure_store
 from autotune.tracking._tracker import (
     TAG_ACQ_VALUE,
     TAG_FAILURE_REASON,
@@ -42,12 +49,18 @@ __all__ = [
     "TAG_STRATEGY",
     "TAG_TRIAL_ID",
     "LoadedTrial",
+    "LockOwner",
     "MlflowTracker",
+    "StudyLockedError",
+    "check_tracking_server",
     "default_tracking_uri",
     "ensure_store",
     "package_versions",
     "plot_acquisition_trace",
     "plot_convergence",
     "plot_parallel_coordinates",
+    "read_lock_owner",
+    "record_lock",
+    "record_lock_path",
     "refresh_study_plots",
 ]
