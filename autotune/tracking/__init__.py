@@ -7,19 +7,19 @@ state, failure reason, logs). The driver owns the record; workers never touch ML
 Importing this package imports neither mlflow nor matplotlib; they load on first use.
 """
 
-from autotune.tracking._plots import (
-    PLOTS_ARTIFACT_DIR,
-    plot_acquisition_trace,
-    plot_convergence,
-    plot_parallel_coordinates,
-    refresh_study_plots,
-)
 from autotune.tracking._lock import (
     LockOwner,
     StudyLockedError,
     read_lock_owner,
     record_lock,
     record_lock_path,
+)
+from autotune.tracking._plots import (
+    PLOTS_ARTIFACT_DIR,
+    plot_acquisition_trace,
+    plot_convergence,
+    plot_parallel_coordinates,
+    refresh_study_plots,
 )
 from autotune.tracking._store import check_tracking_server, default_tracking_uri, ensure_store
 from autotune.tracking._tracker import (

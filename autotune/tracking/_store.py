@@ -179,7 +179,7 @@ def _ensure_sqlite_store(tracking_uri: str, db: Path, lock_timeout_s: float) -> 
         if state == "current":
             return
         if state == "fresh":
-            _build_sqlite_store(tracking_uri, db, copy_of=None)
+            _create_sqlite_store(tracking_uri, db)
             return
         try:  # an older schema: migrate a copy
             _build_sqlite_store(tracking_uri, db, copy_of=db)
@@ -194,7 +194,19 @@ def _ensure_sqlite_store(tracking_uri: str, db: Path, lock_timeout_s: float) -> 
                     "move it away to start a new store."
                 ) from exc
             # half-made by a process killed while creating it (older autotune): no data, rebuild
-            _build_sqlite_store(tracking_uri, db, copy_of=None)
+            _create_sqlite_store(tracking_uri, db)
+
+
+def _create_sqlite_store(tracking_uri: str, db: Path) -> None:
+    """A new store renamed over ``db``; a failure (disk full, read-only) leaves ``db`` as it was."""
+    try:
+        _build_sqlite_store(tracking_uri, db, copy_of=None)
+    except Exception as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _first_line(exc)
+        raise TrackingError(
+            f"{db}: cannot create the MLflow store ({reason}). Fix: free disk space in "
+            f"{db.parent} or make it writable (or choose another output_dir), then start again."
+        ) from exc
 
 
 def _sqlite_state(db: Path) -> str:
@@ -203,7 +215,9 @@ def _sqlite_state(db: Path) -> str:
         return "fresh"
     try:
         with contextlib.closing(sqlite3.connect(db, timeout=60.0)) as conn:
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            tables = {
+                row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
             if not tables - {"alembic_version"}:
                 return "fresh"
             if "alembic_version" not in tables:
@@ -222,12 +236,14 @@ def _count_data(db: Path) -> tuple[int, int]:
     """``(runs, other rows)`` of a store: rows a freshly created store does not hold."""
     try:
         with contextlib.closing(sqlite3.connect(db, timeout=60.0)) as conn:
-            tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            tables = [
+                row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            ]
             runs = other = 0
             for table in tables:
                 if table in _SEED_TABLES - {"experiments"}:
                     continue
-                sql = f'SELECT COUNT(*) FROM "{table}"'  # noqa: S608 - names from sqlite_master
+                sql = f'SELECT COUNT(*) FROM "{table}"'
                 if table == "experiments":
                     sql += " WHERE experiment_id <> 0"
                 n = int(conn.execute(sql).fetchone()[0])
@@ -245,8 +261,10 @@ def _build_sqlite_store(tracking_uri: str, db: Path, copy_of: Path | None) -> No
     tmp = db.with_name(f".{db.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     try:
         if copy_of is not None:
-            with contextlib.closing(sqlite3.connect(copy_of, timeout=60.0)) as src, \
-                    contextlib.closing(sqlite3.connect(tmp)) as dst:
+            with (
+                contextlib.closing(sqlite3.connect(copy_of, timeout=60.0)) as src,
+                contextlib.closing(sqlite3.connect(tmp)) as dst,
+            ):
                 src.backup(dst)
         tmp_uri = "sqlite:///" + tmp.as_posix()
         if copy_of is not None:

@@ -25,7 +25,7 @@ from autotune.tracking import (
 @pytest.fixture(scope="module")
 def mlflow_server_process() -> None:
     """These tests need no MLflow server: do not start the package's session server for them."""
-    return None
+    return
 
 
 def _sqlite_uri(directory: Path) -> str:
@@ -60,11 +60,12 @@ def holder_in_child(tmp_path: Path) -> Iterator[tuple[int, str]]:
 
 def test_a_second_holder_gets_who_holds_it_and_the_fix(holder_in_child: tuple[int, str]) -> None:
     pid, uri = holder_in_child
-    with pytest.raises(StudyLockedError) as info:
-        with record_lock(uri, "study"):
-            pytest.fail("two holders of one record lock")
+    with pytest.raises(StudyLockedError) as info, record_lock(uri, "study"):
+        pytest.fail("two holders of one record lock")
     message = str(info.value)
-    assert f"study 'study' is being run by pid {pid} on host {socket.gethostname()} since " in message
+    assert (
+        f"study 'study' is being run by pid {pid} on host {socket.gethostname()} since " in message
+    )
     assert uri in message and str(record_lock_path(uri, "study")) in message
     assert f"Fix: wait for it to finish, or stop it (`kill -TERM {pid}`" in message
     assert info.value.owner is not None and info.value.owner.pid == pid
@@ -76,9 +77,11 @@ def test_blocking_waits_for_the_holder_then_times_out_naming_it(
 ) -> None:
     pid, uri = holder_in_child
     start = time.monotonic()
-    with pytest.raises(StudyLockedError, match=rf"pid {pid} .*\(waited 0.3 s\)"):
-        with record_lock(uri, "study", blocking=True, timeout_s=0.3):
-            pytest.fail("two holders of one record lock")
+    with (
+        pytest.raises(StudyLockedError, match=rf"pid {pid} .*\(waited 0.3 s\)"),
+        record_lock(uri, "study", blocking=True, timeout_s=0.3),
+    ):
+        pytest.fail("two holders of one record lock")
     assert 0.3 <= time.monotonic() - start < 5.0
 
 
@@ -108,9 +111,8 @@ def test_a_blocking_waiter_gets_the_lock_once_it_is_released(tmp_path: Path) -> 
             os._exit(0)
     try:
         assert os.read(held_r, 1) == b"1"
-        with pytest.raises(StudyLockedError):  # non-blocking: refused at once
-            with record_lock(uri, "study"):
-                pass
+        with pytest.raises(StudyLockedError), record_lock(uri, "study"):  # refused at once
+            pass
         os.write(release_w, b"1")
         with record_lock(uri, "study", blocking=True, timeout_s=30):
             owner = read_lock_owner(record_lock_path(uri, "study"))
@@ -124,9 +126,11 @@ def test_a_blocking_waiter_gets_the_lock_once_it_is_released(tmp_path: Path) -> 
 def test_one_process_taking_it_twice_is_told_it_is_not_reentrant(tmp_path: Path) -> None:
     uri = _sqlite_uri(tmp_path)
     with record_lock(uri, "study"):
-        with pytest.raises(StudyLockedError, match=r"\(this process\).*not re-entrant"):
-            with record_lock(uri, "study"):
-                pass
+        with (
+            pytest.raises(StudyLockedError, match=r"\(this process\).*not re-entrant"),
+            record_lock(uri, "study"),
+        ):
+            pass
     with record_lock(uri, "study"):  # released again
         pass
 
@@ -138,9 +142,13 @@ def test_a_symlink_at_the_lock_path_is_refused_and_its_target_untouched(tmp_path
     target = tmp_path / "precious.txt"
     target.write_text("do not truncate me\n")
     path.symlink_to(target)
-    with pytest.raises(TrackingError, match=r"is a symbolic link; autotune never follows one.*Fix: remove"):
-        with record_lock(uri, "study"):
-            pytest.fail("a symlinked lock was taken")
+    with (
+        pytest.raises(
+            TrackingError, match=r"is a symbolic link; autotune never follows one.*Fix: remove"
+        ),
+        record_lock(uri, "study"),
+    ):
+        pytest.fail("a symlinked lock was taken")
     assert target.read_text() == "do not truncate me\n"
     assert path.is_symlink()
 
@@ -150,9 +158,8 @@ def test_a_fifo_at_the_lock_path_is_refused(tmp_path: Path) -> None:
     path = record_lock_path(uri, "study")
     path.parent.mkdir(parents=True)
     os.mkfifo(path)
-    with pytest.raises(TrackingError, match="is not a regular file"):
-        with record_lock(uri, "study"):
-            pass
+    with pytest.raises(TrackingError, match="is not a regular file"), record_lock(uri, "study"):
+        pass
 
 
 def test_locks_are_per_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,7 +174,9 @@ def test_locks_are_per_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         pass
 
 
-def test_remote_stores_lock_in_the_user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_remote_stores_lock_in_the_user_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     path = record_lock_path("http://Host:5000/", "study")
     assert path.parent == tmp_path / "cache" / "autotune" / "locks"

@@ -119,7 +119,7 @@ def _fork(work: Callable[[], None], log: Path) -> int:
         try:
             work()
             code = 0
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - reported through the exit code and the log
             log.write_text(traceback.format_exc())
         finally:
             os._exit(code)
@@ -139,7 +139,9 @@ def _state(db: Path) -> str:
     with contextlib.closing(sqlite3.connect(db)) as conn:
         revision = conn.execute("SELECT version_num FROM alembic_version").fetchall()
         default = conn.execute("SELECT name FROM experiments WHERE experiment_id = 0").fetchall()
-    return "complete" if revision == [(_head_revision(),)] and default == [("Default",)] else "broken"
+    return (
+        "complete" if revision == [(_head_revision(),)] and default == [("Default",)] else "broken"
+    )
 
 
 def _assert_usable(uri: str, name: str = "after-faults") -> None:
@@ -202,7 +204,10 @@ def test_concurrent_first_starts_of_one_store_all_succeed(
             with record_lock(uri, f"study-{i}"):  # four different studies on one store
                 _assert_usable(uri, f"study-{i}")
 
-        pids = [_fork(lambda i=i: first_start(i), tmp_path / f"rep{rep}-{i}.log") for i in range(n_starters)]
+        pids = [
+            _fork(lambda i=i: first_start(i), tmp_path / f"rep{rep}-{i}.log")
+            for i in range(n_starters)
+        ]
         os.write(go_w, b"x" * n_starters)
         statuses = [_exit_status(pid) for pid in pids]
         os.close(go_r)
@@ -216,7 +221,9 @@ def test_concurrent_first_starts_of_one_store_all_succeed(
 
 
 @pytest.fixture
-def fresh_store(mlflow_store_factory: Callable[[Path], str], tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def fresh_store(
+    mlflow_store_factory: Callable[[Path], str], tmp_path: Path
+) -> Iterator[tuple[str, Path]]:
     uri = mlflow_store_factory(tmp_path / "store")
     db = sqlite_path(uri)
     assert db is not None
@@ -238,7 +245,9 @@ def test_a_half_made_store_without_data_is_rebuilt(fresh_store: tuple[str, Path]
     _assert_usable(uri)
 
 
-def test_a_half_made_store_with_data_is_refused_and_left_untouched(fresh_store: tuple[str, Path]) -> None:
+def test_a_half_made_store_with_data_is_refused_and_left_untouched(
+    fresh_store: tuple[str, Path],
+) -> None:
     uri, db = fresh_store
     _assert_usable(uri, "precious")
     _unversion(db)
@@ -248,14 +257,19 @@ def test_a_half_made_store_with_data_is_refused_and_left_untouched(fresh_store: 
     message = str(info.value)
     assert message.startswith(f"{db}: the MLflow store cannot be migrated")
     assert "holds data (1 runs" in message and "autotune leaves it untouched" in message
-    assert f"Fix: back it up (`cp {db} {db}.bak`) and run `mlflow db upgrade sqlite:///{db}`" in message
+    assert (
+        f"Fix: back it up (`cp {db} {db}.bak`) and run `mlflow db upgrade sqlite:///{db}`"
+        in message
+    )
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
 
 
 def test_a_file_that_is_not_a_database_is_refused_and_left_untouched(tmp_path: Path) -> None:
     db = tmp_path / "mlflow.db"
     db.write_bytes(b"my notes, not a database\n" * 100)
-    with pytest.raises(TrackingError, match=r"is not a readable SQLite database.*Fix: move it away"):
+    with pytest.raises(
+        TrackingError, match=r"is not a readable SQLite database.*Fix: move it away"
+    ):
         ensure_store(f"sqlite:///{db}")
     assert db.read_bytes() == b"my notes, not a database\n" * 100
 
@@ -273,7 +287,9 @@ def _downgrade_one_revision(db: Path) -> None:
     command.downgrade(config, "-1")
 
 
-def test_an_older_schema_is_migrated_on_a_copy_keeping_the_data(fresh_store: tuple[str, Path]) -> None:
+def test_an_older_schema_is_migrated_on_a_copy_keeping_the_data(
+    fresh_store: tuple[str, Path],
+) -> None:
     uri, db = fresh_store
     _assert_usable(uri, "kept")
     _downgrade_one_revision(db)
@@ -301,12 +317,35 @@ def test_an_unknown_revision_with_data_is_refused(fresh_store: tuple[str, Path])
     assert db.stat().st_ino == inode
 
 
+def test_a_full_disk_while_creating_gives_one_clear_error_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autotune.tracking import _store
+
+    def disk_full(uri: str, artifact_root: str | None) -> None:
+        Path(uri.removeprefix("sqlite:///")).write_bytes(b"partial")
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(_store, "_open_sql_store", disk_full)
+    uri = default_tracking_uri(tmp_path / "study")
+    with pytest.raises(TrackingError) as info:
+        ensure_store(uri)
+    db = tmp_path / "study" / "mlflow.db"
+    assert str(info.value) == (
+        f"{db}: cannot create the MLflow store (database or disk is full). Fix: free disk space "
+        f"in {db.parent} or make it writable (or choose another output_dir), then start again."
+    )
+    assert sorted(p.name for p in db.parent.iterdir()) == ["mlflow.db.lock"]
+
+
 def test_a_symlink_at_the_store_lock_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
     target = tmp_path / "precious.txt"
     target.write_text("keep\n")
     (tmp_path / "study").mkdir()
     (tmp_path / "study" / "mlflow.db.lock").symlink_to(target)
-    with pytest.raises(TrackingError, match=r"mlflow.db.lock: the lock file of .* is a symbolic link"):
+    with pytest.raises(
+        TrackingError, match=r"mlflow.db.lock: the lock file of .* is a symbolic link"
+    ):
         ensure_store(default_tracking_uri(tmp_path / "study"))
     assert target.read_text() == "keep\n"
     assert not (tmp_path / "study" / "mlflow.db").exists()
