@@ -12,7 +12,10 @@
     autotune tell STUDY --trial ID --value V [--metric NAME=V ...] [--state STATE]
 
 Invalid input prints one line (``autotune: error: <file>: <key>: <rule>, got <value>. Fix: ...``)
-and exits 2; another autotune error exits 1. This module imports no torch, botorch or mlflow:
+and exits 2; another error (the record, a trial that cannot be submitted, the first trials all
+failing alike, a full disk or a read-only folder) prints one line and exits 1. ``run``/``resume``
+exit 3 when the record holds no completed trial at the end, 130 when stopped by SIGINT (Ctrl-C)
+and 143 when stopped by SIGTERM (the running trials are recorded ``killed``). This module imports no torch, botorch or mlflow:
 each command imports what it needs when it runs, so ``autotune --help`` is instant.
 """
 
@@ -39,7 +42,9 @@ __all__ = ["build_parser", "main", "ui_argv"]
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_NO_COMPLETED = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,8 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: The arguments after the program name (``sys.argv[1:]`` by default).
 
     Returns:
-        The exit status: 0 on success, 1 on an autotune error (or no best trial yet), 2 on
-        invalid input, 130 when interrupted outside a study's graceful stop.
+        The exit status: 0 on success, 1 on an error (or no best trial yet), 2 on invalid
+        input, 3 when a study ends with no completed trial, 130 when stopped by SIGINT,
+        143 when stopped by SIGTERM.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -65,6 +71,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except AutotuneError as exc:
         print(f"autotune: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:  # a full disk, a read-only folder, a missing permission: one line, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"autotune: error: {where}{exc.strerror or exc}. Fix: free space or make the folder writable, "
+              f"then run the command again (`autotune resume` continues a study).", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] not in ("mlflow", "sqlalchemy"):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
+        print(f"autotune: error: the MLflow record could not be used ({first}). Fix: check the store "
+              f"(space, permissions, the server), then `autotune resume` continues the study.", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("autotune: interrupted", file=sys.stderr)
@@ -143,6 +161,13 @@ def _optimize(args: argparse.Namespace, resume: bool) -> int:
     _log_to_stderr()
     summary = Study(_load(args)).optimize(progress=not args.no_progress, resume=resume)
     print(_summary_text(summary, args.study))
+    if summary.interrupted:
+        return EXIT_TERMINATED if summary.stop_reason == "SIGTERM" else EXIT_INTERRUPTED
+    if not summary.counts.get("completed"):
+        print(f"autotune: error: study {summary.name!r} has no completed trial ({_counts_text(summary.counts)}). "
+              f"Fix: read the failures (`autotune status {args.study}`, each run's trial/error.txt), correct the "
+              f"trial, then `autotune resume {args.study}`.", file=sys.stderr)
+        return EXIT_NO_COMPLETED
     return EXIT_OK
 
 
@@ -302,8 +327,13 @@ def _summary_text(summary: StudySummary, study_file: str) -> str:
         head = (f"Study {summary.name}: stopped by {summary.stop_reason} after {summary.duration_s:.1f} s; "
                 f"running trials were cancelled (recorded killed). Continue with: autotune resume {study_file}")
     else:
-        head = (f"Study {summary.name}: budget reached ({summary.stop_reason}): {summary.n_new_trials} new trials "
-                f"in {summary.duration_s:.1f} s.")
+        why = f"budget reached ({summary.stop_reason})" if summary.stop_reason else "stopped"
+        head = f"Study {summary.name}: {why}: {summary.n_new_trials} new trials in {summary.duration_s:.1f} s."
+    recovered = summary.recovered
+    if recovered.get("adopted") or recovered.get("lost") or recovered.get("never_started"):
+        head += (f"\nResumed after a dead driver: {len(recovered.get('adopted', []))} finished trials adopted from "
+                 f"their result files, {len(recovered.get('lost', []))} lost, "
+                 f"{len(recovered.get('never_started', []))} never started.")
     best = summary.best
     best_text = "Best: none yet." if best is None else (
         f"Best: {summary.metric}={best.value:.6g} (trial {best.trial_id}) {json.dumps(best.params)}")

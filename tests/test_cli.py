@@ -14,6 +14,7 @@ import yaml
 
 from autotune.cli import main, ui_argv
 from autotune.study import load_study_config
+from autotune.tracking import record_lock_path
 from tests.study.helpers import FNS, REPO_ROOT, autotune_argv, driver_env, write_study
 
 
@@ -111,12 +112,14 @@ def test_run_status_best_and_resume(inprocess_study: Path, capsys: pytest.Captur
 
 
 def test_other_autotune_errors_exit_1(inprocess_study: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    lock_path = inprocess_study.parent / "runs" / "toy" / "driver.lock"
-    with open(lock_path, "a+", encoding="utf-8") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    config = load_study_config(inprocess_study)
+    lock = record_lock_path(config.resolved_tracking_uri, config.name)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+", encoding="utf-8") as file:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         assert main(["run", "study.yaml", "--no-progress"]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "is already being run by another driver" in err
+    assert err.count("\n") == 1 and "study 'toy' is being run by" in err
 
 
 def test_ui_serves_the_study_store_on_localhost(inprocess_study: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -119,17 +119,14 @@ def study_history(source: Study | Optimizer) -> History:
     if isinstance(source, Optimizer):
         obs = [dataclasses.replace(o, params=dict(o.params), metrics=dict(o.metrics)) for o in source.observations]
         return History(source.space, obs, source.direction)  # type: ignore[arg-type]
-    from autotune.study._study import _latest_runs
-    from autotune.tracking import MlflowTracker
-
     cfg = source.config
-    tracker = MlflowTracker(cfg.resolved_tracking_uri, cfg.name)
-    if not _record_exists(cfg.resolved_tracking_uri) or tracker.find_study() is None:
+    record = source.record
+    if not record.exists():
         raise ConfigError(f"study {cfg.name!r}", f"has no record in {cfg.resolved_tracking_uri}", None,
                           "run the study first, or check its name and output_dir.")
     metric = cfg.objective.metric
     observations = []
-    for trial in _latest_runs(tracker.load_trials()):
+    for trial in record.trials():
         if not trial.state.is_finished or trial.state is TrialState.KILLED or trial.requeue:
             continue
         metrics = {k: v for k, v in trial.metrics.items() if k != metric}
@@ -163,44 +160,31 @@ def _check_fit(space: SearchSpace, direction: str, history: History, where: str)
             ) from None
 
 
-def _record_exists(uri: str) -> bool:
-    from autotune.tracking._store import sqlite_path
-
-    db = sqlite_path(uri)
-    return db is None or db.is_file()
-
-
 def _import_into_study(study: Study, history: History) -> list[int]:
-    from autotune.study._study import _driver_lock
-    from autotune.tracking import MlflowTracker, ensure_store
-
     cfg = study.config
     _check_fit(cfg.search_space, cfg.objective.direction, history, f"study {cfg.name!r}")
     metric = cfg.objective.metric
-    output_dir = cfg.resolved_output_dir
-    output_dir.mkdir(parents=True, exist_ok=True)
     source = history.source or history.name or "import"
+    record = study.record
     ids: list[int] = []
-    with _driver_lock(output_dir, cfg.name):  # no driver may write the record meanwhile
-        ensure_store(cfg.resolved_tracking_uri)
-        tracker = MlflowTracker(cfg.resolved_tracking_uri, cfg.name)
-        tracker.start_study(cfg.to_dict(), cfg.study_file, tags={
-            "autotune.objective": metric, "autotune.direction": cfg.objective.direction})
-        next_id = max((t.trial_id for t in tracker.load_trials()), default=-1) + 1
+    with record.lock():  # no driver may write the record meanwhile
+        record.open({"autotune.objective": metric, "autotune.direction": cfg.objective.direction})
+        next_id = max((t.trial_id for t in record.trials()), default=-1) + 1
         try:
             for o in _learnable(history):
                 params = cfg.search_space.validate(o.params)
-                run_id = tracker.start_trial(next_id, params, {TAG_IMPORTED_FROM: source, "autotune.strategy": "import"})
+                run_id = record.open_trial(next_id, params, tags={TAG_IMPORTED_FROM: source,
+                                                                  "autotune.strategy": "import"})
                 metrics = dict(o.metrics)
                 if o.value is not None:
                     metrics[metric] = float(o.value)
                 state = TrialState.COMPLETED if o.value is not None else (
                     o.state if o.state.is_failure else TrialState.NONFINITE)
                 error = None if o.value is not None else f"imported {state.value} trial from {source}"
-                tracker.end_trial(run_id, TrialResult(next_id, state, metrics=metrics, error=error, device="imported"))
+                record.finish_trial(run_id, TrialResult(next_id, state, metrics=metrics, error=error,
+                                                        device="imported"))
                 ids.append(next_id)
                 next_id += 1
         finally:
-            tracker.end_study("FINISHED")
+            record.end("FINISHED")
     return ids
-

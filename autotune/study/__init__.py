@@ -1,4 +1,5 @@
-"""Studies: the study file (:class:`StudyConfig`) and the driver that runs it (:class:`Study`).
+"""Studies: the study file (:class:`StudyConfig`), the driver that runs it (:class:`Study`),
+ask/tell from outside (:class:`RemoteStudy`) and the MLflow record they share (:class:`StudyRecord`).
 
 Importing this package imports no torch, botorch or mlflow; they load when a study is
 validated or run.
@@ -14,8 +15,9 @@ from autotune.study._config import (
     TrialConfig,
     load_study_config,
 )
+from autotune.study._record import BestTrial, Recovery, StudyRecord, StudyStatus
 from autotune.study._remote import RemoteStudy
-from autotune.study._study import BestTrial, Study, StudyStatus, StudySummary
+from autotune.study._study import Study, StudySummary
 
 __all__ = [
     "BestTrial",
@@ -23,10 +25,12 @@ __all__ = [
     "ExecutorConfig",
     "ObjectiveConfig",
     "ParallelismConfig",
+    "Recovery",
     "RemoteStudy",
     "StrategyConfig",
     "Study",
     "StudyConfig",
+    "StudyRecord",
     "StudyStatus",
     "StudySummary",
     "TrialConfig",

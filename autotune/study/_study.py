@@ -8,10 +8,11 @@ One :meth:`Study.optimize` call::
     keeps some ready) -> reports stream into the trial's run -> on completion: end the run,
     tell the optimiser, log the best so far -> plots -> end the parent run.
 
-The MLflow record is the only state that survives the driver: resuming is the same loop
-started from :meth:`MlflowTracker.load_trials`. A finished trial is never run again; a trial
-a killed driver left running is closed as failed, or re-queued with the same params
-(``on_orphans``). One driver runs a study at a time (a lock file in ``output_dir``).
+The MLflow record (:class:`~autotune.study.StudyRecord`, which owns every read and write of
+it) is the only state that survives the driver: resuming is the same loop started from the
+record. A finished trial is never run again; a trial a killed driver left running is adopted
+from its result file when it finished, else closed as failed or re-queued with the same params
+(``on_orphans``). One writer at a time holds the record's lock (tracking URI + experiment).
 """
 
 from __future__ import annotations
@@ -19,20 +20,26 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import os
 import signal
 import sys
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from autotune.exceptions import ConfigError, SearchSpaceError, StudyConfigError, TrackingError, TrialError
+from autotune.exceptions import ConfigError, StudyConfigError, TrialError
 from autotune.study._config import StudyConfig, load_study_config
+from autotune.study._record import (
+    TAG_REQUEUED_FROM,
+    TAG_WORKDIR,
+    BestTrial,
+    StudyRecord,
+    StudyStatus,
+)
 from autotune.trial import Resources, TrialResult, TrialSpec, TrialState
 
 if TYPE_CHECKING:
@@ -40,17 +47,12 @@ if TYPE_CHECKING:
 
     from autotune.executors import Executor, Job
     from autotune.optimizer import Optimizer, Suggestion
-    from autotune.tracking import LoadedTrial, MlflowTracker
+    from autotune.tracking import LoadedTrial
 
 __all__ = ["BestTrial", "Study", "StudyStatus", "StudySummary"]
 
 logger = logging.getLogger(__name__)
 
-TAG_BATCH_ID = "autotune.batch_id"
-TAG_FALLBACK = "autotune.fallback"
-TAG_WORKDIR = "autotune.workdir"
-TAG_REQUEUED_FROM = "autotune.requeued_from"
-TAG_BEST_TRIAL = "autotune.best_trial_id"
 
 POLL_S = 0.5
 """Longest wait between two looks at the running trials (executor clock)."""
@@ -74,61 +76,9 @@ PLOTS_TIME_SHARE = 0.02
 """Longest share of the driver's real time spent drawing plots during a study: after a refresh
 that took ``t`` seconds the next waits at least ``t / PLOTS_TIME_SHARE`` (2 s of drawing: 100 s)."""
 
-_LOCK_FILE = "driver.lock"
-
-
-@dataclasses.dataclass(frozen=True)
-class BestTrial:
-    """The best feasible completed trial of a study.
-
-    Attributes:
-        trial_id: Its number.
-        value: Its objective value.
-        params: Its parameters.
-        metrics: Its final metrics.
-        run_id: Its MLflow run.
-    """
-
-    trial_id: int
-    value: float
-    params: dict[str, Any]
-    metrics: dict[str, float]
-    run_id: str
-
-
-@dataclasses.dataclass(frozen=True)
-class StudyStatus:
-    """A study as its MLflow record tells it.
-
-    Attributes:
-        name: The study.
-        tracking_uri: Where it is recorded.
-        started: Whether the record holds the study at all.
-        counts: Trials per state (every :class:`~autotune.trial.TrialState` value, zeros included),
-            one per trial id (the latest run of a re-queued trial).
-        best: The best feasible completed trial, if any.
-        metric: The objective metric.
-        direction: ``minimize`` or ``maximize``.
-    """
-
-    name: str
-    tracking_uri: str
-    started: bool
-    counts: dict[str, int]
-    best: BestTrial | None
-    metric: str
-    direction: str
-
-    @property
-    def n_trials(self) -> int:
-        """Trials in the record."""
-        return sum(self.counts.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (for ``--format json``)."""
-        data = dataclasses.asdict(self)
-        data["n_trials"] = self.n_trials
-        return data
+FAIL_FAST_TRIALS = 3
+"""The study stops with an error when its first this-many trials all fail with the same error
+before any completes (a broken trial function or environment, not a bad region of the space)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +87,8 @@ class StudySummary(StudyStatus):
 
     Attributes:
         stop_reason: ``max_trials``, ``max_time_s``, ``SIGINT`` or ``SIGTERM``.
+        recovered: What resume found of the trials a dead driver left running (adopted,
+            never started, lost), as trial ids per kind.
         n_new_trials: Trials started by this call (re-queued ones included).
         duration_s: Wall-clock seconds of this call.
     """
@@ -144,6 +96,7 @@ class StudySummary(StudyStatus):
     stop_reason: str = ""
     n_new_trials: int = 0
     duration_s: float = 0.0
+    recovered: dict[str, list[int]] = dataclasses.field(default_factory=dict)
 
     @property
     def interrupted(self) -> bool:
@@ -176,34 +129,24 @@ class Study:
         return cls(load_study_config(path, overrides))
 
     @property
-    def _where(self) -> str:
-        study_file = self.config.study_file
-        return os.path.relpath(study_file) if study_file is not None else f"study {self.config.name!r}"
+    def record(self) -> StudyRecord:
+        """The study's MLflow record (read it, or write it holding its lock)."""
+        return StudyRecord(self.config)
 
     # -- reading the record ---------------------------------------------------------------------
 
     def status(self) -> StudyStatus:
         """Trial counts per state and the best trial, read from the MLflow record only."""
-        tracker = self._reader()
-        if tracker is None:
-            return _status(self.config, [], started=False)
-        return _status(self.config, tracker.load_trials(), started=True)
+        return self.record.status()
 
     def best(self) -> BestTrial | None:
         """The best feasible completed trial in the MLflow record, or ``None``."""
         return self.status().best
 
-    def _reader(self) -> MlflowTracker | None:
-        """A tracker on the study's record, or ``None`` when there is none (nothing is created)."""
-        from autotune.tracking import MlflowTracker
-        from autotune.tracking._store import sqlite_path
-
-        uri = self.config.resolved_tracking_uri
-        db = sqlite_path(uri)
-        if db is not None and not db.is_file():
-            return None
-        tracker = MlflowTracker(uri, self.config.name)
-        return tracker if tracker.find_study() is not None else None
+    def _reader(self) -> Any:
+        """The tracker on the study's record, or ``None`` when there is none (kept for old callers)."""
+        record = self.record
+        return record.tracker if record.exists() else None
 
     # -- running --------------------------------------------------------------------------------
 
@@ -212,7 +155,10 @@ class Study:
 
         Ctrl-C (SIGINT) or SIGTERM stops it gracefully: running trials are cancelled and
         recorded ``killed``, reports are flushed, and the summary comes back as usual. A second
-        signal stops at once (``KeyboardInterrupt``).
+        signal stops at once (``KeyboardInterrupt``), still closing every trial's run.
+
+        On resume, the trials a dead driver left running are recovered first
+        (:meth:`StudyRecord.recover`): finished ones are adopted from their result files.
 
         Args:
             progress: Show a progress bar when standard output is a terminal (``FORCE_COLOR=1``
@@ -226,10 +172,11 @@ class Study:
         Raises:
             ConfigError: ``resume`` does not match the record, the record does not fit the
                 study's space, or the executor options are invalid.
-            TrackingError: The store cannot be used, or another driver runs this study.
+            TrackingError: The store cannot be used (a full disk, a read-only folder), or
+                another driver runs this study.
+            TrialError: A trial could not be submitted, or the first trials all failed with
+                the same error (:data:`FAIL_FAST_TRIALS`).
         """
-        from autotune.tracking import MlflowTracker, ensure_store
-
         cfg = self.config
         optimizer = self._optimizer()
         executor = self.executor if self.executor is not None else self._make_executor()  # starts nothing yet
@@ -237,33 +184,32 @@ class Study:
             raise ConfigError("Study(executor=...)", f"must have n_workers == parallelism.workers "
                               f"({cfg.parallelism.workers})", executor.n_workers,
                               "build the executor with n_workers=config.parallelism.workers.")
-        output_dir = cfg.resolved_output_dir
-        output_dir.mkdir(parents=True, exist_ok=True)
-        with _driver_lock(output_dir, cfg.name):
-            ensure_store(cfg.resolved_tracking_uri)  # the driver creates the store, before any worker
-            tracker = MlflowTracker(cfg.resolved_tracking_uri, cfg.name)
-            self._check_resume(tracker, resume)
-            tracker.start_study(cfg.to_dict(), cfg.study_file, tags=self._study_tags())
-            for orphan in tracker.close_orphans(cfg.on_orphans):
-                _kill_orphan(orphan)
-            requeue = self._rebuild(optimizer, tracker.load_trials())
-            return _Driver(cfg, tracker, optimizer, executor, requeue).run(progress)
+        cfg.resolved_output_dir.mkdir(parents=True, exist_ok=True)
+        record = self.record
+        with record.lock():
+            record.open(self._study_tags(), resume=resume)
+            recovery = record.recover(started_here=_starts_local_processes(executor),
+                                      reattach=self._reattacher(executor))
+            requeue = record.rebuild(optimizer, pending=True)  # the re-attached trials are pending
+            driver = _Driver(cfg, record, optimizer, executor, requeue)
+            for tid, (trial, job) in recovery.jobs.items():
+                driver.reattached(tid, trial.run_id, job)
+            summary = driver.run(progress)
+        return dataclasses.replace(summary, recovered=recovery.counts())
 
-    def _check_resume(self, tracker: MlflowTracker, resume: bool | None) -> None:
-        if resume is None:
-            return
-        where = self._where
-        found = tracker.find_study() is not None
-        n = len({t.trial_id for t in tracker.load_trials()}) if found else 0
-        if resume and not found:
-            raise ConfigError(where, f"study {self.config.name!r} has no record to resume in {tracker.tracking_uri}",
-                              None,
-                              f"start it with `autotune run {where}` (or check name and output_dir).")
-        if not resume and n:
-            raise ConfigError(where, f"study {self.config.name!r} already has {n} trials in {tracker.tracking_uri}",
-                              None,
-                              f"continue it with `autotune resume {where}`, or start afresh under another name or "
-                              f"output_dir (or delete {self.config.resolved_output_dir}).")
+    def _reattacher(self, executor: Executor) -> Callable[[LoadedTrial, Path, int], Job | None] | None:
+        """How to take back a dead driver's trial, if the executor can (``adopt``)."""
+        adopt = getattr(executor, "adopt", None)
+        if adopt is None:
+            return None
+        root = self.config.resolved_output_dir
+
+        def reattach(trial: LoadedTrial, workdir: Path, reports_sent: int) -> Job | None:
+            spec = _trial_spec(self.config, trial.trial_id, trial.params, workdir)
+            job: Job | None = adopt(workdir, spec, root=root, reports_seen=reports_sent)
+            return job
+
+        return reattach
 
     def _study_tags(self) -> dict[str, Any]:
         cfg = self.config
@@ -275,40 +221,8 @@ class Study:
         }
 
     def _optimizer(self) -> Optimizer:
-        from autotune.optimizer import Optimizer
-
-        cfg = self.config
-        return Optimizer(
-            cfg.search_space,
-            cfg.strategy.name,
-            direction=cfg.objective.direction,
-            seed=cfg.seed,
-            n_initial=cfg.n_initial,
-            initial_design=cfg.initial_design,
-            constraints=cfg.constraints,
-            cost_metric=cfg.cost_metric,
-            budget=cfg.budget.max_trials if cfg.cost_metric is None else None,
-            strategy_options=cfg.strategy.options,
-        )
-
-    def _rebuild(self, optimizer: Optimizer, trials: Sequence[LoadedTrial]) -> list[LoadedTrial]:
-        """Teach the optimiser every finished trial of the record; return the ones to run again."""
-        requeue = []
-        for trial in _latest_runs(trials):
-            if trial.requeue:
-                requeue.append(trial)
-                continue
-            state = trial.state if trial.state.is_finished else TrialState.FAILED
-            try:
-                optimizer.add(trial.params, trial.value(self.config.objective.metric), state=state,
-                              metrics=trial.metrics, trial_id=trial.trial_id)
-            except SearchSpaceError as exc:
-                raise StudyConfigError(
-                    f"{self._where}: space", f"does not fit trial {trial.trial_id} recorded in "
-                    f"{self.config.resolved_tracking_uri} ({exc})", None,
-                    "keep a study's space fixed; to change it, start a new study (another name or output_dir).",
-                ) from None
-        return requeue
+        """The driver's fresh optimiser (a hook for benchmarks that time its calls)."""
+        return self.record.new_optimizer()
 
     def _make_executor(self) -> Executor:
         """The executor the config names, wired to the study's parallelism and folder."""
@@ -336,7 +250,7 @@ class Study:
         try:
             return get_executor(name, n_workers=cfg.parallelism.workers, **options)
         except TypeError as exc:
-            raise StudyConfigError(f"{self._where}: executor.options",
+            raise StudyConfigError(f"{self.record.where}: executor.options",
                                    f"are not accepted by the {name!r} executor ({exc})", cfg.executor.options,
                                    "remove the unknown option; see the executor's documentation.") from None
 
@@ -353,10 +267,10 @@ class _Running:
 class _Driver:
     """The state of one :meth:`Study.optimize` call (private: the loop's pieces, kept small)."""
 
-    def __init__(self, cfg: StudyConfig, tracker: MlflowTracker, optimizer: Optimizer, executor: Executor,
+    def __init__(self, cfg: StudyConfig, record: StudyRecord, optimizer: Optimizer, executor: Executor,
                  requeue: list[LoadedTrial]) -> None:
         self.cfg = cfg
-        self.tracker = tracker
+        self.record = record
         self.optimizer = optimizer
         self.executor = executor
         self.requeue = requeue
@@ -365,11 +279,9 @@ class _Driver:
         # and is not counted), re-queued ones, and those started now.
         self.budget_ids = {o.trial_id for o in optimizer.observations if o.trial_id is not None}
         self.budget_ids |= {t.trial_id for t in requeue}
-        self.n_finished = len(optimizer.observations)
         self.n_new = 0
         self.stop_reason = ""
         self.signal_name = ""
-        self.best_id: int | None = None
         self.view = _View(cfg.name)
         self.start_clock = executor.now()
         self.last_stream = time.monotonic()
@@ -379,6 +291,23 @@ class _Driver:
         # Suggestions asked ahead while the driver waits (pending to the optimiser, not yet started).
         self.ready: deque[Suggestion] = deque()
         self.prefetch = 0 if optimizer.strategy.synchronous else (cfg.parallelism.prefetch or 0)
+        # The errors of the first failed trials, while none has completed (fail fast).
+        self.first_errors: list[str] | None = (
+            None if any(o.state is TrialState.COMPLETED for o in optimizer.observations) else [])
+        # Record writes in progress: a second signal waits for them (no run is left RUNNING).
+        self.shield = 0
+        self.interrupt_pending = False
+
+    def reattached(self, trial_id: int, run_id: str, job: Job) -> None:
+        """Carry on with a trial a dead driver started (its run is open, the optimiser holds it pending)."""
+        suggestion = next(s for s in self.optimizer.pending if s.trial_id == trial_id)
+        self.running[trial_id] = _Running(job, run_id, suggestion)
+        self.budget_ids.add(trial_id)
+
+    @property
+    def n_finished(self) -> int:
+        """Trials learned from (killed ones are not)."""
+        return len(self.optimizer.observations)
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -409,24 +338,38 @@ class _Driver:
                         self._stream()
                     for job in finished:
                         self._finish(job)
-            if self.signal_name:
-                status = "KILLED"
+                if self.signal_name:
+                    status = "KILLED"
         except BaseException as exc:
             status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
             self._abandon()
             raise
         finally:
+            self.shield += 1  # from here on every signal waits: the record is being closed
             for suggestion in self.ready:
                 self.optimizer.forget(suggestion.trial_id)
             self.ready.clear()
-            self.executor.shutdown(kill=True)
-            self._plots(final=True)
             with contextlib.suppress(Exception):
-                self.tracker.end_study(status)  # type: ignore[arg-type]
-        record = _status(self.cfg, self.tracker.load_trials(), started=True)
-        fields = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+                self.executor.shutdown(kill=True)
+            if status != "FAILED":
+                self._plots(final=True)
+            with contextlib.suppress(Exception):
+                self.record.end(status)
+        fields = {f.name: getattr(self.record.status(), f.name) for f in dataclasses.fields(StudyStatus)}
         return StudySummary(**fields, stop_reason=self.stop_reason, n_new_trials=self.n_new,
                             duration_s=time.monotonic() - start)
+
+    @contextlib.contextmanager
+    def _shielded(self) -> Iterator[None]:
+        """A record write that a second signal must not cut in half (it raises afterwards)."""
+        self.shield += 1
+        try:
+            yield
+        finally:
+            self.shield -= 1
+            if not self.shield and self.interrupt_pending:
+                self.interrupt_pending = False
+                raise KeyboardInterrupt
 
     def _remaining(self) -> int | None:
         max_trials = self.cfg.budget.max_trials
@@ -463,41 +406,33 @@ class _Driver:
         return remaining is None or remaining > len(self.ready)
 
     def _launch(self, suggestion: Suggestion, extra_tags: Mapping[str, Any] | None = None) -> None:
-        """Open the trial's run, then submit it (a driver killed in between leaves an orphan run)."""
-        from autotune.tracking import TAG_ACQ_VALUE, TAG_PRED_MEAN, TAG_PRED_STD, TAG_STRATEGY
+        """Open the trial's run, then submit it (a driver killed in between leaves an orphan run).
 
+        Raises:
+            TrialError: The executor refused the trial (the study stops; the trial is recorded failed).
+        """
         cfg = self.cfg
         tid = suggestion.trial_id
-        workdir = cfg.resolved_output_dir / "trials" / str(tid)
-        info = suggestion.info
-        names = {"strategy": TAG_STRATEGY, "batch_id": TAG_BATCH_ID, "acq_value": TAG_ACQ_VALUE,
-                 "pred_mean": TAG_PRED_MEAN, "pred_std": TAG_PRED_STD, "fallback": TAG_FALLBACK}
-        tags = {tag: info[key] for key, tag in names.items() if key in info}
-        tags[TAG_WORKDIR] = str(workdir)
-        run_id = self.tracker.start_trial(tid, suggestion.params, {**tags, **(extra_tags or {})})
-        spec = TrialSpec(
-            trial_id=tid,
-            params=dict(suggestion.params),
-            entry_point=cfg.trial.entry_point,
-            fixed_args=dict(cfg.trial.fixed_args),
-            timeout_s=cfg.trial.timeout_s,
-            workdir=str(workdir),
-            resources=Resources(cfg.parallelism.gpus_per_trial, cfg.parallelism.cpus_per_trial,
-                                cfg.parallelism.trials_per_gpu),
-            objective=cfg.objective.metric,
-        )
-        self.budget_ids.add(tid)
-        self.n_new += 1
-        try:
-            job = self.executor.submit(spec)
-        except Exception as exc:
-            now = self.executor.now()
-            error = f"the trial could not be submitted: {exc}"
-            self._record(run_id, tid, TrialResult(tid, TrialState.FAILED, error=error, start_time=now, end_time=now))
-            if not isinstance(exc, TrialError):  # e.g. resources no executor can give: every trial would fail
-                raise
-            return
-        self.running[tid] = _Running(job, run_id, suggestion)
+        workdir = self.record.workdir(tid)
+        spec = _trial_spec(cfg, tid, suggestion.params, workdir)
+        with self._shielded():
+            run_id = self.record.open_suggestion(suggestion, {TAG_WORKDIR: str(workdir), **(extra_tags or {})})
+            self.budget_ids.add(tid)
+            self.n_new += 1
+            try:
+                job = self.executor.submit(spec)
+            except Exception as exc:
+                now = self.executor.now()
+                error = f"the trial could not be submitted: {exc}"
+                self._record(run_id, TrialResult(tid, TrialState.FAILED, error=error, start_time=now, end_time=now))
+                if isinstance(exc, ConfigError):  # e.g. resources no executor can give: the user's to fix
+                    raise
+                raise TrialError(
+                    f"{self.record.where}: trial {tid} could not be submitted to the {cfg.executor.name!r} executor "
+                    f"({type(exc).__name__}: {exc}); the study stops (trial {tid} is recorded failed). "
+                    f"Fix: correct the cause, then `autotune resume {self.record.where}`."
+                ) from exc
+            self.running[tid] = _Running(job, run_id, suggestion)
 
     def _stream(self) -> None:
         """Send the reports made since the last look to each running trial's run (one batch each)."""
@@ -505,34 +440,46 @@ class _Driver:
         for running in self.running.values():
             reports = running.job.new_reports()
             if reports:
-                self.tracker.log_reports(running.run_id, reports)
+                self.record.tracker.log_reports(running.run_id, reports)
 
     def _finish(self, job: Job) -> None:
-        running = self.running.pop(job.trial_id)
-        reports = job.new_reports()
-        if reports:
-            self.tracker.log_reports(running.run_id, reports)
-        self._record(running.run_id, job.trial_id, job.result())
+        with self._shielded():
+            running = self.running[job.trial_id]
+            reports = job.new_reports()
+            if reports:
+                with contextlib.suppress(Exception):  # the result below still closes the run
+                    self.record.tracker.log_reports(running.run_id, reports)
+            self.running.pop(job.trial_id)
+            self._record(running.run_id, job.result())
 
-    def _record(self, run_id: str, trial_id: int, result: TrialResult) -> None:
-        """End the trial's run, tell the optimiser, update the best so far."""
-        self.tracker.end_trial(run_id, result)
-        metric = self.cfg.objective.metric
-        value = result.metrics.get(metric) if result.state is TrialState.COMPLETED else None
-        self.optimizer.tell(trial_id, value, state=result.state, metrics=result.metrics)
-        if result.state is not TrialState.KILLED:
-            self.n_finished += 1
+    def _record(self, run_id: str, result: TrialResult) -> None:
+        """End the trial's run, tell the optimiser, update the best so far (one record call)."""
+        self.record.finish_trial(run_id, result, self.optimizer)
         best = self.optimizer.best()
         best_value = None if best is None else best.value
-        if best is not None and best.trial_id != self.best_id:
-            self.best_id = best.trial_id
-            self.tracker.set_study_tags({TAG_BEST_TRIAL: best.trial_id})
-        self.tracker.log_study_metrics({f"best_{metric}": best_value, "finished_trials": self.n_finished},
-                                       step=self.n_finished)
-        self.view.trial_line(result, metric, best_value, self.best_id)
+        self.view.trial_line(result, self.cfg.objective.metric, best_value, None if best is None else best.trial_id)
+        self._check_fail_fast(result)
         if (self.n_finished - self.finished_at_plots >= PLOTS_EVERY
                 and time.monotonic() - self.last_plots >= self.plots_interval_s):
             self._plots(final=False)
+
+    def _check_fail_fast(self, result: TrialResult) -> None:
+        """Stop when the first :data:`FAIL_FAST_TRIALS` trials all failed with the same error."""
+        if self.first_errors is None or result.state is TrialState.KILLED:
+            return
+        if result.state is TrialState.COMPLETED:
+            self.first_errors = None
+            return
+        self.first_errors.append(_error_line(result))
+        if len(self.first_errors) >= FAIL_FAST_TRIALS and len(set(self.first_errors)) == 1:
+            raise TrialError(
+                f"{self.record.where}: the first {FAIL_FAST_TRIALS} trials all failed with the same error before any "
+                f"completed: {self.first_errors[0]}. The study stops (the trials are recorded). Fix: correct the "
+                f"trial function or its environment (the full error is each run's trial/error.txt), then "
+                f"`autotune resume {self.record.where}`."
+            )
+        if len(self.first_errors) >= FAIL_FAST_TRIALS:
+            self.first_errors = None  # different errors: the space, not the code; carry on
 
     def _cancel_all(self) -> None:
         """Stop every running trial; each is recorded ``killed`` with its reports so far."""
@@ -541,19 +488,33 @@ class _Driver:
             self._finish(job)
 
     def _abandon(self) -> None:
-        """On an error: cancel the running trials and close their runs, as far as possible."""
-        for running in list(self.running.values()):
-            with contextlib.suppress(Exception):
-                running.job.cancel()
-                self._finish(running.job)
-        self.running.clear()
+        """On an error or a second signal: cancel the running trials and close every run.
+
+        Signals wait meanwhile; a run whose result cannot be written is still closed (killed).
+        """
+        self.shield += 1
+        try:
+            for tid, running in list(self.running.items()):
+                with contextlib.suppress(Exception):
+                    running.job.cancel()
+                try:
+                    self._finish(running.job)
+                except Exception:  # noqa: BLE001 (close the run whatever happened)
+                    self.running.pop(tid, None)
+                    with contextlib.suppress(Exception):
+                        self.record.tracker.end_trial(running.run_id, TrialResult(
+                            tid, TrialState.KILLED, error="the driver stopped on an error"))
+            self.running.clear()
+        finally:
+            self.shield -= 1
 
     def _plots(self, final: bool) -> None:
         from autotune.tracking import refresh_study_plots
 
         start = time.monotonic()
         try:
-            refresh_study_plots(self.tracker, self.tracker.load_trials(), self.cfg.objective.direction,
+            tracker = self.record.tracker
+            refresh_study_plots(tracker, tracker.load_trials(), self.cfg.objective.direction,
                                 self.cfg.objective.metric, out_dir=self.cfg.resolved_output_dir / "plots")
         except Exception as exc:  # noqa: BLE001 (plots must never stop a study)
             logger.warning("the study plots could not be drawn%s: %s", " at the end" if final else "", exc)
@@ -570,11 +531,34 @@ class _Driver:
         self.signal_name = signal.Signals(signum).name
 
 
+def _trial_spec(cfg: StudyConfig, trial_id: int, params: Mapping[str, Any], workdir: Path) -> TrialSpec:
+    """What the executor runs for one trial of the study."""
+    return TrialSpec(
+        trial_id=trial_id,
+        params=dict(params),
+        entry_point=cfg.trial.entry_point,
+        fixed_args=dict(cfg.trial.fixed_args),
+        timeout_s=cfg.trial.timeout_s,
+        workdir=str(workdir),
+        resources=Resources(cfg.parallelism.gpus_per_trial, cfg.parallelism.cpus_per_trial,
+                            cfg.parallelism.trials_per_gpu),
+        objective=cfg.objective.metric,
+    )
+
+
+def _error_line(result: TrialResult) -> str:
+    """The line that names a failed trial's error (the traceback's last), or its state."""
+    lines = (result.error or "").strip().splitlines()
+    return lines[-1][:300] if lines else result.state.value
+
+
 @contextlib.contextmanager
 def _graceful_stop(driver: _Driver) -> Iterator[None]:
     """SIGINT/SIGTERM ask the driver to stop; a second one raises ``KeyboardInterrupt`` at once.
 
-    Handlers are only installed from the main thread (elsewhere signals cannot be caught).
+    At once, except inside a record write: then it raises when the write is done, so that
+    every trial's run is closed. Handlers are only installed from the main thread (elsewhere
+    signals cannot be caught).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -582,6 +566,9 @@ def _graceful_stop(driver: _Driver) -> Iterator[None]:
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if driver.signal_name:
+            if driver.shield:
+                driver.interrupt_pending = True
+                return
             raise KeyboardInterrupt
         driver.on_signal(signum)
         logger.warning("%s: stopping; running trials are cancelled (send it again to stop at once)",
@@ -595,89 +582,11 @@ def _graceful_stop(driver: _Driver) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-@contextlib.contextmanager
-def _driver_lock(output_dir: Path, name: str) -> Iterator[None]:
-    """Hold ``output_dir/driver.lock`` so that two drivers never run one study (released on any exit)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    path = output_dir / _LOCK_FILE
-    with open(path, "a+", encoding="utf-8") as file:
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            file.seek(0)
-            pid = file.read().strip() or "?"
-            raise TrackingError(
-                f"{path}: study {name!r} is already being run by another driver (pid {pid}). "
-                f"Fix: wait for it to finish, or stop it (kill -TERM {pid}) and resume."
-            ) from None
-        file.seek(0)
-        file.truncate()
-        file.write(f"{os.getpid()}\n")
-        file.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(file, fcntl.LOCK_UN)
+def _starts_local_processes(executor: Executor) -> bool:
+    """Whether trial processes start on this machine with their output in the trial folder."""
+    from autotune.executors import LocalExecutor
 
-
-def _kill_orphan(trial: LoadedTrial) -> None:
-    """Stop the process of a trial a dead driver left running (local trials leave a pid file)."""
-    from autotune.executors._local import kill_orphan_trial
-
-    workdir = trial.tags.get(TAG_WORKDIR)
-    if workdir:
-        kill_orphan_trial(workdir)
-
-
-def _latest_runs(trials: Sequence[LoadedTrial]) -> list[LoadedTrial]:
-    """One run per trial id: the latest (a re-queued trial has several), sorted by trial id."""
-    latest: dict[int, LoadedTrial] = {}
-    for trial in trials:  # sorted by trial id, then start time
-        latest[trial.trial_id] = trial
-    return [latest[tid] for tid in sorted(latest)]
-
-
-def _status(cfg: StudyConfig, trials: Sequence[LoadedTrial], started: bool) -> StudyStatus:
-    """Counts per state and the best feasible trial of a record."""
-    from autotune.strategies import OutcomeConstraint
-
-    latest = _latest_runs(trials)
-    counts = Counter(t.state.value for t in latest)
-    metric = cfg.objective.metric
-    constraints = [OutcomeConstraint.parse(c) for c in cfg.constraints]
-    sign = 1.0 if cfg.objective.direction == "minimize" else -1.0
-    best: LoadedTrial | None = None
-    for trial in latest:
-        value = trial.value(metric)
-        if value is None or not _feasible(trial.metrics, constraints):
-            continue
-        if best is None or sign * value < sign * (best.value(metric) or 0.0):
-            best = trial
-    best_trial = None
-    if best is not None:
-        best_trial = BestTrial(best.trial_id, float(best.value(metric) or 0.0), dict(best.params), dict(best.metrics),
-                               best.run_id)
-    return StudyStatus(
-        name=cfg.name,
-        tracking_uri=cfg.resolved_tracking_uri,
-        started=started,
-        counts={state.value: counts.get(state.value, 0) for state in TrialState},
-        best=best_trial,
-        metric=metric,
-        direction=cfg.objective.direction,
-    )
-
-
-def _feasible(metrics: Mapping[str, float], constraints: Sequence[Any]) -> bool:
-    for c in constraints:
-        value = metrics.get(c.metric)
-        if value is None or not math.isfinite(value) or (value > c.bound if c.op == "<=" else value < c.bound):
-            return False
-    return True
+    return isinstance(executor, LocalExecutor)
 
 
 class _View:
@@ -695,7 +604,13 @@ class _View:
 
             console = Console()
             if console.is_terminal:
-                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    Progress,
+                    TextColumn,
+                    TimeElapsedColumn,
+                )
 
                 self.progress = Progress(
                     TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

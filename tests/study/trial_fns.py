@@ -37,3 +37,13 @@ def sim_duration(params: dict[str, Any]) -> float:
     """Varied, deterministic durations between 2 and 20 (virtual) seconds."""
     u = math.modf(abs(float(params["x"])) * 7.31 + abs(float(params.get("y", 0.0))) * 3.17)[0]
     return 2.0 + 18.0 * u
+
+
+def broken(params: dict[str, Any], report: Report) -> dict[str, float]:
+    """A trial that always fails the same way (a broken environment, not a bad point)."""
+    raise RuntimeError("libcuda.so.1: cannot open shared object file")
+
+
+def fails_by_point(params: dict[str, Any], report: Report) -> dict[str, float]:
+    """A trial that fails with a different error at each point (a bad region, not broken code)."""
+    raise ValueError(f"diverged at x={float(params['x']):.6f}")
