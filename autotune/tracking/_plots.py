@@ -19,6 +19,7 @@ from autotune.tracking._tracker import (
     TAG_ACQ_VALUE,
     TAG_PRED_MEAN,
     TAG_PRED_STD,
+    TAG_STRATEGY,
     LoadedTrial,
     MlflowTracker,
 )
@@ -31,7 +32,25 @@ Direction = Literal["minimize", "maximize"]
 
 PLOTS_ARTIFACT_DIR = "plots"
 _FIGSIZE_IN = (7.0, 4.0)
-_INACTIVE = -0.12  # the height, on a parallel-coordinates axis, of "parameter inactive"
+# The height, on a parallel-coordinates axis scaled to [0, 1], of "parameter inactive" (or
+# "failed" on the objective's axis): a tick of its own well below the range, never on its minimum.
+_INACTIVE = -0.25
+# What each strategy's acquisition value is (the optimiser records it as computed).
+_ACQUISITION_NAMES = {
+    "ei": "log EI",
+    "kriging_believer": "log EI",
+    "constant_liar": "log EI",
+    "kmeans": "log EI",
+    "local_penalization": "log EI + log penalty",
+    "ei_per_cost": "log EI per log cost",
+    "pi": "log PI",
+    "qei": "log qNEI",
+    "ucb": "UCB",
+    "lcb": "LCB",
+    "max_variance": "posterior variance",
+    "greedy": "posterior mean",
+    "thompson": "posterior sample",
+}
 
 
 def plot_convergence(
@@ -130,12 +149,17 @@ def plot_parallel_coordinates(
         else:
             ax.plot(xs, ys, color=cmap(norm(value)), linewidth=1.2, alpha=0.85)
     for x, ticks in zip(xs, labels):
-        ax.axvline(x, color="black", linewidth=0.8)
+        ax.plot([x, x], [0.0, 1.0], color="black", linewidth=0.8)  # the axis: its range only
         for y, text in ticks:
-            ax.text(x + 0.03, y, text, fontsize=7, va="center")
+            missing = y == _INACTIVE
+            if missing:  # a separate tick below the range, joined by a dotted gap
+                ax.plot([x, x], [_INACTIVE, 0.0], color="0.6", linewidth=0.8, linestyle=":")
+            ax.plot([x - 0.04, x], [y, y], color="0.6" if missing else "black", linewidth=0.8)
+            ax.text(x + 0.03, y, text, fontsize=7, va="center", color="0.4" if missing else "black",
+                    style="italic" if missing else "normal")
     ax.set_xticks(list(xs), [*names, objective], rotation=20)
     ax.set_yticks([])
-    ax.set_ylim(_INACTIVE - 0.08, 1.08)
+    ax.set_ylim(_INACTIVE - 0.06, 1.06)
     ax.set_xlim(-0.2, len(columns) - 0.5)
     if finite:
         fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=objective)
@@ -161,18 +185,18 @@ def plot_acquisition_trace(trials: Sequence[LoadedTrial], objective: str = "obje
     fig = Figure(figsize=(_FIGSIZE_IN[0], 1.5 * _FIGSIZE_IN[1]), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True)
     top.set_title("Acquisition trace")
-    top.set_ylabel("acquisition value")
+    top.set_ylabel(acquisition_label(trials))
     bottom.set_ylabel(objective)
     bottom.set_xlabel("trial")
-    acq = [(t.trial_id, v) for t in trials if (v := _float_tag(t, TAG_ACQ_VALUE)) is not None]
+    acq = [(t.trial_id, v) for t in trials if (v := t.float_tag(TAG_ACQ_VALUE)) is not None]
     if acq:
         top.plot(*zip(*acq), "o-", color="tab:purple", markersize=4)
     else:
         _no_data(top, "no acquisition values recorded")
     predicted = [
-        (t.trial_id, mean, _float_tag(t, TAG_PRED_STD) or 0.0)
+        (t.trial_id, mean, t.float_tag(TAG_PRED_STD) or 0.0)
         for t in trials
-        if (mean := _float_tag(t, TAG_PRED_MEAN)) is not None
+        if (mean := t.float_tag(TAG_PRED_MEAN)) is not None
     ]
     observed = [(t.trial_id, v) for t in trials if (v := t.value(objective)) is not None]
     if predicted:
@@ -194,6 +218,27 @@ def plot_acquisition_trace(trials: Sequence[LoadedTrial], objective: str = "obje
     else:
         _no_data(bottom, "no predictions or observations yet")
     return fig
+
+
+def acquisition_label(trials: Sequence[LoadedTrial]) -> str:
+    """The axis label of the recorded acquisition values, e.g. ``"log EI at proposal"``.
+
+    Args:
+        trials: The study's trials; the strategies of those with an acquisition value name it.
+
+    Returns:
+        ``"<acquisition> at proposal"``, naming each kind once (``"log EI / UCB at proposal"``),
+        or ``"acquisition value at proposal"`` when no strategy is recorded.
+    """
+    kinds: list[str] = []
+    for trial in trials:
+        strategy = trial.tags.get(TAG_STRATEGY)
+        if strategy is None or trial.float_tag(TAG_ACQ_VALUE) is None:
+            continue
+        kind = _ACQUISITION_NAMES.get(strategy, f"{strategy} acquisition")
+        if kind not in kinds:
+            kinds.append(kind)
+    return f"{' / '.join(kinds) or 'acquisition value'} at proposal"
 
 
 def refresh_study_plots(
@@ -225,9 +270,7 @@ def refresh_study_plots(
         folder.mkdir(parents=True, exist_ok=True)
         for filename, fig in figures.items():
             fig.savefig(folder / filename, format="png")  # PNG is always drawn by Agg
-            tracker.client.log_artifact(
-                tracker.parent_run_id, str(folder / filename), PLOTS_ARTIFACT_DIR
-            )
+            tracker.log_study_artifact(folder / filename, PLOTS_ARTIFACT_DIR)
     return [f"{PLOTS_ARTIFACT_DIR}/{filename}" for filename in figures]
 
 
@@ -248,14 +291,6 @@ def _better(direction: str) -> Any:
 
 def _no_data(ax: Axes, message: str) -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="0.4")
-
-
-def _float_tag(trial: LoadedTrial, key: str) -> float | None:
-    try:
-        value = float(trial.tags[key])
-    except (KeyError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def _scale_axis(column: Sequence[Any], missing: str) -> tuple[list[float], list[tuple[float, str]]]:

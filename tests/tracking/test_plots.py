@@ -88,7 +88,43 @@ def test_parallel_coordinates_has_one_axis_per_param_and_the_objective() -> None
     fig = plot_parallel_coordinates(MIXED)
     labels = [tick.get_text() for tick in fig.axes[0].get_xticklabels()]
     assert labels == ["lr", "opt", "beta", "momentum", "bn", "objective"]
-    assert len(fig.axes[0].lines) == len(MIXED) + len(labels)  # trial lines + axis lines
+    trial_lines = [line for line in fig.axes[0].lines if len(line.get_xdata()) == len(labels)]
+    assert len(trial_lines) == len(MIXED)
+    axes = [line for line in fig.axes[0].lines if list(line.get_ydata()) == [0.0, 1.0]]
+    assert sorted(line.get_xdata()[0] for line in axes) == list(range(len(labels)))
+
+
+def test_inactive_has_its_own_tick_below_the_axis_minimum() -> None:
+    fig = plot_parallel_coordinates(MIXED)
+    ax = fig.axes[0]
+    texts = {(round(t.get_position()[0]), t.get_text()): t.get_position()[1] for t in ax.texts}
+    # beta (axis 2) is inactive in two trials; its minimum (0.9) sits at the bottom of its range
+    beta_min, beta_inactive = texts[(2, "0.9")], texts[(2, "inactive")]
+    assert beta_min == 0.0 and beta_inactive <= -0.2  # a separate tick, clearly below
+    ylim = ax.get_ylim()
+    assert ylim[0] < beta_inactive  # and visible
+    assert texts[(5, "failed")] == beta_inactive  # the objective's "failed" tick likewise
+    # pixel check: the two labels do not overlap
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    boxes = {t.get_text(): t.get_window_extent(renderer) for t in ax.texts if round(t.get_position()[0]) == 2}
+    assert not boxes["inactive"].overlaps(boxes["0.9"])
+
+
+def test_the_acquisition_axis_says_what_it_shows() -> None:
+    from autotune.tracking import TAG_STRATEGY
+
+    assert plot_acquisition_trace(MIXED).axes[0].get_ylabel() == "acquisition value at proposal"
+    with_strategy = [
+        _trial(t.trial_id, t.params, t.value("objective"), **{**t.tags, TAG_STRATEGY: "ei"})
+        for t in MIXED
+    ]
+    assert plot_acquisition_trace(with_strategy).axes[0].get_ylabel() == "log EI at proposal"
+    mixed = [*with_strategy, _trial(9, {"lr": 0.1}, 1.0, **{TAG_STRATEGY: "ucb", TAG_ACQ_VALUE: "2"})]
+    assert plot_acquisition_trace(mixed).axes[0].get_ylabel() == "log EI / UCB at proposal"
 
 
 def test_an_unknown_direction_is_refused() -> None:

@@ -158,7 +158,7 @@ def test_end_states_map_to_run_statuses(tracker: MlflowTracker, tmp_path: Path) 
         assert tags["autotune.device"] == "cuda:1" and tags["autotune.duration_s"] == "12.5"
         assert tags["autotune.note"] == "x"
         if state is TrialState.COMPLETED:
-            assert run.data.metrics == {"objective": 0.5}
+            assert run.data.metrics == {"objective": 0.5, "param/lr": 0.1}
             assert TAG_FAILURE_REASON not in tags
         else:
             assert "objective" not in run.data.metrics  # NaN is not logged as an MLflow metric
@@ -167,7 +167,7 @@ def test_end_states_map_to_run_statuses(tracker: MlflowTracker, tmp_path: Path) 
     assert tracker.client.get_run(runs[TrialState.OOM]).data.tags[TAG_FAILURE_REASON] == "oom"
     assert tracker.client.get_run(runs[TrialState.KILLED]).data.tags.get(TAG_FAILURE_REASON) is None
     failed = tracker.client.get_run(runs[TrialState.FAILED]).data.tags[TAG_FAILURE_REASON]
-    assert len(failed) <= 8000 and failed.endswith("ValueError: boom")
+    assert failed == "ValueError: boom"  # one line; the traceback is in trial/error.txt
     full = tracker.client.download_artifacts(
         runs[TrialState.FAILED], "trial/error.txt", str(tmp_path)
     )
@@ -284,3 +284,178 @@ def test_study_level_metrics_tags_and_artifacts(tracker: MlflowTracker, tmp_path
     assert "bad" not in run.data.metrics
     assert run.data.tags["autotune.best_trial"] == "4" and run.info.status == "FINISHED"
     assert "reports/summary.json" in _artifacts(tracker, parent, "reports")
+
+
+# -- a readable record (issue 17) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        ("Traceback (most recent call last):\n  File \"t.py\", line 3, in f\n    raise ValueError('x')\n"
+         "ValueError: boom", "ValueError: boom"),
+        ("Traceback (most recent call last):\n  File \"a.py\", line 1\nKeyError: 'a'\n\nDuring handling "
+         "of the above exception, another exception occurred:\n\nTraceback (most recent call last):\n"
+         "  File \"b.py\", line 2\n    g()\nRuntimeError: two\nlines of message\n", "RuntimeError: two lines of message"),
+        ("the trial process exited with code 1 without writing a result. End of err.txt:\n"
+         "Traceback (most recent call last):\n  File \"x\", line 1\nMemoryError\n", "MemoryError"),
+        ("timed out after 30 s\nstderr tail: ...", "timed out after 30 s"),
+        ("driver died", "driver died"),
+        ("E" * 2000, "E" * 497 + "..."),
+    ],
+    ids=["traceback", "chained-multiline", "exit-with-traceback", "plain", "one-line", "long"],
+)
+def test_failure_line_is_the_exception_in_one_line(error: str, line: str) -> None:
+    assert _tracker.failure_line(error) == line
+
+
+def test_numbers_are_metrics_too(tracker: MlflowTracker) -> None:
+    parent = tracker.start_study(CONFIG)
+    proposal = {TAG_ACQ_VALUE: -1.5, _tracker.TAG_PRED_MEAN: "0.25", _tracker.TAG_PRED_STD: "nan"}
+    runs = [
+        tracker.start_trial(3, {"lr": 0.02, "n": 4, "bn": True, "act": "relu", "w": [1]}, proposal),
+        tracker.start_trial(4, {"lr": 0.001, "n": 2, "bn": False, "act": "gelu", "w": [2]}),
+    ]
+    run = tracker.client.get_run(runs[0])
+    assert run.data.metrics == {
+        "param/lr": 0.02, "param/n": 4.0, "proposal/acq_value": -1.5, "proposal/pred_mean": 0.25
+    }  # bools, strings, lists and NaN are not metrics
+    assert run.data.params["lr"] == "0.02" and run.data.params["act"] == "relu"  # still params
+    # they sort and filter in MLflow's search, which params (strings) cannot
+    found = tracker.client.search_runs(
+        [tracker.experiment_id], "metrics.`param/lr` > 0.01", order_by=["metrics.`param/n` DESC"]
+    )
+    assert [r.info.run_id for r in found] == [runs[0]]
+    # on the study run, the proposals are a curve over trials
+    history = tracker.client.get_metric_history(parent, "proposal/acq_value")
+    assert [(m.step, m.value) for m in history] == [(3, -1.5)]
+    # and they are not mistaken for the trial's own metrics while it runs
+    assert all(trial.metrics == {} for trial in tracker.load_trials())
+
+
+def test_final_metrics_without_a_fake_step(sqlite_tracker: MlflowTracker) -> None:
+    tracker = sqlite_tracker
+    tracker.start_study(CONFIG)
+    run_id = tracker.start_trial(0, {"lr": 0.1})
+    tracker.log_reports(run_id, [{"epoch": e, "val_loss": 1.0 / (e + 1)} for e in range(3)])
+    # the final val_loss (the best epoch's) differs from the last report's, in the same millisecond
+    final = {"val_loss": 0.4, "n_params": 1000, "train_seconds": 2.5, "best_epoch": 1}
+    tracker.end_trial(run_id, TrialResult(0, TrialState.COMPLETED, metrics=final))
+
+    client = tracker.client
+    curve = [(m.step, m.value) for m in client.get_metric_history(run_id, "val_loss")]
+    assert curve == [(0, 1.0), (1, 0.5), (2, 1 / 3), (2, 0.4)]  # no step 3
+    for scalar in ("n_params", "train_seconds", "best_epoch"):
+        assert [(m.step, m.value) for m in client.get_metric_history(run_id, scalar)] == [
+            (0, float(final[scalar]))
+        ]
+    assert client.get_run(run_id).data.metrics["val_loss"] == 0.4  # the final value is the latest
+    [loaded] = tracker.load_trials()
+    assert loaded.metrics == final
+
+
+# -- what is read back is not trusted (issue 13) -------------------------------------------
+
+
+def _bad_trial(tracker: MlflowTracker, tag: str, value: str, trial_id: int = 1) -> str:
+    """A finished trial whose tag ``tag`` is then overwritten, as anyone with access could."""
+    run_id = tracker.start_trial(trial_id, {"lr": 0.5})
+    tracker.end_trial(run_id, TrialResult(trial_id, TrialState.COMPLETED, metrics={"objective": 2.0}))
+    tracker.client.set_tag(run_id, tag, value)  # MlflowClient directly: the attacker's way in
+    return run_id
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["{not json", "[1, 2]", "@artifact:../../../../../secret.json", "@artifact:/etc/hostname",
+     "@artifact:file:///etc/hostname", "@artifact:trial/./params.json", "@artifact:trial/missing.json",
+     "[" * 100_000],
+    ids=["not-json", "not-object", "dotdot", "absolute", "uri", "not-normal", "missing", "deep"],
+)
+def test_an_unreadable_params_tag_leaves_the_trial_out_with_a_warning(
+    tracker: MlflowTracker, value: str, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    (tmp_path / "secret.json").write_text('{"lr": 123}')
+    tracker.start_study(CONFIG)
+    good = tracker.start_trial(0, {"lr": 0.1})
+    tracker.end_trial(good, TrialResult(0, TrialState.COMPLETED, metrics={"objective": 1.0}))
+    bad = _bad_trial(tracker, "autotune.params", value)
+
+    with caplog.at_level("WARNING", logger="autotune.tracking._tracker"):
+        trials = tracker.load_trials()  # no crash: resume and status go on
+        tracker.load_trials()
+    assert [t.run_id for t in trials] == [good]
+    warned = [r.getMessage() for r in caplog.records if bad in r.getMessage()]
+    assert len(warned) == 1 and "autotune.params" in warned[0]  # once, naming run and tag
+    shown = {t.run_id: t for t in tracker.load_trials(include_unreadable=True)}
+    assert shown[bad].unreadable and "autotune.params" in shown[bad].unreadable
+    assert shown[bad].value("objective") is None and shown[bad].params != {"lr": 123}
+    with pytest.raises(TrackingError, match="unreadable|autotune.params"):
+        shown[bad].to_observation("objective")
+
+
+def test_an_artifact_reference_may_not_escape_by_a_symbolic_link(
+    sqlite_tracker: MlflowTracker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tracker = sqlite_tracker
+    tracker.start_study(CONFIG)
+    outside = tmp_path / "outside.json"
+    outside.write_text('{"lr": 0.123}')
+    run_id = _bad_trial(tracker, "autotune.params", "@artifact:trial/params.json")
+    root = Path(tracker.client.get_run(run_id).info.artifact_uri.removeprefix("file://"))
+    (root / "trial").mkdir(parents=True, exist_ok=True)
+    (root / "trial" / "params.json").symlink_to(outside)
+
+    with caplog.at_level("WARNING", logger="autotune.tracking._tracker"):
+        assert tracker.load_trials() == []
+    assert "outside the run's artifact store" in caplog.text
+    # a reference inside the run's artifacts is followed as before
+    (root / "trial" / "params.json").unlink()
+    (root / "trial" / "params.json").write_text('{"lr": 0.5}')
+    assert [t.params for t in tracker.load_trials()] == [{"lr": 0.5}]
+
+
+@pytest.mark.parametrize(
+    "value", ["not json", '{"objective": "abc"}', '["x"]', "@artifact:../x.json"],
+    ids=["not-json", "string-value", "not-object", "dotdot"],
+)
+def test_an_unreadable_metrics_tag_falls_back_to_the_mlflow_metrics(
+    sqlite_tracker: MlflowTracker, value: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    tracker = sqlite_tracker
+    tracker.start_study(CONFIG)
+    run_id = _bad_trial(tracker, "autotune.metrics", value)
+    with caplog.at_level("WARNING", logger="autotune.tracking._tracker"):
+        [trial] = tracker.load_trials()
+    assert trial.metrics == {"objective": 2.0} and trial.value("objective") == 2.0
+    assert run_id in caplog.text and "autotune.metrics" in caplog.text
+
+
+def test_numeric_tags_are_parsed_defensively(
+    sqlite_tracker: MlflowTracker, caplog: pytest.LogCaptureFixture
+) -> None:
+    from autotune.tracking import plot_acquisition_trace
+
+    tracker = sqlite_tracker
+    tracker.start_study(CONFIG)
+    good = tracker.start_trial(0, {"lr": 0.1}, {TAG_ACQ_VALUE: 0.5})
+    _bad_trial(tracker, "autotune.trial_id", "1; DROP")  # not a trial number: ignored, with a warning
+    for tag, junk in ((TAG_ACQ_VALUE, "abc"), (_tracker.TAG_PRED_MEAN, "1e999"), ("autotune.duration_s", "x")):
+        tracker.client.set_tag(good, tag, junk)
+    with caplog.at_level("WARNING", logger="autotune.tracking._tracker"):
+        [trial] = tracker.load_trials()
+    assert "autotune.trial_id" in caplog.text
+    assert trial.float_tag(TAG_ACQ_VALUE) is None and trial.float_tag(_tracker.TAG_PRED_MEAN) is None
+    plot_acquisition_trace([trial])  # draws, without the junk
+
+
+def test_close_orphans_closes_an_unreadable_orphan_without_requeueing_it(
+    sqlite_tracker: MlflowTracker,
+) -> None:
+    tracker = sqlite_tracker
+    tracker.start_study(CONFIG)
+    orphan = tracker.start_trial(0, {"lr": 0.1})
+    tracker.client.set_tag(orphan, "autotune.params", "{bad")
+    assert tracker.close_orphans("requeue") == []
+    [trial] = tracker.load_trials(include_unreadable=True)
+    assert (trial.status, trial.state, trial.requeue) == ("FAILED", TrialState.FAILED, False)
