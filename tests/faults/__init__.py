@@ -1,0 +1,1 @@
+"""Fault injection through real autotune processes (issue 13): short sizes of benchmarks/faults."""
