@@ -284,21 +284,25 @@ class Optimizer:
             torch.manual_seed(ctx.seed)
             cands, name, fallback = self._propose(ctx, n)
         chosen: list[Suggestion] = []
+        points: list[list[float]] = []  # the chosen points in the model space, for the annotation
         seen = {self.space.key(o.params) for o in self.observations} | {self.space.key(s.params) for s in self._pending.values()}
         for c in cands:
-            params = self.space.decode(c.x.tolist())
+            params = self.space.decode(c.x.tolist())  # the one decode of a proposal
             info: dict[str, Any] = {"strategy": name, "batch_id": batch_id}
             if fallback:
                 info["fallback"] = fallback
             if c.acq_value is not None and math.isfinite(c.acq_value):
                 info["acq_value"] = c.acq_value
-            if self.space.key(params) in seen:
+            key = self.space.key(params)
+            if key in seen:
                 params = self._fresh_point(ctx, seen, len(chosen))
+                key = self.space.key(params)
                 info["fallback"] = "duplicate"
                 info.pop("acq_value", None)
-            seen.add(self.space.key(params))
+            seen.add(key)
+            points.append(self.space.encode(params))
             chosen.append(Suggestion(self._take_id(None), params, info))
-        self._annotate(ctx, chosen)
+        self._annotate(ctx, chosen, points)
         for s in chosen:
             self._pending[s.trial_id] = s
         return chosen
@@ -341,14 +345,14 @@ class Optimizer:
         warnings.warn("The search space looks exhausted: returning a repeated point.", RuntimeWarning, stacklevel=3)
         return self.space.sample(1, "random", seed=ctx.stable_seed(f"dup{salt}"))[0]
 
-    def _annotate(self, ctx: Context, chosen: list[Suggestion]) -> None:
+    def _annotate(self, ctx: Context, chosen: list[Suggestion], points: list[list[float]]) -> None:
         """Add the GP's predicted mean and standard deviation (objective units) to model-based proposals."""
-        model = ctx._cache.get("objective")
+        model = ctx.models.built("objective")
         if model is None or not chosen:
             return
         import torch
 
-        X = torch.tensor([self.space.encode(s.params) for s in chosen], dtype=torch.float64)
+        X = torch.tensor(points, dtype=torch.float64)
         with torch.no_grad():
             post = model.posterior(X)
         sign = -1.0 if self.minimize else 1.0

@@ -1,5 +1,10 @@
-"""Surrogate models over the model space (BoTorch GPs with robust, warm-started fitting)."""
+"""Surrogate models over the model space (BoTorch GPs with robust, warm-started fitting).
+
+:class:`Surrogates` holds the models of one ask (objective, outcome constraints, crashes,
+cost) and the probability of feasibility; :class:`GPFitter` fits each GP.
+"""
 
 from autotune.models._gp import ConditionalFill, GPFitter, make_gp
+from autotune.models._surrogates import Surrogates
 
-__all__ = ["ConditionalFill", "GPFitter", "make_gp"]
+__all__ = ["ConditionalFill", "GPFitter", "Surrogates", "make_gp"]

@@ -21,7 +21,7 @@ from autotune.exceptions import ConfigError, UnknownNameError
 if TYPE_CHECKING:
     from botorch.models.model import Model
 
-    from autotune.models import GPFitter
+    from autotune.models import GPFitter, Surrogates
     from autotune.space import SearchSpace
 
 
@@ -83,20 +83,23 @@ class Candidate:
 
 @dataclass
 class Context:
-    """What a strategy sees: the data in the model space and the surrogate factory.
+    """What a strategy sees: the data in the model space and the surrogates built on it.
 
-    The objective is oriented for maximisation (a minimised objective is negated).
+    Plain data: the models live in :attr:`models` (an :class:`autotune.models.Surrogates`,
+    each GP fitted on first use and kept for the ask); the model methods below are
+    shortcuts to it. The objective is oriented for maximisation (a minimised objective is
+    negated).
 
     Attributes:
         space: The search space.
         X: A `n x d` tensor of finished points (completed, infeasible and failed).
         y: A `n` tensor of objective values (``nan`` where the trial failed).
         failed: A `n` boolean tensor, ``True`` where the trial failed (crash, OOM, NaN, timeout).
+        fitter: Fits (and warm-starts) the GPs.
         constraint_values: Per outcome constraint, a `n` tensor of its metric (``nan`` if missing).
         constraints: The outcome constraints.
         cost: A `n` tensor of the cost metric (``nan`` if missing), or ``None``.
         X_pending: A `p x d` tensor of points proposed but not yet told.
-        fitter: Fits (and warm-starts) the GPs.
         seed: The seed of this ask (already applied to torch's RNG).
         budget_fraction_used: ``[0, 1]``, how much of the budget is spent (for cost cooling).
         budget_fraction_initial: The fraction spent by the initial design.
@@ -104,6 +107,7 @@ class Context:
         model_failures: Model failed trials as an unknown feasibility constraint.
         minimize: Whether the user minimises (``y`` holds the negated values).
         study_seed: The optimiser's seed (constant across asks).
+        models: The surrogates over this data (built from the fields above).
     """
 
     space: SearchSpace
@@ -122,7 +126,20 @@ class Context:
     model_failures: bool = True
     minimize: bool = False
     study_seed: int = 0
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    models: Surrogates = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from autotune.models import Surrogates
+
+        self.models = Surrogates(
+            self.X, self.y, self.failed, self.fitter, constraints=self.constraints,
+            constraint_values=self.constraint_values, cost=self.cost, model_failures=self.model_failures,
+        )
+
+    @property
+    def _cache(self) -> dict[str, Any]:
+        """Deprecated scratch space of a strategy for one ask: use ``models.cached(key, build)``."""
+        return self.models.memo
 
     @property
     def d(self) -> int:
@@ -138,7 +155,7 @@ class Context:
     @property
     def ok(self) -> Tensor:
         """A `n` mask of observations with a finite objective."""
-        return torch.isfinite(self.y) & ~self.failed
+        return self.models.ok
 
     @property
     def n_ok(self) -> int:
@@ -157,38 +174,15 @@ class Context:
         return float(self.y[m].max()) if bool(m.any()) else None
 
     def objective_model(self) -> Model:
-        """The GP of the objective on the successful observations (cached per ask)."""
-        if "objective" not in self._cache:
-            m = self.ok
-            self._cache["objective"] = self.fitter.fit("objective", self.X[m], self.y[m].unsqueeze(-1))
-        return self._cache["objective"]
+        """The objective GP (:meth:`autotune.models.Surrogates.objective`)."""
+        return self.models.objective()
 
     def constraint_models(self) -> list[tuple[Model, float]]:
-        """GPs of each constraint's slack (feasible when ``>= 0``), plus the crash model.
-
-        Returns:
-            ``(model, threshold)`` pairs: feasibility is ``P(model(x) >= threshold)``.
-        """
-        if "constraints" in self._cache:
-            return self._cache["constraints"]
-        out: list[tuple[Model, float]] = []
-        for c in self.constraints:
-            v = self.constraint_values[c.metric]
-            m = torch.isfinite(v)
-            if int(m.sum()) == 0:
-                continue
-            s = c.slack(v[m])
-            out.append((self.fitter.fit(f"constraint:{c.metric}", self.X[m], s.unsqueeze(-1)), 0.0))
-        if self.model_failures and bool(self.failed.any()) and bool((~self.failed).any()):
-            # Unknown feasibility (Gelbart et al. 2014), approximated by GP regression on the
-            # label 1 = ran, 0 = crashed; a point is "feasible" where the label is >= 0.5.
-            label = (~self.failed).to(self.X).unsqueeze(-1)
-            out.append((self.fitter.fit("constraint:crash", self.X, label), 0.5))
-        self._cache["constraints"] = out
-        return out
+        """The constraint and crash GPs (:meth:`autotune.models.Surrogates.constraint_models`)."""
+        return self.models.constraint_models()
 
     def log_feasibility(self, X: Tensor) -> Tensor:
-        """``sum_k log P(c_k(x) feasible)`` under the constraint GPs.
+        """``sum_k log P(c_k(x) feasible)`` (:meth:`autotune.models.Surrogates.log_feasibility`).
 
         Args:
             X: A `batch x q x d` tensor.
@@ -196,27 +190,11 @@ class Context:
         Returns:
             A `batch` tensor (``0`` when there are no constraints), summed over the q points.
         """
-        from botorch.utils.probability.utils import log_ndtr
-
-        total = torch.zeros(X.shape[:-2], dtype=X.dtype, device=X.device)
-        for model, thr in self.constraint_models():
-            post = model.posterior(X)
-            mean = post.mean.squeeze(-1)
-            sd = post.variance.clamp_min(1e-12).sqrt().squeeze(-1)
-            total = total + log_ndtr((mean - thr) / sd).sum(-1)
-        return total
+        return self.models.log_feasibility(X)
 
     def cost_model(self) -> Model | None:
-        """The GP of log cost, or ``None`` without cost observations."""
-        if "cost" in self._cache:
-            return self._cache["cost"]
-        model = None
-        if self.cost is not None:
-            m = torch.isfinite(self.cost) & (self.cost > 0)
-            if int(m.sum()) >= 1:
-                model = self.fitter.fit("cost", self.X[m], self.cost[m].log().unsqueeze(-1))
-        self._cache["cost"] = model
-        return model
+        """The GP of log cost, or ``None`` (:meth:`autotune.models.Surrogates.cost_model`)."""
+        return self.models.cost_model()
 
     def stable_seed(self, salt: str) -> int:
         """A seed derived from this ask's seed and a salt."""
