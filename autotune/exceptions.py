@@ -20,6 +20,7 @@ Fix: use a positive lower bound such as 1e-5, or set log: false.``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -56,16 +57,32 @@ class StudyConfigError(ConfigError):
     """A study file is invalid."""
 
 
-class UnknownNameError(ConfigError, KeyError):
-    """A name was looked up in a registry that does not hold it."""
+def one_of(name: object, valid: Iterable[str]) -> str:
+    """The fix of an unknown name: the closest valid one (if any is close), then all of them.
 
-    def __init__(self, kind: str, name: str, valid: list[str], where: str | None = None) -> None:
-        super().__init__(
-            where or kind,
-            f"unknown {kind} name",
-            name,
-            f"use one of: {', '.join(sorted(valid))}.",
-        )
+    >>> one_of("eii", ["ei", "pi"])
+    "did you mean 'ei'? Otherwise use one of: ei, pi."
+    """
+    import difflib
+
+    names = sorted(valid)
+    close = difflib.get_close_matches(name, names, n=1) if isinstance(name, str) else []
+    hint = f"did you mean {close[0]!r}? Otherwise use" if close else "use"
+    return f"{hint} one of: {', '.join(names)}."
+
+
+class UnknownNameError(ConfigError, KeyError):
+    """A name was looked up in a registry that does not hold it; the fix offers the closest name.
+
+    Args:
+        kind: What was looked up (``"strategy"``, ``"executor"``).
+        name: The name given.
+        valid: The names the registry holds.
+        where: The key path (default: ``kind``).
+    """
+
+    def __init__(self, kind: str, name: str, valid: Iterable[str], where: str | None = None) -> None:
+        super().__init__(where or kind, f"unknown {kind} name", name, one_of(name, valid))
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return str(self.args[0])

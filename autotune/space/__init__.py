@@ -9,10 +9,11 @@ from autotune.space._params import (
     Int,
     Ordinal,
     Parameter,
+    json_problem,
     make_parameter,
 )
 from autotune.space._space import SearchSpace
-from autotune.space._yaml import load_space
+from autotune.space._yaml import load_space, read_yaml, space_from_spec
 
 __all__ = [
     "Bool",
@@ -24,6 +25,9 @@ __all__ = [
     "Ordinal",
     "Parameter",
     "SearchSpace",
+    "json_problem",
     "load_space",
     "make_parameter",
+    "read_yaml",
+    "space_from_spec",
 ]

@@ -25,9 +25,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from autotune.exceptions import SearchSpaceError
+
+if TYPE_CHECKING:
+    import torch
+
+#: Integer bounds beyond this are refused: a float64 model space holds integers exactly up to 2**53.
+_MAX_INT = 2**53
 
 Op = Literal["==", "!=", "in", "not_in", ">=", "<=", ">", "<"]
 OPS: tuple[str, ...] = ("==", "!=", "in", "not_in", ">=", "<=", ">", "<")
@@ -114,9 +120,44 @@ class Parameter:
         """A representative value (midpoint on the parameter's own scale, first choice)."""
         raise NotImplementedError
 
+    def violation(self, value: Any) -> str | None:
+        """The rule ``value`` breaks (e.g. ``"must be in [0, 1]"``), or ``None`` if it is legal."""
+        raise NotImplementedError
+
     def validate(self, value: Any) -> None:
         """Raise ``ValueError`` if ``value`` is not a legal value of this parameter."""
-        raise NotImplementedError
+        rule = self.violation(value)
+        if rule is not None:
+            raise ValueError(f"{self.name}: {rule}, got {value!r}")
+
+    @property
+    def n_values(self) -> float:
+        """How many values the parameter takes (``math.inf`` for a float), without listing them."""
+        grid = self.grid_values()
+        return math.inf if grid is None else len(grid)
+
+    def from_unit(self, x: float) -> float:
+        """The model-space value of a point ``x`` of ``[0, 1)``: equal-width bins for a discrete
+        column (every value equally likely), ``x`` itself for a continuous one."""
+        grid = self.grid_values()
+        return float(x) if grid is None else grid[min(int(float(x) * len(grid)), len(grid) - 1)]
+
+    def condition_problem(self, c: Condition) -> str | None:
+        """Why a condition on this parameter can never hold, or ``None`` if some value satisfies it.
+
+        Bounded in time and memory whatever the range (intervals, never a list of an integer
+        range's values).
+        """
+        values = self.finite_values()
+        if values is None:  # pragma: no cover - the numeric kinds override this
+            return None
+        if not any(_safe_holds(c, v) for v in values):
+            return f"can never hold: {c.parent} takes only {values}"
+        return None
+
+    def finite_values(self) -> list[Any] | None:
+        """The values of a small finite parameter (choices, ordinal values, bools, the fixed value)."""
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML/JSON form of the parameter (without its name)."""
@@ -142,6 +183,71 @@ def _check_number(name: str, key: str, value: Any) -> float:
     return float(value)
 
 
+def _safe_holds(c: Condition, value: Any) -> bool:
+    try:
+        return c.holds(value)
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _numeric_condition_problem(p: Float | Int, c: Condition) -> str | None:
+    """Interval logic for a condition on a float or int parent (nothing is enumerated)."""
+    def member(v: Any) -> bool:
+        if not _is_number(v) or not p.low <= v <= p.high:
+            return False
+        if isinstance(p, Int):
+            return float(v).is_integer() and (int(v) - p.low) % p.step == 0
+        return True
+
+    items = c.value if c.op in ("in", "not_in") else (c.value,)
+    for item in items:
+        if not _is_number(item):
+            return f"compares {c.parent} (a number) with a value that is not a finite number"
+    span = f"{c.parent} takes {'integers in' if isinstance(p, Int) else 'values in'} [{p.low}, {p.high}]"
+    if isinstance(p, Int) and p.step != 1:
+        span += f" in steps of {p.step}"
+    if c.op in ("==", "in"):
+        ok = any(member(v) for v in items)
+    elif c.op == "!=":
+        ok = True  # the range holds at least two values
+    elif c.op == "not_in":
+        hits = {float(v) for v in items if member(v)}
+        ok = len(hits) < p.n_values
+    else:
+        v = float(c.value)
+        ok = {">=": p.high >= v, ">": p.high > v, "<=": p.low <= v, "<": p.low < v}[c.op]
+    return None if ok else f"can never hold: {span}"
+
+
+def json_problem(value: Any, depth: int = 0) -> str | None:
+    """Why ``value`` is not a plain JSON value (finite numbers), or ``None`` if it is one."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "must be a finite number (not nan or inf)"
+    if depth > 20:
+        return "nests too deeply"
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            problem = json_problem(item, depth + 1)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, dict):
+        for k, item in value.items():
+            if not isinstance(k, str):
+                return "must have string keys"
+            problem = json_problem(item, depth + 1)
+            if problem:
+                return problem
+        return None
+    return f"must be a JSON value (string, number, true/false, null, list or mapping), not {type(value).__name__}"
+
+
 @dataclass(frozen=True)
 class Float(Parameter):
     """A real-valued parameter in ``[low, high]``, on a linear or a log scale."""
@@ -159,6 +265,9 @@ class Float(Parameter):
         hi = _check_number(self.name, "high", self.high)
         if lo >= hi:
             raise _err(self.name, "low", "must be < high", lo, f"use low < high (high is {hi}).")
+        if not math.isfinite(hi - lo):
+            raise _err(self.name, "high", "must be within a finite distance of low", hi,
+                       "use a range narrower than 1e308, or log: true.")
         if self.log and lo <= 0:
             raise _err(
                 self.name,
@@ -167,8 +276,9 @@ class Float(Parameter):
                 lo,
                 "use a positive lower bound such as 1e-5, or set log: false.",
             )
-        if self.default_value is not None:
-            self.validate(self.default_value)
+        if self.default_value is not None and self.violation(self.default_value) is not None:
+            raise _err(self.name, "default", str(self.violation(self.default_value)), self.default_value,
+                       "give a default inside the range.")
 
     @property
     def default(self) -> float:
@@ -193,11 +303,19 @@ class Float(Parameter):
             v = self.low + u * (self.high - self.low)
         return min(max(v, self.low), self.high)
 
-    def validate(self, value: Any) -> None:
+    def violation(self, value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{self.name}: expected a number, got {value!r}")
+            return "must be a number"
         if not (self.low <= value <= self.high):
-            raise ValueError(f"{self.name}: {value!r} is outside [{self.low}, {self.high}]")
+            return f"must be in [{self.low}, {self.high}]"
+        return None
+
+    @property
+    def n_values(self) -> float:
+        return math.inf
+
+    def condition_problem(self, c: Condition) -> str | None:
+        return _numeric_condition_problem(self, c)
 
     def _fields(self) -> dict[str, Any]:
         out: dict[str, Any] = {"low": self.low, "high": self.high}
@@ -229,6 +347,10 @@ class Int(Parameter):
                     object.__setattr__(self, key, int(v))
                 else:
                     raise _err(self.name, key, "must be an integer", v, f"give {key} as an integer.")
+        for key in ("low", "high"):
+            if abs(getattr(self, key)) > _MAX_INT:
+                raise _err(self.name, key, "must be within +-2**53 (the model space holds integers exactly up to "
+                           "there)", getattr(self, key), "use a narrower range, or a float parameter.")
         if self.low >= self.high:
             raise _err(self.name, "low", "must be < high", self.low, f"use low < high (high is {self.high}).")
         if self.step < 1:
@@ -245,13 +367,40 @@ class Int(Parameter):
             raise _err(self.name, "low", "must be >= 1 for a log-scaled int", self.low, "use low: 1 or set log: false.")
         if self.log and self.step != 1:
             raise _err(self.name, "step", "must be 1 for a log-scaled int", self.step, "drop step or set log: false.")
-        if self.default_value is not None:
-            self.validate(self.default_value)
+        if self.default_value is not None and self.violation(self.default_value) is not None:
+            raise _err(self.name, "default", str(self.violation(self.default_value)), self.default_value,
+                       "give a default inside the range.")
 
     @property
     def values(self) -> list[int]:
-        """All allowed values, ascending."""
+        """All allowed values, ascending (lists them all: check :attr:`n_values` first)."""
         return list(range(self.low, self.high + 1, self.step))
+
+    @property
+    def n_values(self) -> int:
+        return (self.high - self.low) // self.step + 1
+
+    def from_unit(self, x: float) -> float:
+        n = self.n_values
+        return self.encode(self.low + min(int(float(x) * n), n - 1) * self.step)
+
+    def decode_tensor(self, u: torch.Tensor) -> torch.Tensor:
+        """:meth:`decode` of a tensor of model-space values, as float64 values (exact below 2**53)."""
+        import torch
+
+        u = u.to(torch.float64).clamp(0.0, 1.0)
+        if not self.log:
+            return self.low + torch.round(u * ((self.high - self.low) / self.step)) * self.step
+        lo, hi = math.log(self.low), math.log(self.high)
+        x = torch.exp(lo + u * (hi - lo))
+        below = x.floor().clamp(self.low, self.high)
+        above = x.ceil().clamp(self.low, self.high)
+        raw_b = (below.log() - lo) / (hi - lo)
+        raw_a = (above.log() - lo) / (hi - lo)
+        return torch.where((raw_b - u).abs() <= (raw_a - u).abs(), below, above)
+
+    def condition_problem(self, c: Condition) -> str | None:
+        return _numeric_condition_problem(self, c)
 
     @property
     def default(self) -> int:
@@ -281,11 +430,12 @@ class Int(Parameter):
     def grid_values(self) -> list[float]:
         return [self.encode(v) for v in self.values]
 
-    def validate(self, value: Any) -> None:
+    def violation(self, value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{self.name}: expected an int, got {value!r}")
+            return "must be an integer"
         if not (self.low <= value <= self.high) or (value - self.low) % self.step:
-            raise ValueError(f"{self.name}: {value!r} is not in range({self.low}, {self.high + 1}, {self.step})")
+            return f"must be in range({self.low}, {self.high + 1}, {self.step})"
+        return None
 
     def _fields(self) -> dict[str, Any]:
         out: dict[str, Any] = {"low": self.low, "high": self.high}
@@ -313,6 +463,9 @@ class Ordinal(Parameter):
                 self.name, "values", "must list at least two values", self.values, "list the ordered values, e.g. [16, 32, 64]."
             )
         object.__setattr__(self, "values", tuple(self.values))
+        problem = json_problem(list(self.values))
+        if problem:
+            raise _err(self.name, "values", f"each value {problem}", list(self.values), "list plain values.")
         if len(set(map(repr, self.values))) != len(self.values):
             raise _err(self.name, "values", "must not repeat a value", list(self.values), "remove the duplicates.")
 
@@ -337,8 +490,15 @@ class Ordinal(Parameter):
     def grid_values(self) -> list[float]:
         return [i / (len(self.values) - 1) for i in range(len(self.values))]
 
-    def validate(self, value: Any) -> None:
-        self.index(value)
+    def violation(self, value: Any) -> str | None:
+        try:
+            self.index(value)
+        except ValueError:
+            return f"must be one of {list(self.values)}"
+        return None
+
+    def finite_values(self) -> list[Any] | None:
+        return list(self.values)
 
     def _fields(self) -> dict[str, Any]:
         return {"values": list(self.values)}
@@ -364,9 +524,17 @@ class Bool(Parameter):
     def grid_values(self) -> list[float]:
         return [0.0, 1.0]
 
-    def validate(self, value: Any) -> None:
-        if not isinstance(value, bool):
-            raise ValueError(f"{self.name}: expected true or false, got {value!r}")
+    def violation(self, value: Any) -> str | None:
+        return None if isinstance(value, bool) else "must be true or false"
+
+    def finite_values(self) -> list[Any] | None:
+        return [False, True]
+
+    def condition_problem(self, c: Condition) -> str | None:
+        items = c.value if c.op in ("in", "not_in") else (c.value,)
+        if not all(isinstance(v, bool) for v in items):
+            return f"compares {c.parent} (true or false) with a value that is not true or false"
+        return super().condition_problem(c)
 
 
 @dataclass(frozen=True)
@@ -388,6 +556,9 @@ class Categorical(Parameter):
                 "list the options, e.g. choices: [relu, tanh].",
             )
         object.__setattr__(self, "choices", tuple(self.choices))
+        problem = json_problem(list(self.choices))
+        if problem:
+            raise _err(self.name, "choices", f"each choice {problem}", list(self.choices), "list plain values.")
         if len(set(map(repr, self.choices))) != len(self.choices):
             raise _err(self.name, "choices", "must not repeat a choice", list(self.choices), "remove the duplicates.")
 
@@ -412,8 +583,15 @@ class Categorical(Parameter):
     def grid_values(self) -> list[float]:
         return [float(i) for i in range(len(self.choices))]
 
-    def validate(self, value: Any) -> None:
-        self.index(value)
+    def violation(self, value: Any) -> str | None:
+        try:
+            self.index(value)
+        except ValueError:
+            return f"must be one of {list(self.choices)}"
+        return None
+
+    def finite_values(self) -> list[Any] | None:
+        return list(self.choices)
 
     def _fields(self) -> dict[str, Any]:
         return {"choices": list(self.choices)}
@@ -428,6 +606,11 @@ class Fixed(Parameter):
     kind: ClassVar[str] = "fixed"
     column: ClassVar[str] = "none"
 
+    def __post_init__(self) -> None:
+        problem = json_problem(self.value)
+        if problem:
+            raise _err(self.name, "value", problem, self.value, "give a plain value (string, number, list...).")
+
     @property
     def default(self) -> Any:
         return self.value
@@ -438,9 +621,15 @@ class Fixed(Parameter):
     def decode(self, u: float) -> Any:
         return self.value
 
-    def validate(self, value: Any) -> None:
-        if value != self.value:
-            raise ValueError(f"{self.name}: fixed to {self.value!r}, got {value!r}")
+    def violation(self, value: Any) -> str | None:
+        return None if value == self.value else f"is fixed to {self.value!r}"
+
+    @property
+    def n_values(self) -> int:
+        return 1
+
+    def finite_values(self) -> list[Any] | None:
+        return [self.value]
 
     def _fields(self) -> dict[str, Any]:
         return {"value": self.value}
@@ -466,7 +655,17 @@ def parse_conditions(name: str, when: Any) -> tuple[Condition, ...]:
         )
     out: list[Condition] = []
     for parent, spec in when.items():
+        if not isinstance(parent, str) or not parent:
+            raise _err(name, "when", "must name parent parameters by their (string) names", parent,
+                       "write e.g. when: {optimizer: sgd}.")
+        problem = json_problem(spec)
+        if problem:
+            raise _err(name, f"when.{parent}", f"the compared value {problem}", spec,
+                       "compare with a plain value the parent can take.")
         if isinstance(spec, dict):
+            if not spec:
+                raise _err(name, f"when.{parent}", "must give an operator and a value", spec,
+                           f'write e.g. when: {{{parent}: {{">=": 3}}}}.')
             for op, value in spec.items():
                 if op not in OPS:
                     raise _err(name, f"when.{parent}", "unknown condition operator", op, f"use one of {', '.join(OPS)}.")
@@ -488,7 +687,7 @@ def make_parameter(name: str, spec: Any) -> Parameter:
         )
     spec = dict(spec)
     kind = spec.pop("type", None)
-    if kind not in PARAMETER_TYPES:
+    if not isinstance(kind, str) or kind not in PARAMETER_TYPES:
         raise _err(name, "type", "unknown parameter type", kind, f"use one of: {', '.join(PARAMETER_TYPES)}.")
     conditions = parse_conditions(name, spec.pop("when", None))
     allowed = {
@@ -499,10 +698,10 @@ def make_parameter(name: str, spec: Any) -> Parameter:
         "categorical": {"choices"},
         "fixed": {"value"},
     }[kind]
-    unknown = sorted(set(spec) - allowed)
+    unknown = sorted((k for k in spec if k not in allowed), key=str)
     if unknown:
         raise _err(
-            name, unknown[0], f"is not an option of a {kind} parameter", spec[unknown[0]],
+            name, str(unknown[0]), f"is not an option of a {kind} parameter", spec[unknown[0]],
             f"remove it; {kind} takes: {', '.join(sorted(allowed | {'type', 'when'}))}.",
         )
     required = {"float": ("low", "high"), "int": ("low", "high"), "ordinal": ("values",), "categorical": ("choices",),

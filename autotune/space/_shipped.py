@@ -53,7 +53,7 @@ def shipped_space_path(name: str | os.PathLike[str]) -> Path | None:
     text = os.fspath(name)
     if not _NAME.fullmatch(text):  # a folder part, a separator, or empty: a path, not a name
         return None
-    stem = text[: -len(".yaml")] if text.endswith(".yaml") else text
+    stem = text.removesuffix(".yaml")
     file = _folder() / f"{stem}.yaml"
     return file if file.is_file() else None
 

@@ -11,25 +11,29 @@ import itertools
 import math
 import random as _random
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autotune.exceptions import SearchSpaceError
 from autotune.space._params import (
-    Bool,
     Categorical,
     Condition,
     Fixed,
     Float,
     Int,
-    Ordinal,
     Parameter,
-    make_parameter,
 )
 
 if TYPE_CHECKING:
     import torch
 
 _KEY_DECIMALS = 9
+#: The keys of a search-space mapping (a file, or an inline ``space:`` of a study file).
+SPACE_KEYS: tuple[str, ...] = ("name", "description", "include", "parameters")
+#: Integer parameters with more values than this are optimised as a relaxed continuous column
+#: (snapped to the nearest integer), and conditions on them are checked by interval logic: no
+#: code path lists their values.
+MAX_ENUMERATED = 10_000
 
 
 class SearchSpace:
@@ -74,17 +78,14 @@ class SearchSpace:
                 f"{where}(top level)".strip(), "must be a mapping with a 'parameters' key",
                 type(spec).__name__, "write parameters: {name: {type: ..., ...}, ...}.",
             )
-        params = spec["parameters"]
-        if not isinstance(params, Mapping):
-            raise SearchSpaceError(f"{where}parameters", "must be a mapping of name to definition", params,
-                                   "write parameters: {lr: {type: float, low: 1e-5, high: 1e-1, log: true}}.")
-        try:
-            built = [make_parameter(str(n), s) for n, s in params.items()]
-            return cls(built, name=spec.get("name"), source=source)
-        except SearchSpaceError as e:
-            if source and not e.where.startswith(source):
-                raise SearchSpaceError(f"{source}: {e.where}", e.rule, e.value, e.fix) from None
-            raise
+        if "include" in spec:
+            raise SearchSpaceError(f"{where}include", "needs a file to be relative to", spec["include"],
+                                   "load the space with load_space(path), or list the parameters here.")
+        from autotune.space._yaml import space_from_spec
+
+        space = space_from_spec(spec, source or "", Path.cwd())
+        space.source = source
+        return space
 
     def to_dict(self) -> dict[str, Any]:
         """The dict (YAML) form; ``SearchSpace.from_dict(s.to_dict())`` equals ``s``."""
@@ -129,12 +130,9 @@ class SearchSpace:
                 if c.parent == p.name:
                     raise self._error(key, "a parameter cannot depend on itself", c.parent, "remove the condition.")
                 parent = self.parameters[c.parent]
-                values = _finite_values(parent)
-                if values is not None and not any(_safe_holds(c, v) for v in values):
-                    raise self._error(
-                        key, f"can never hold: {c.parent} takes only {values}", c.value,
-                        f"compare with a value {c.parent} can take.",
-                    )
+                problem = parent.condition_problem(c)
+                if problem is not None:
+                    raise self._error(key, problem, c.value, f"compare with a value {c.parent} can take.")
 
     def _topological_order(self) -> list[str]:
         order: list[str] = []
@@ -170,6 +168,11 @@ class SearchSpace:
         return True
 
     @property
+    def tunable(self) -> list[str]:
+        """The parameters the optimiser chooses (a column with at least two values)."""
+        return [n for n in self.columns if self.parameters[n].n_values != 1]
+
+    @property
     def is_conditional(self) -> bool:
         """Whether any parameter carries a condition."""
         return any(p.conditions for p in self.parameters.values())
@@ -197,11 +200,9 @@ class SearchSpace:
                     out[name] = p.value
                     continue
                 raise SearchSpaceError(f"{where}.{name}", "is missing (it is active)", None, f"give a value for {name}.")
-            try:
-                p.validate(params[name])
-            except ValueError as e:
-                raise SearchSpaceError(f"{where}.{name}", str(e).split(": ", 1)[-1], None,
-                                       "use a value inside the space.") from None
+            rule = p.violation(params[name])
+            if rule is not None:
+                raise SearchSpaceError(f"{where}.{name}", rule, params[name], "use a value inside the space.")
             out[name] = params[name]
         extra = sorted(set(params) - set(self.parameters))
         if extra:
@@ -249,11 +250,15 @@ class SearchSpace:
         return [self.parameters[n].column for n in self.columns]
 
     def discrete_dims(self) -> dict[int, list[float]]:
-        """Ordered discrete columns and their allowed model-space values."""
+        """Ordered discrete columns and their allowed model-space values.
+
+        Integer columns of more than :data:`MAX_ENUMERATED` values are left out: they are
+        optimised as continuous columns and snapped (:meth:`canonicalize`).
+        """
         return {
             i: self.parameters[n].grid_values() or []
             for i, n in enumerate(self.columns)
-            if self.parameters[n].column == "discrete"
+            if self.parameters[n].column == "discrete" and self.parameters[n].n_values <= MAX_ENUMERATED
         }
 
     def cat_dims(self) -> dict[int, list[float]]:
@@ -280,11 +285,7 @@ class SearchSpace:
 
         Discrete and categorical columns get equal-width bins, so every value is equally likely.
         """
-        out: list[float] = []
-        for name, x in zip(self.columns, v):
-            p = self.parameters[name]
-            grid = p.grid_values()
-            out.append(float(x) if grid is None else grid[min(int(float(x) * len(grid)), len(grid) - 1)])
+        out = [self.parameters[name].from_unit(float(x)) for name, x in zip(self.columns, v)]
         return self.canonicalize(out)
 
     def to_unit(self, u: Sequence[float]) -> list[float]:
@@ -324,6 +325,8 @@ class SearchSpace:
         if isinstance(parent, Fixed):
             return torch.full(X.shape[:-1], bool(c.holds(parent.value)), device=X.device)
         col = X[..., self._col[c.parent]]
+        if isinstance(parent, Int) and parent.n_values > MAX_ENUMERATED:
+            return _holds_tensor(c, parent.decode_tensor(col))
         grid = parent.grid_values()
         if grid is not None:
             g = torch.tensor(grid, dtype=X.dtype, device=X.device)
@@ -399,12 +402,14 @@ class SearchSpace:
         levels: list[list[float]] = []
         for name in self.columns:
             p = self.parameters[name]
-            grid = p.grid_values()
+            grid: list[float] | None
+            if isinstance(p, Int) and p.n_values > 2 * points_per_float:  # thinned without listing the range
+                k, n = 2 * points_per_float, p.n_values
+                grid = sorted({p.encode(p.low + round(i * (n - 1) / (k - 1)) * p.step) for i in range(k)})
+            else:
+                grid = p.grid_values()
             if grid is None:
                 grid = [i / (points_per_float - 1) for i in range(points_per_float)] if points_per_float > 1 else [0.5]
-            elif isinstance(p, Int) and len(grid) > 2 * points_per_float:
-                k = 2 * points_per_float
-                grid = sorted({grid[round(i * (len(grid) - 1) / (k - 1))] for i in range(k)})
             levels.append(grid)
         size = math.prod(len(lv) for lv in levels)
         if size > max_size:
@@ -425,18 +430,22 @@ class SearchSpace:
         return out
 
 
-def _finite_values(p: Parameter) -> list[Any] | None:
-    if isinstance(p, Categorical):
-        return list(p.choices)
-    if isinstance(p, Ordinal):
-        return list(p.values)
-    if isinstance(p, Bool):
-        return [False, True]
-    if isinstance(p, Fixed):
-        return [p.value]
-    if isinstance(p, Int) and len(p.values) <= 10_000:
-        return p.values
-    return None
+def _holds_tensor(c: Condition, values: torch.Tensor) -> torch.Tensor:
+    """:meth:`Condition.holds` over a tensor of numeric parent values."""
+    import torch
+
+    v = c.value
+    if c.op in ("in", "not_in"):
+        hit = torch.zeros_like(values, dtype=torch.bool)
+        for item in v:
+            if isinstance(item, (int, float)) and not isinstance(item, bool):
+                hit |= values == float(item)
+        return hit if c.op == "in" else ~hit
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return torch.full_like(values, c.op == "!=", dtype=torch.bool)
+    t = float(v)
+    return {"==": values == t, "!=": values != t, ">=": values >= t, "<=": values <= t,
+            ">": values > t, "<": values < t}[c.op]
 
 
 def _safe_holds(c: Condition, value: Any) -> bool:

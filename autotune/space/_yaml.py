@@ -1,7 +1,19 @@
-"""Load search spaces from YAML files.
+"""Read YAML files (search spaces and study files) and load search spaces from them.
 
-A file holds ``name``, optional ``include`` (other space files, relative to this one, whose
-parameters come first) and ``parameters``::
+:func:`read_yaml` is the one YAML reader of the package: study files and space files both go
+through it, so every way a file can be unreadable becomes the same kind of error, naming the
+file, the line, the key or value and the fix. It refuses what YAML itself lets through
+silently or fatally:
+
+* a key written twice in one mapping (YAML keeps the last one without a word);
+* text that is not UTF-8;
+* files over :data:`MAX_YAML_BYTES`, nesting deeper than :data:`MAX_YAML_DEPTH`, aliases
+  that expand to more than :data:`MAX_YAML_NODES` nodes ("billion laughs"), and recursive
+  aliases;
+* numbers the parser cannot hold (an integer of more than 4,300 digits).
+
+A space file holds ``name``, optional ``include`` (other space files, relative to this one,
+whose parameters come first) and ``parameters``::
 
     name: mlp
     include: [training.yaml]
@@ -13,61 +25,258 @@ parameters come first) and ``parameters``::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from autotune.exceptions import SearchSpaceError
+from autotune.exceptions import ConfigError, SearchSpaceError
 from autotune.space._params import Parameter, make_parameter
-from autotune.space._space import SearchSpace
+from autotune.space._space import SPACE_KEYS, SearchSpace
 
-
-def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file, turning syntax errors into a message that names the file and line."""
+if TYPE_CHECKING:
     import yaml
 
-    path = Path(path)
-    if not path.is_file():
-        raise SearchSpaceError(str(path), "file not found", None, "check the path (relative paths start at the working directory).")
+__all__ = ["MAX_YAML_BYTES", "MAX_YAML_DEPTH", "MAX_YAML_NODES", "load_space", "read_yaml", "space_from_spec"]
+
+#: Largest file read (bytes): a study or space file is a few kilobytes.
+MAX_YAML_BYTES = 1_000_000
+#: Deepest nesting of mappings and lists.
+MAX_YAML_DEPTH = 50
+#: Most nodes once every alias is expanded (a guard against alias bombs).
+MAX_YAML_NODES = 200_000
+
+
+class _YamlRefusal(Exception):
+    """Raised inside the loader; :func:`read_yaml` turns it into the caller's error class."""
+
+    def __init__(self, line: int | None, rule: str, value: Any, fix: str) -> None:
+        super().__init__(rule)
+        self.line, self.rule, self.value, self.fix = line, rule, value, fix
+
+
+def _loader_class() -> type[yaml.SafeLoader]:
+    """A safe loader that bounds nesting and refuses duplicate keys (built once, lazily)."""
+    global _LOADER
+    if _LOADER is not None:
+        return _LOADER
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """PyYAML's safe loader with a depth limit and duplicate-key refusal."""
+
+        _depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            self._depth += 1
+            try:
+                if self._depth > MAX_YAML_DEPTH:
+                    mark = self.peek_event().start_mark
+                    raise _YamlRefusal(mark.line + 1, f"nests deeper than {MAX_YAML_DEPTH} levels", self._depth,
+                                       "flatten the file: a study or space file needs a few levels.")
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, int] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue  # merged-in keys may be overridden: that is what a merge is for
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        first = seen.get(key)
+                    except TypeError:  # an unhashable key: PyYAML's own error follows
+                        continue
+                    if first is not None:
+                        raise _YamlRefusal(
+                            key_node.start_mark.line + 1, "repeats a key of the same mapping (YAML would keep "
+                            f"only the last one; the first is on line {first})", key,
+                            "remove one of the two, or merge them.",
+                        )
+                    seen[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep=deep)
+
+    _LOADER = Loader
+    return Loader
+
+
+_LOADER: type[Any] | None = None
+
+
+def _check_graph(root: Any) -> None:
+    """Refuse recursive aliases and alias expansions over :data:`MAX_YAML_NODES` nodes."""
+    import yaml
+
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    # Iterative post-order walk (no Python recursion, whatever the shape).
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            children = _children(node, yaml)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[key] > MAX_YAML_NODES:
+                raise _YamlRefusal(node.start_mark.line + 1, f"expands to more than {MAX_YAML_NODES} values "
+                                   "through aliases", sizes[key], "write the values out, or use fewer aliases.")
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise _YamlRefusal(node.start_mark.line + 1, "holds an alias to itself (a recursive structure)",
+                               node.tag.rsplit(":", 1)[-1], "remove the alias that points back into its own anchor.")
+        on_path.add(key)
+        stack.append((node, True))
+        for child in _children(node, yaml):
+            if id(child) in on_path:
+                raise _YamlRefusal(child.start_mark.line + 1, "holds an alias to itself (a recursive structure)",
+                                   child.tag.rsplit(":", 1)[-1],
+                                   "remove the alias that points back into its own anchor.")
+            if id(child) not in sizes:
+                stack.append((child, False))
+
+
+def _children(node: Any, yaml: Any) -> list[Any]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def read_yaml(path: str | Path, error: type[ConfigError] = SearchSpaceError, what: str = "file") -> Any:
+    """Parse one YAML document, every failure raised as ``error`` naming the file and line.
+
+    Args:
+        path: The file (named in errors as given).
+        error: The error class raised (:class:`SearchSpaceError` for a space file,
+            :class:`StudyConfigError` for a study file).
+        what: What the file is, for the "not found" message (e.g. ``"study file"``).
+
+    Returns:
+        The parsed document (``None`` for an empty file).
+
+    Raises:
+        ConfigError: As ``error``: the file is missing, too large, not UTF-8, not YAML, has a
+            duplicate key, nests too deep or expands too far.
+    """
+    import yaml
+
+    source = str(path)
+    file = Path(path)
     try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise SearchSpaceError(where, "is not valid YAML", getattr(e, "problem", str(e)), "fix the YAML syntax there.") from None
+        if not file.is_file():
+            raise error(source, f"{what} not found", None,
+                        "check the path (relative paths start at the current directory).")
+        size = file.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise error(source, f"is larger than {MAX_YAML_BYTES} bytes", size,
+                        "a study or space file is a few kilobytes: check that this is the right file.")
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise error(source, "cannot be read", exc.strerror or type(exc).__name__,
+                    "check the path and its permissions.") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise error(f"{source}:{line}", "is not UTF-8 text", raw[exc.start: exc.start + 4],
+                    "save the file as UTF-8.") from None
+    text = text.removeprefix("\ufeff")
+    loader = _loader_class()(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_graph(node)
+        return loader.construct_document(node)
+    except _YamlRefusal as exc:
+        where = f"{source}:{exc.line}" if exc.line else source
+        raise error(where, exc.rule, exc.value, exc.fix) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+        problem = exc.problem or exc.context or str(exc)
+        raise error(where, "is not valid YAML", problem, "fix the YAML syntax there.") from None
+    except yaml.YAMLError as exc:
+        raise error(source, "is not valid YAML", str(exc), "fix the YAML syntax.") from None
+    except (ValueError, OverflowError) as exc:  # e.g. an integer of more than 4,300 digits
+        raise error(source, "holds a value YAML cannot read", str(exc)[:200], "write the value out plainly.") from None
+    except (RecursionError, MemoryError) as exc:
+        raise error(source, "is too deeply nested or too large to read", type(exc).__name__,
+                    "simplify the file.") from None
+    finally:
+        loader.dispose()
 
 
 def space_from_spec(spec: Any, source: str, base_dir: Path, _seen: tuple[Path, ...] = ()) -> SearchSpace:
-    """Build a space from parsed YAML, resolving ``include`` relative to ``base_dir``."""
-    if not isinstance(spec, dict):
-        raise SearchSpaceError(source, "must be a mapping with a 'parameters' key", type(spec).__name__,
+    """Build a space from parsed YAML, resolving ``include`` relative to ``base_dir``.
+
+    Args:
+        spec: The parsed ``{name, description, include, parameters}`` mapping.
+        source: Where it came from, the prefix of every error (a file, or a key path such as
+            ``studies/x.yaml: space``).
+        base_dir: The folder ``include`` paths start at.
+
+    Returns:
+        The validated space.
+
+    Raises:
+        SearchSpaceError: Naming ``source``, the key, the value and the fix.
+    """
+    def at(key: str) -> str:
+        return f"{source}: {key}" if source else key
+
+    if not isinstance(spec, Mapping):
+        raise SearchSpaceError(source or "space", "must be a mapping with a 'parameters' key", type(spec).__name__,
                                "write parameters: {name: {type: ..., ...}}.")
-    unknown = sorted(set(spec) - {"name", "description", "include", "parameters"})
+    unknown = sorted((str(k) for k in spec if k not in SPACE_KEYS), key=str)
     if unknown:
-        raise SearchSpaceError(f"{source}: {unknown[0]}", "is not a search-space key", spec[unknown[0]],
-                               "use name, description, include and parameters.")
+        key = next(k for k in spec if str(k) == unknown[0])
+        raise SearchSpaceError(at(str(key)), "is not a search-space key", spec[key],
+                               f"{_did_you_mean(str(key), SPACE_KEYS)}a space takes: {', '.join(SPACE_KEYS)}.")
     params: list[Parameter] = []
     includes = spec.get("include") or []
     if isinstance(includes, str):
         includes = [includes]
+    if not isinstance(includes, list):
+        raise SearchSpaceError(at("include"), "must be a file name or a list of them", includes,
+                               "write include: [training.yaml].")
     for inc in includes:
+        if not isinstance(inc, str) or not inc:
+            raise SearchSpaceError(at("include"), "must list file names", inc, "write include: [training.yaml].")
         inc_path = (base_dir / inc).resolve()
         if inc_path in _seen:
-            raise SearchSpaceError(f"{source}: include", "includes itself (directly or through others)", inc,
+            raise SearchSpaceError(at("include"), "includes itself (directly or through others)", inc,
                                    "remove the circular include.")
         if not inc_path.is_file():
-            raise SearchSpaceError(f"{source}: include", "names a file that does not exist", inc,
+            raise SearchSpaceError(at("include"), "names a file that does not exist", inc,
                                    f"give a path relative to {base_dir.resolve()}.")
         sub = space_from_spec(read_yaml(inc_path), str(inc_path), inc_path.parent, _seen + (inc_path,))
         params.extend(sub.parameters.values())
-    own = spec.get("parameters") or {}
-    if not isinstance(own, dict):
-        raise SearchSpaceError(f"{source}: parameters", "must be a mapping of name to definition", own,
+    own = spec.get("parameters")
+    if own is None and not includes:
+        raise SearchSpaceError(at("parameters"), "is required", None,
+                               "add parameters: {lr: {type: float, low: 1e-5, high: 0.1, log: true}}.")
+    own = own or {}
+    if not isinstance(own, Mapping):
+        raise SearchSpaceError(at("parameters"), "must be a mapping of name to definition", own,
                                "write parameters: {lr: {type: float, low: 1e-5, high: 0.1, log: true}}.")
+    name = spec.get("name")
+    if name is not None and not isinstance(name, str):
+        raise SearchSpaceError(at("name"), "must be a string", name, "write name: mlp.")
     try:
-        params.extend(make_parameter(str(n), s) for n, s in own.items())
+        for key, definition in own.items():
+            if not isinstance(key, str) or not key:
+                raise SearchSpaceError(f"parameters.{key}", "a parameter name must be a non-empty string", key,
+                                       "name parameters with words, e.g. lr or n_layers.")
+            params.append(make_parameter(key, definition))
+        return SearchSpace(params, name=name)
     except SearchSpaceError as e:
-        raise SearchSpaceError(f"{source}: {e.where}", e.rule, e.value, e.fix) from None
-    return SearchSpace(params, name=spec.get("name"), source=source)
+        raise SearchSpaceError(at(e.where), e.rule, e.value, e.fix) from None
 
 
 def load_space(path: str | Path) -> SearchSpace:
@@ -80,4 +289,13 @@ def load_space(path: str | Path) -> SearchSpace:
         The validated space.
     """
     path = Path(path)
-    return space_from_spec(read_yaml(path), str(path), path.parent, (path.resolve(),))
+    space = space_from_spec(read_yaml(path, what="search-space file"), str(path), path.parent, (path.resolve(),))
+    space.source = str(path)
+    return space
+
+
+def _did_you_mean(name: str, valid: Any) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(valid), n=1)
+    return f"did you mean {close[0]!r}? " if close else "remove it; "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from autotune.strategies._base import Candidate, Context, Strategy, register
-from autotune.strategies._optimize import candidate_pool, unit_distance
+from autotune.strategies._optimize import candidate_pool, int_option, unit_distance
 
 
 class _Design(Strategy):
@@ -61,7 +61,7 @@ class GridSearch(Strategy):
     model_based = False
 
     def __init__(self, points_per_float: int = 5) -> None:
-        self.points_per_float = points_per_float
+        self.points_per_float = int_option("points_per_float", points_per_float, 5, 1, 1_000)
 
     def ask(self, ctx: Context, n: int) -> list[Candidate]:
         space = ctx.space
@@ -90,7 +90,7 @@ class DiversitySearch(Strategy):
     model_based = False
 
     def __init__(self, n_candidates: int = 2048) -> None:
-        self.n_candidates = n_candidates
+        self.n_candidates = int_option("n_candidates", n_candidates, 2048)
 
     def ask(self, ctx: Context, n: int) -> list[Candidate]:
         pool = candidate_pool(ctx.space, self.n_candidates, ctx.stable_seed("diversity"))

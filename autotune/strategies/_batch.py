@@ -20,8 +20,18 @@ from torch import Tensor
 from autotune.exceptions import ConfigError
 from autotune.strategies._acquisitions import LogLocalPenalization, estimate_lipschitz
 from autotune.strategies._base import Candidate, Context, register
-from autotune.strategies._optimize import candidate_pool, optimize_acquisition, unit_distance
-from autotune.strategies._sequential import AcquisitionStrategy, ExpectedImprovement, condition
+from autotune.strategies._optimize import (
+    candidate_pool,
+    float_option,
+    int_option,
+    optimize_acquisition,
+    unit_distance,
+)
+from autotune.strategies._sequential import (
+    AcquisitionStrategy,
+    ExpectedImprovement,
+    condition,
+)
 
 if TYPE_CHECKING:
     from botorch.acquisition import AcquisitionFunction
@@ -52,7 +62,7 @@ class ConstantLiar(ExpectedImprovement):
 
     def __init__(self, lie: Literal["min", "mean", "max"] = "min", num_restarts: int = 8, raw_samples: int = 512) -> None:
         super().__init__(num_restarts, raw_samples)
-        if lie not in ("min", "mean", "max"):
+        if not isinstance(lie, str) or lie not in ("min", "mean", "max"):
             raise ConfigError("strategy.options.lie", "must be min, mean or max", lie, "use lie: min.")
         self.lie_kind = lie
 
@@ -82,9 +92,7 @@ class LocalPenalization(ExpectedImprovement):
 
     def __init__(self, lipschitz: float | None = None, num_restarts: int = 8, raw_samples: int = 512) -> None:
         super().__init__(num_restarts, raw_samples)
-        if lipschitz is not None and not lipschitz > 0:
-            raise ConfigError("strategy.options.lipschitz", "must be > 0", lipschitz, "omit it to estimate L.")
-        self.lipschitz = lipschitz
+        self.lipschitz = None if lipschitz is None else float_option("lipschitz", lipschitz, 1.0, open_low=True)
 
     def estimate_L(self, model: Model, ctx: Context) -> float:
         """The Lipschitz constant used by the penalisers (cached per ask)."""
@@ -127,7 +135,7 @@ class ThompsonSampling(AcquisitionStrategy):
 
     def __init__(self, n_candidates: int = 1024, num_restarts: int = 8, raw_samples: int = 512) -> None:
         super().__init__(num_restarts, raw_samples)
-        self.n_candidates = n_candidates
+        self.n_candidates = int_option("n_candidates", n_candidates, 1024)
 
     def ask(self, ctx: Context, n: int) -> list[Candidate]:
         model = ctx.objective_model()
@@ -145,7 +153,9 @@ class ThompsonSampling(AcquisitionStrategy):
     def _draw_and_maximise(self, model: Model, ctx: Context, slot: int) -> tuple[Tensor, float]:
         if not ctx.space.cat_dims() and not ctx.constraint_models():
             try:
-                from botorch.acquisition.thompson_sampling import PathwiseThompsonSampling
+                from botorch.acquisition.thompson_sampling import (
+                    PathwiseThompsonSampling,
+                )
 
                 acqf = PathwiseThompsonSampling(model)
                 X, value = optimize_acquisition(acqf, ctx.space, 1, self._opts)
@@ -176,7 +186,7 @@ class QExpectedImprovement(AcquisitionStrategy):
 
     def __init__(self, mc_samples: int = 256, num_restarts: int = 8, raw_samples: int = 512) -> None:
         super().__init__(num_restarts, raw_samples)
-        self.mc_samples = mc_samples
+        self.mc_samples = int_option("mc_samples", mc_samples, 256, 1, 100_000)
 
     def build(self, ctx: Context) -> AcquisitionFunction:
         """The qLogNEI acquisition on the objective (and constraint) models."""
@@ -228,9 +238,9 @@ class KMeansBatch(ExpectedImprovement):
     def __init__(self, n_pool: int = 4096, n_samples: int = 512, kmeans_iter: int = 50,
                  num_restarts: int = 8, raw_samples: int = 512) -> None:
         super().__init__(num_restarts, raw_samples)
-        self.n_pool = n_pool
-        self.n_samples = n_samples
-        self.kmeans_iter = kmeans_iter
+        self.n_pool = int_option("n_pool", n_pool, 4096)
+        self.n_samples = int_option("n_samples", n_samples, 512)
+        self.kmeans_iter = int_option("kmeans_iter", kmeans_iter, 50, 1, 10_000)
 
     def weights(self, acqf: AcquisitionFunction, pool: Tensor) -> Tensor:
         """Normalised sampling weights proportional to the acquisition (in linear space)."""

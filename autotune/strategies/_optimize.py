@@ -11,17 +11,49 @@ result is snapped to a legal point with inactive parameters at their fill value.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
+
+from autotune.exceptions import ConfigError
 
 if TYPE_CHECKING:
     from botorch.acquisition import AcquisitionFunction
 
     from autotune.space import SearchSpace
+
+
+def int_option(name: str, value: Any, default: int, low: int = 1, high: int = 1_000_000) -> int:
+    """Check an integer strategy option (``true`` and ``8.0`` are refused), as the constructors do.
+
+    Raises:
+        ConfigError: Naming ``strategy.options.<name>``, the range, the value and a fix.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"strategy.options.{name}", f"must be an integer in [{low}, {high}]", value,
+                          f"use e.g. {name}: {default}.")
+    return value
+
+
+def float_option(name: str, value: Any, default: float, low: float = 0.0, high: float = math.inf,
+                 open_low: bool = False, open_high: bool = False) -> float:
+    """Check a real strategy option: a finite number (not a bool) in the given interval.
+
+    Raises:
+        ConfigError: Naming ``strategy.options.<name>``, the interval, the value and a fix.
+    """
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
+    if not ok:
+        interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high or high == math.inf else ']'}"
+        raise ConfigError(f"strategy.options.{name}", f"must be a finite number in {interval}", value,
+                          f"use e.g. {name}: {default}.")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -96,7 +128,10 @@ def _initial_conditions(acqf: AcquisitionFunction, bounds: Tensor, q: int, opts:
     acquisition near the incumbent is high, and a better basin elsewhere is missed (measured in
     ``benchmarks/results/acq_effort.md``).
     """
-    from botorch.optim.initializers import gen_batch_initial_conditions, sample_points_around_best
+    from botorch.optim.initializers import (
+        gen_batch_initial_conditions,
+        sample_points_around_best,
+    )
 
     n_near = max(1, opts.num_restarts // 4) if opts.sample_around_best and q == 1 else 0
     starts = gen_batch_initial_conditions(

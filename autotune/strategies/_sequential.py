@@ -19,8 +19,13 @@ from torch import Tensor
 
 from autotune.exceptions import ConfigError
 from autotune.strategies._acquisitions import FeasibilityWeighted, LogCostWeighted
-from autotune.strategies._base import Candidate, Context, Strategy, check_positive, register
-from autotune.strategies._optimize import AcqOptions, optimize_acquisition
+from autotune.strategies._base import Candidate, Context, Strategy, register
+from autotune.strategies._optimize import (
+    AcqOptions,
+    float_option,
+    int_option,
+    optimize_acquisition,
+)
 
 if TYPE_CHECKING:
     from botorch.acquisition import AcquisitionFunction
@@ -45,8 +50,12 @@ class AcquisitionStrategy(Strategy):
     needs_incumbent: bool = True
 
     def __init__(self, num_restarts: int = 8, raw_samples: int = 512) -> None:
-        self.num_restarts = num_restarts
-        self.raw_samples = raw_samples
+        self.num_restarts = int_option("num_restarts", num_restarts, 8, 1, 1_000)
+        self.raw_samples = int_option("raw_samples", raw_samples, 512, 1, 100_000)
+        if self.raw_samples < self.num_restarts:
+            raise ConfigError("strategy.options.raw_samples", f"must be >= num_restarts ({self.num_restarts}): the "
+                              "starts are chosen among the raw samples", raw_samples,
+                              f"use raw_samples: {max(512, self.num_restarts)}.")
 
     @property
     def _opts(self) -> AcqOptions:
@@ -147,9 +156,7 @@ class ProbabilityOfImprovement(AcquisitionStrategy):
 
     def __init__(self, xi: float = 0.01, num_restarts: int = 8, raw_samples: int = 512) -> None:
         super().__init__(num_restarts, raw_samples)
-        if not (isinstance(xi, (int, float)) and xi >= 0):
-            raise ConfigError("strategy.options.xi", "must be a number >= 0", xi, "use e.g. xi: 0.01.")
-        self.xi = float(xi)
+        self.xi = float_option("xi", xi, 0.01)
 
     def acquisition(self, model: Model, ctx: Context, best_f: float) -> AcquisitionFunction:
         from botorch.acquisition.analytic import LogProbabilityOfImprovement
@@ -185,16 +192,13 @@ class ConfidenceBound(AcquisitionStrategy):
         beta_scale: float = 0.2, num_restarts: int = 8, raw_samples: int = 512,
     ) -> None:
         super().__init__(num_restarts, raw_samples)
-        check_positive("strategy.options", beta, "beta")
-        if beta_schedule not in ("constant", "srinivas"):
+        self.beta = float_option("beta", beta, 4.0, open_low=True)
+        if not isinstance(beta_schedule, str) or beta_schedule not in ("constant", "srinivas"):
             raise ConfigError("strategy.options.beta_schedule", "must be constant or srinivas", beta_schedule,
                               "use beta_schedule: constant or beta_schedule: srinivas.")
-        if not 0 < delta < 1:
-            raise ConfigError("strategy.options.delta", "must be in (0, 1)", delta, "use e.g. delta: 0.1.")
-        self.beta = float(beta)
         self.beta_schedule = beta_schedule
-        self.delta = float(delta)
-        self.beta_scale = float(beta_scale)
+        self.delta = float_option("delta", delta, 0.1, 0.0, 1.0, open_low=True, open_high=True)
+        self.beta_scale = float_option("beta_scale", beta_scale, 0.2, open_low=True)
 
     def beta_at(self, t: int, d: int) -> float:
         """The ``beta`` used at iteration ``t`` (number of observations plus one)."""
@@ -270,10 +274,8 @@ class CostSensitiveEI(ExpectedImprovement):
         super().__init__(num_restarts, raw_samples)
         if not isinstance(cooling, bool):
             raise ConfigError("strategy.options.cooling", "must be true or false", cooling, "write cooling: true.")
-        if not (isinstance(alpha, (int, float)) and alpha >= 0):
-            raise ConfigError("strategy.options.alpha", "must be a number >= 0", alpha, "use alpha: 1.")
         self.cooling = cooling
-        self.alpha = float(alpha)
+        self.alpha = float_option("alpha", alpha, 1.0)
 
     def cost_exponent(self, ctx: Context) -> float:
         """``alpha``, decayed by the budget spent when cooling."""

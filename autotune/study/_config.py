@@ -25,26 +25,30 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
+    Strict,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from typing_extensions import Self
 
-from autotune.exceptions import ConfigError, StudyConfigError
+from autotune.exceptions import ConfigError, StudyConfigError, one_of
 
 if typing.TYPE_CHECKING:
     from autotune.space import SearchSpace
@@ -57,8 +61,29 @@ __all__ = [
     "StrategyConfig",
     "StudyConfig",
     "TrialConfig",
+    "check_entry_point",
     "load_study_config",
 ]
+
+def _number(value: Any) -> Any:
+    """A real number, never a bool or a string (``true`` is not 1, ``"3"`` is not 3)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PydanticCustomError("float_type", "Input should be a number")
+    return value
+
+
+#: An integer: ``true``, ``1.0`` and ``"1"`` are refused.
+StrictInt = Annotated[int, Strict()]
+#: A string: bytes and numbers are refused.
+StrictStr = Annotated[str, Strict()]
+#: A finite number (an int is accepted and becomes a float; a bool or a string is refused).
+Number = Annotated[float, BeforeValidator(_number)]
+#: Largest number of workers, prefetched suggestions, initial trials (one ask is bounded too).
+MAX_WORKERS = 10_000
+#: Most trials of one study.
+MAX_TRIALS = 10_000_000
+#: The tracking URI schemes MLflow stores accept (a plain path is a local file store).
+_URI_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "file", "http", "https", "databricks")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MODULE_ENTRY_POINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -83,7 +108,7 @@ class ObjectiveConfig(_Section):
         direction: ``minimize`` or ``maximize``.
     """
 
-    metric: str = Field(min_length=1, examples=["val_loss"])
+    metric: StrictStr = Field(min_length=1, max_length=250, examples=["val_loss"])
     direction: Literal["minimize", "maximize"] = Field(default="minimize", examples=["minimize"])
 
 
@@ -95,8 +120,8 @@ class StrategyConfig(_Section):
         options: Keyword arguments of the strategy.
     """
 
-    name: str = Field(default="ei", examples=["ei"])
-    options: dict[str, Any] = Field(default_factory=dict, examples=["{num_restarts: 8}"])
+    name: StrictStr = Field(default="ei", examples=["ei"])
+    options: dict[StrictStr, Any] = Field(default_factory=dict, examples=["{num_restarts: 8}"])
 
     @model_validator(mode="before")
     @classmethod
@@ -111,7 +136,13 @@ class StrategyConfig(_Section):
         names = strategy_names()
         if self.name not in names:
             raise ConfigError("strategy.name", "unknown strategy name", self.name, _one_of(self.name, names))
-        get_strategy(self.name, where="strategy", **self.options)  # checks the options (names and values)
+        _check_json_values("strategy.options", self.options)
+        valid = _parameters(type(get_strategy(self.name)), skip=())
+        for key, value in self.options.items():
+            if key not in valid:
+                raise ConfigError(f"strategy.options.{key}", f"is not an option of strategy {self.name!r}", value,
+                                  _one_of(key, sorted(valid)) if valid else "this strategy takes no options.")
+        get_strategy(self.name, where="strategy", **self.options)  # the constructor checks the values
         return self
 
 
@@ -124,8 +155,8 @@ class BudgetConfig(_Section):
             time for the simulated executor); running trials are then let finish.
     """
 
-    max_trials: int | None = Field(default=None, ge=1, examples=["50"])
-    max_time_s: float | None = Field(default=None, gt=0, examples=["3600"])
+    max_trials: StrictInt | None = Field(default=None, ge=1, le=MAX_TRIALS, examples=["50"])
+    max_time_s: Number | None = Field(default=None, gt=0, allow_inf_nan=False, examples=["3600"])
 
     @model_validator(mode="after")
     def _at_least_one(self) -> Self:
@@ -150,11 +181,11 @@ class ParallelismConfig(_Section):
             ``workers // 4`` from 8 workers on, none below (resolved when the file is read).
     """
 
-    workers: int = Field(default=1, ge=1, examples=["4"])
-    prefetch: int | None = Field(default=None, ge=0, examples=["16"])
-    gpus_per_trial: int = Field(default=0, ge=0, examples=["1"])
-    trials_per_gpu: int = Field(default=1, ge=1, examples=["2"])
-    cpus_per_trial: int = Field(default=1, ge=1, examples=["2"])
+    workers: StrictInt = Field(default=1, ge=1, le=MAX_WORKERS, examples=["4"])
+    prefetch: StrictInt | None = Field(default=None, ge=0, le=MAX_WORKERS, examples=["16"])
+    gpus_per_trial: StrictInt = Field(default=0, ge=0, le=64, examples=["1"])
+    trials_per_gpu: StrictInt = Field(default=1, ge=1, le=64, examples=["2"])
+    cpus_per_trial: StrictInt = Field(default=1, ge=1, le=4096, examples=["2"])
 
     @model_validator(mode="after")
     def _sharing_needs_one_gpu(self) -> Self:
@@ -185,8 +216,8 @@ class ExecutorConfig(_Section):
             ``simulated``. ``n_workers`` and ``trials_per_gpu`` come from ``parallelism``.
     """
 
-    name: str = Field(default="local", examples=["local"])
-    options: dict[str, Any] = Field(default_factory=dict, examples=["{kill_grace_s: 5}"])
+    name: StrictStr = Field(default="local", examples=["local"])
+    options: dict[StrictStr, Any] = Field(default_factory=dict, examples=["{kill_grace_s: 5}"])
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -199,6 +230,7 @@ class ExecutorConfig(_Section):
             if key in self.options:
                 raise ConfigError(f"executor.options.{key}", f"is set by {owner}", self.options[key],
                                   f"remove it and set {owner} instead.")
+        _check_executor_options(self.name, self.options)
         return self
 
 
@@ -214,9 +246,15 @@ class TrialConfig(_Section):
         timeout_s: Wall-clock limit of a trial; ``None`` for none.
     """
 
-    entry_point: str = Field(min_length=1, examples=["train:train"])
-    fixed_args: dict[str, Any] = Field(default_factory=dict, examples=["{epochs: 10}"])
-    timeout_s: float | None = Field(default=None, gt=0, examples=["600"])
+    entry_point: StrictStr = Field(min_length=1, max_length=4096, examples=["train:train"])
+    fixed_args: dict[StrictStr, Any] = Field(default_factory=dict, examples=["{epochs: 10}"])
+    timeout_s: Number | None = Field(default=None, gt=0, allow_inf_nan=False, examples=["600"])
+
+    @field_validator("fixed_args")
+    @classmethod
+    def _plain_values(cls, fixed_args: dict[str, Any]) -> dict[str, Any]:
+        _check_json_values("trial.fixed_args", fixed_args)
+        return fixed_args
 
 
 class StudyConfig(_Section):
@@ -250,21 +288,21 @@ class StudyConfig(_Section):
             (recorded as failed, learned from) or ``requeue`` (run again with the same params).
     """
 
-    name: str = Field(examples=["my_study"])
+    name: StrictStr = Field(max_length=200, examples=["my_study"])
     space: Any = Field(examples=["../search_spaces/mlp.yaml"])
     objective: ObjectiveConfig = Field(examples=["{metric: val_loss, direction: minimize}"])
-    constraints: list[str] = Field(default_factory=list, examples=['["n_params <= 2e6"]'])
-    cost_metric: str | None = Field(default=None, examples=["train_seconds"])
+    constraints: list[StrictStr] = Field(default_factory=list, max_length=100, examples=['["n_params <= 2e6"]'])
+    cost_metric: StrictStr | None = Field(default=None, min_length=1, max_length=250, examples=["train_seconds"])
     strategy: StrategyConfig = Field(default_factory=StrategyConfig, examples=["{name: ei}"])
-    n_initial: int | None = Field(default=None, ge=0, examples=["8"])
+    n_initial: StrictInt | None = Field(default=None, ge=0, le=MAX_WORKERS, examples=["8"])
     initial_design: Literal["sobol", "random", "lhs", "grid"] = Field(default="sobol", examples=["sobol"])
     budget: BudgetConfig = Field(examples=["{max_trials: 50}"])
     parallelism: ParallelismConfig = Field(default_factory=ParallelismConfig, examples=["{workers: 2}"])
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig, examples=["{name: local}"])
     trial: TrialConfig = Field(examples=["{entry_point: 'train:train'}"])
-    seed: int = Field(default=0, ge=0, examples=["0"])
+    seed: StrictInt = Field(default=0, ge=0, le=2**32 - 1, examples=["0"])
     output_dir: Path | None = Field(default=None, examples=["runs/my_study"])
-    tracking_uri: str | None = Field(default=None, examples=["sqlite:///runs/my_study/mlflow.db"])
+    tracking_uri: StrictStr | None = Field(default=None, min_length=1, examples=["sqlite:///runs/my_study/mlflow.db"])
     on_orphans: Literal["fail", "requeue"] = Field(default="fail", examples=["fail"])
 
     _study_file: Path | None = PrivateAttr(None)
@@ -295,6 +333,9 @@ class StudyConfig(_Section):
             return cls.model_validate(dict(data), context=context)
         except ValidationError as exc:
             raise _study_config_error(exc, source) from None
+        except (RecursionError, MemoryError) as exc:  # a pathological value deep in an option
+            raise StudyConfigError(source or "study", "holds a value too deeply nested or too large to check",
+                                   type(exc).__name__, "simplify the file.") from None
 
     # -- validation ---------------------------------------------------------------------------
 
@@ -312,8 +353,19 @@ class StudyConfig(_Section):
         from autotune.strategies import OutcomeConstraint
 
         for i, text in enumerate(constraints):
-            OutcomeConstraint.parse(text, where=f"constraints[{i}]")
+            where = f"constraints[{i}]"
+            constraint = OutcomeConstraint.parse(text, where=where)
+            if not constraint.metric:
+                raise ConfigError(where, "must name a metric before the operator", text, "write e.g. 'n_params <= 2e6'.")
+            if not math.isfinite(constraint.bound):
+                raise ConfigError(where, "must have a finite bound", text,
+                                  "write a number such as 2e6 (nan or inf makes every trial fail or pass it).")
         return constraints
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _check_tracking_uri(cls, uri: str | None) -> str | None:
+        return None if uri is None else _checked_tracking_uri(uri)
 
     @model_validator(mode="after")
     def _resolve(self, info: ValidationInfo) -> Self:
@@ -322,6 +374,11 @@ class StudyConfig(_Section):
         self._study_file = study_file
         base_dir = self._base_dir = study_file.parent if study_file is not None else Path.cwd()
         self._space = _build_space(self.space, base_dir)
+        if not self._space.tunable:
+            raise ConfigError("space", "has no parameter to tune (only fixed values or single choices)",
+                              ", ".join(self._space.parameters),
+                              "add a float, int, ordinal, bool or categorical parameter with at least two values, "
+                              "or pass constants through trial.fixed_args.")
         self.space = _resolved_space_source(self.space, base_dir)
         self.output_dir = (base_dir / (self.output_dir or Path("runs") / self.name)).expanduser().resolve()
         if self.tracking_uri is None:
@@ -399,20 +456,10 @@ def load_study_config(path: str | Path, overrides: Mapping[str, Any] | None = No
     Raises:
         StudyConfigError: The file is missing, not YAML, or invalid.
     """
-    import yaml
+    from autotune.space import read_yaml
 
-    source = str(path)
     file = Path(path)
-    if not file.is_file():
-        raise StudyConfigError(source, "study file not found", None,
-                               "check the path (relative paths start at the current directory).")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
-        raise StudyConfigError(where, "is not valid YAML", getattr(exc, "problem", None) or str(exc),
-                               "fix the YAML syntax there.") from None
+    data = read_yaml(file, StudyConfigError, what="study file")
     if isinstance(data, Mapping) and overrides:
         data = _merge(dict(data), overrides)
     return StudyConfig.from_dict(data if data is not None else {}, study_file=file)
@@ -437,7 +484,7 @@ def _space_items(space: Any) -> list[Any]:
 def _build_space(space: Any, base_dir: Path) -> SearchSpace:
     """The search space of ``space`` (paths relative to ``base_dir``), concatenated in order."""
     from autotune.exceptions import SearchSpaceError
-    from autotune.space import SearchSpace, load_space
+    from autotune.space import load_space, space_from_spec
 
     items = _space_items(space)
     parts = []
@@ -445,9 +492,10 @@ def _build_space(space: Any, base_dir: Path) -> SearchSpace:
         where = "space" if not isinstance(space, list) else f"space[{i}]"
         if isinstance(item, Mapping):
             try:
-                parts.append(SearchSpace.from_dict(item))
-            except SearchSpaceError as exc:
-                raise SearchSpaceError(f"{where}.{exc.where}", exc.rule, exc.value, exc.fix) from None
+                parts.append(space_from_spec(item, "", base_dir))
+            except SearchSpaceError as exc:  # "space.parameters.lr.low", or "space[1].include"
+                sep = ": " if Path(exc.where.split(":", 1)[0]).is_absolute() else "."
+                raise SearchSpaceError(f"{where}{sep}{exc.where}", exc.rule, exc.value, exc.fix) from None
             continue
         file = (base_dir / item).resolve()
         if not file.is_file():
@@ -492,11 +540,215 @@ def _resolved_entry_point(entry_point: str, base_dir: Path) -> str:
     return entry_point
 
 
+def _checked_tracking_uri(uri: str) -> str:
+    """A tracking URI that keeps the record: a known scheme, a file or a server, never memory."""
+    where = "tracking_uri"
+    if not uri.strip() or uri != uri.strip() or any(ord(ch) < 32 for ch in uri):
+        raise ConfigError(where, "must be a URI without spaces around it or control characters", uri,
+                          "write e.g. tracking_uri: sqlite:///runs/mlflow.db or http://host:5000.")
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", uri) and not re.match(r"^[A-Za-z]:[\\/]", uri):
+            raise ConfigError(where, "must be scheme://... or a folder path", uri,
+                              f"use one of the schemes {', '.join(_URI_SCHEMES)}, e.g. sqlite:///runs/mlflow.db.")
+        return uri  # a local folder: MLflow's file store
+    base = scheme.split("+", 1)[0].lower()
+    if base not in _URI_SCHEMES:
+        raise ConfigError(where, "has a scheme MLflow cannot store to", scheme,
+                          f"use one of: {', '.join(_URI_SCHEMES)} (e.g. sqlite:///runs/mlflow.db).")
+    lowered = uri.lower()
+    if base == "sqlite":
+        path = rest.removeprefix("/")
+        if rest and not rest.startswith("/"):
+            raise ConfigError(where, "names a host; a SQLite URI reads sqlite:///relative/path.db or "
+                              "sqlite:////absolute/path.db", uri, "write tracking_uri: sqlite:///runs/mlflow.db.")
+        if not path.split("?", 1)[0] or ":memory:" in lowered or "mode=memory" in lowered:
+            raise ConfigError(where, "is an in-memory SQLite store: the record would be lost when the driver exits",
+                              uri, "name a file, e.g. tracking_uri: sqlite:///runs/mlflow.db.")
+    elif base in ("http", "https") and not rest.split("/", 1)[0]:
+        raise ConfigError(where, "names no host", uri, "write e.g. tracking_uri: http://127.0.0.1:5000.")
+    return uri
+
+
+def _parameters(factory: Callable[..., Any], skip: tuple[str, ...]) -> dict[str, Any]:
+    """The keyword parameters of a class or function (``{}`` when it takes ``**kwargs``: anything goes)."""
+    import inspect
+
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return {}
+    out: dict[str, Any] = {}
+    for name, param in signature.parameters.items():
+        if param.kind is param.VAR_KEYWORD:
+            return {}
+        if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY) and name not in skip and name != "self":
+            out[name] = param
+    return out
+
+
+def _executor_factory(name: str) -> Callable[..., Any] | None:
+    """The class (or factory) registered as executor ``name``, without building it or importing
+    its backend (a plugin's module is loaded; Ray and submitit are imported only on first use)."""
+    from importlib import metadata
+
+    from autotune.executors import (
+        _registry as registry,  # read only: see the report on issue 14.5
+    )
+
+    lookup = getattr(registry, "executor_factory", None)  # the public accessor, once it exists
+    if lookup is not None:
+        factory: Callable[..., Any] | None = lookup(name)
+        return factory
+    built_in: dict[str, Callable[..., Any]] = getattr(registry, "_REGISTRY", {})
+    if name in built_in:
+        return built_in[name]
+    for ep in metadata.entry_points(group=registry.ENTRY_POINT_GROUP):
+        if ep.name == name:
+            try:
+                loaded: Callable[..., Any] = ep.load()
+            except Exception:  # noqa: BLE001 - a broken plugin is reported when it is built
+                return None
+            return loaded
+    return None
+
+
+def _annotation_accepts(annotation: Any, value: Any) -> bool:
+    """Whether ``value`` fits a (string) annotation such as ``float | None`` or ``Sequence[str]``."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    if not text or text == "_empty" or "Any" == text:
+        return True
+    kinds = [part.strip() for part in re.split(r"\|(?![^\[]*\])", text)]
+    def fits(kind: str) -> bool:
+        head = kind.split("[", 1)[0].rsplit(".", 1)[-1]
+        if value is None:
+            return head in ("None", "Optional", "Any")
+        if isinstance(value, bool):
+            return head in ("bool", "Any")
+        if isinstance(value, int):
+            return head in ("int", "float", "Any")
+        if isinstance(value, float):
+            return head in ("float", "Any")
+        if isinstance(value, str):
+            return head in ("str", "PathLike", "Path", "Callable", "Any") or "PathLike" in kind
+        if isinstance(value, list):
+            return head in ("Sequence", "list", "tuple", "Iterable", "Any")
+        if isinstance(value, dict):
+            return head in ("Mapping", "dict", "Any")
+        return head == "Any"
+    return any(fits(kind) for kind in kinds) or not any(
+        kind.split("[", 1)[0].rsplit(".", 1)[-1] in
+        ("None", "bool", "int", "float", "str", "PathLike", "Path", "Callable", "Sequence", "list", "tuple",
+         "Mapping", "dict", "Iterable", "Optional") for kind in kinds)
+
+
+_NON_NEGATIVE = re.compile(r"(_s|_gb|_mb|_min|_bytes)$|^(num|max)_")
+
+
+def _check_executor_options(name: str, options: Mapping[str, Any]) -> None:
+    """Option names against the executor's constructor, values against its annotations."""
+    _check_json_values("executor.options", options, callables=True)
+    factory = _executor_factory(name)
+    if factory is None:
+        return
+    params = _parameters(factory, skip=("n_workers",))
+    if not params:
+        return
+    for key, value in options.items():
+        where = f"executor.options.{key}"
+        if key not in params:
+            raise ConfigError(where, f"is not an option of executor {name!r}", value, _one_of(key, sorted(params)))
+        param = params[key]
+        if value is None and param.default is None:
+            continue
+        if not _annotation_accepts(param.annotation, value):
+            raise ConfigError(where, f"must be of type {param.annotation}", value,
+                              f"see the {name} executor's documentation for {key}.")
+        if _NON_NEGATIVE.search(key) and isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise ConfigError(where, "must be >= 0", value, f"use a non-negative {key}.")
+
+
+def _check_json_values(where: str, options: Mapping[str, Any], callables: bool = False) -> None:
+    """Every value a plain JSON value (finite numbers): they reach trials and records as JSON."""
+    from autotune.space import json_problem
+
+    for key, value in options.items():
+        if callables and callable(value):
+            continue
+        problem = json_problem(value)
+        if problem:
+            raise ConfigError(f"{where}.{key}", problem, value, "give a string, a finite number, true/false, "
+                              "null, or a list or mapping of them.")
+
+
+def check_entry_point(config: StudyConfig) -> None:
+    """Import the study's entry point and check that it can be called as a trial.
+
+    A ``module:function`` entry point must import (from the study file's folder first) and name
+    a callable accepting ``(params, report, **fixed_args)``; a script must exist (it runs as
+    ``__main__``, so it is not imported). :func:`load_study_config` does not do this (it would
+    import the training code on every command); ``autotune validate`` and ``run`` do.
+
+    Args:
+        config: A validated study.
+
+    Raises:
+        StudyConfigError: Naming the study file, ``trial.entry_point``, the value and the fix.
+    """
+    import importlib
+    import inspect
+    import sys
+
+    from autotune.executors._outcome import is_script
+
+    source = f"{config.study_file}: " if config.study_file is not None else ""
+    entry_point = config.trial.entry_point
+    where = source + "trial.entry_point"
+    if is_script(entry_point):
+        if not Path(entry_point).is_file():
+            raise StudyConfigError(where, "names a script that does not exist", entry_point,
+                                   "give a path relative to the study file's folder.")
+        return
+    module_name, _, attr = entry_point.partition(":")
+    folder = str(config.base_dir)
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except ModuleNotFoundError as exc:
+        raise StudyConfigError(where, f"cannot be imported: no module named {exc.name!r}", entry_point,
+                               f"put {module_name.replace('.', '/')}.py beside the study file ({folder}) or "
+                               "install its package.") from None
+    except AttributeError:
+        raise StudyConfigError(where, f"names a function that module {module_name!r} does not define", entry_point,
+                               f"check the name after ':' (module {module_name!r} defines: "
+                               f"{', '.join(n for n in dir(sys.modules.get(module_name)) if not n.startswith('_'))[:300]}).") from None
+    except Exception as exc:  # noqa: BLE001 - the user's module failed while importing
+        raise StudyConfigError(where, f"fails to import ({type(exc).__name__}: {exc})"[:500], entry_point,
+                               f"run python -c 'import {module_name}' from {folder} to see the error.") from None
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)
+    if not callable(target):
+        raise StudyConfigError(where, "must name a callable", entry_point, "point it at a function, e.g. train:train.")
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):
+        return  # a builtin or C callable: nothing to check
+    try:
+        signature.bind({}, lambda **_: None, **config.trial.fixed_args)
+    except TypeError as exc:
+        raise StudyConfigError(where, f"cannot be called as fn(params, report, **fixed_args): {exc}", entry_point,
+                               f"define it as def {attr.rsplit('.', 1)[-1]}(params, report"
+                               + "".join(f", {k}" for k in config.trial.fixed_args) + "): ...") from None
+
+
 def _one_of(name: str, valid: list[str]) -> str:
     """The fix of an unknown name: the closest valid one, then all of them."""
-    close = difflib.get_close_matches(name, valid, n=1)
-    hint = f"did you mean {close[0]!r}? Otherwise use" if close else "use"
-    return f"{hint} one of: {', '.join(valid)}."
+    return one_of(name, valid)
 
 
 def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

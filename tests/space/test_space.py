@@ -303,11 +303,11 @@ def test_validate_fills_fixed_and_orders_the_parameters() -> None:
         ),
         (
             {"optimizer": "adam", "n_layers": 7},
-            "params.n_layers: 7 is not in range(1, 5, 1). Fix: use a value inside the space.",
+            "params.n_layers: must be in range(1, 5, 1), got 7. Fix: use a value inside the space.",
         ),
         (
             {"optimizer": "nadam", "n_layers": 2},
-            "params.optimizer: 'nadam' is not one of ['sgd', 'adam']. Fix: use a value inside the space.",
+            "params.optimizer: must be one of ['sgd', 'adam'], got 'nadam'. Fix: use a value inside the space.",
         ),
         (
             {"optimizer": "adam", "n_layers": 2, "width": 3},

@@ -140,7 +140,7 @@ BAD = {
     "unknown_top_level_key": (
         "name: s\nparams:\n  lr: {type: float, low: 0.001, high: 0.1}\n",
         "{f}: params: is not a search-space key, got {{'lr': {{'type': 'float', 'low': 0.001, 'high': 0.1}}}}. "
-        "Fix: use name, description, include and parameters.",
+        "Fix: did you mean 'parameters'? a space takes: name, description, include, parameters.",
     ),
     "missing_required_key": (
         "parameters:\n  lr: {type: float, low: 0.001}\n",
@@ -210,7 +210,7 @@ def test_invalid_yaml_names_the_file_and_line(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     f = tmp_path / "nope.yaml"
     assert load_error(f) == (
-        f"{f}: file not found. Fix: check the path (relative paths start at the working directory)."
+        f"{f}: search-space file not found. Fix: check the path (relative paths start at the current directory)."
     )
 
 
