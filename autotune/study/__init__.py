@@ -17,9 +17,10 @@ from autotune.study._config import (
 )
 from autotune.study._record import BestTrial, Recovery, StudyRecord, StudyStatus
 from autotune.study._remote import RemoteStudy
-from autotune.study._study import Study, StudySummary
+from autotune.study._study import FAIL_FAST_TRIALS, Study, StudySummary
 
 __all__ = [
+    "FAIL_FAST_TRIALS",
     "BestTrial",
     "BudgetConfig",
     "ExecutorConfig",

@@ -484,8 +484,9 @@ class _Driver:
     def _cancel_all(self) -> None:
         """Stop every running trial; each is recorded ``killed`` with its reports so far."""
         for job in [r.job for r in self.running.values()]:
-            job.cancel()
-            self._finish(job)
+            with self._shielded():  # a second signal waits for this trial's run to be closed
+                job.cancel()
+                self._finish(job)
 
     def _abandon(self) -> None:
         """On an error or a second signal: cancel the running trials and close every run.

@@ -192,6 +192,5 @@ def test_record_api_is_shared_by_the_driver_remote_study_and_imports(
     # the lock is per record and not re-entrant: a second writer is refused while one holds it
     from autotune.exceptions import TrackingError
 
-    with record.lock(), pytest.raises(TrackingError, match="is being run by"):
-        with StudyRecord(config).lock(wait_s=0.2):
-            pass
+    with record.lock(), pytest.raises(TrackingError, match="is being run by"), StudyRecord(config).lock(wait_s=0.2):
+        pass
