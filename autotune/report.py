@@ -77,6 +77,11 @@ def _as_float(name: str, value: Any) -> float:
         )
     try:
         return float(value)
+    except OverflowError as exc:
+        raise TypeError(
+            f"report(): metric {name!r} is too large for a float (beyond about 1.8e308), got "
+            f"{type(value).__name__}. Fix: report a float in range, e.g. report({name}=min(x, 1e300))."
+        ) from exc
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"report(): metric {name!r} must be a number (int, float, numpy or torch scalar), "

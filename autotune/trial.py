@@ -109,6 +109,10 @@ class TrialResult:
         stdout_path: File holding the captured standard output, if any.
         stderr_path: File holding the captured standard error, if any.
         artifacts: Extra files to record (e.g. a model checkpoint).
+        log_bytes: The size in bytes each captured stream (``"stdout"``, ``"stderr"``) reached
+            before it was capped.
+        logs_truncated: The streams whose file was cut to its tail (a first line in the file
+            says so and gives the original size).
     """
 
     trial_id: int
@@ -123,3 +127,5 @@ class TrialResult:
     stdout_path: str | None = None
     stderr_path: str | None = None
     artifacts: list[str] = field(default_factory=list)
+    log_bytes: dict[str, int] = field(default_factory=dict)
+    logs_truncated: list[str] = field(default_factory=list)

@@ -54,6 +54,21 @@ def test_non_numbers_are_refused_with_the_metric_name(bad: object) -> None:
         Reporter()(step=0, loss=bad)
 
 
+def test_a_metric_beyond_a_floats_range_is_refused_clearly(tmp_path: Path) -> None:
+    reporter = Reporter(tmp_path / "reports.jsonl")
+    with pytest.raises(TypeError, match=r"metric 'loss' is too large for a float .*Fix:"):
+        reporter(step=0, loss=10**400)
+    assert reporter.history == [] and not (tmp_path / "reports.jsonl").exists()  # nothing half-written
+    reporter(step=1, loss=1e308)
+    assert reporter.history == [{"step": 1, "loss": 1e308}]
+
+
+def test_the_contract_trial_functions_import_no_test_framework() -> None:
+    code = "import sys, autotune.testing.executors; print('pytest' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True).stdout
+    assert out.strip() == "False"  # a trial process importing them stays light
+
+
 @pytest.mark.parametrize(("step", "ok"), [(3, 3), (3.0, 3), (np.int32(4), 4), (True, None), (1.5, None), ("1", None)])
 def test_step_must_be_an_integer(step: object, ok: int | None) -> None:
     reporter = Reporter()

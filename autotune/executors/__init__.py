@@ -6,23 +6,34 @@ Others (``"ray"``, ``"slurm"``) come as plugins in the ``autotune.executors`` en
 group; see :func:`get_executor`.
 """
 
-from autotune.executors._base import Executor, Job
-from autotune.executors._gpu import GpuAllocator, discover_devices, parse_visible_devices
+from autotune.executors._base import Executor, Job, SubmitError
+from autotune.executors._gpu import (
+    GpuAllocator,
+    discover_devices,
+    parse_visible_devices,
+)
 from autotune.executors._inprocess import InProcessExecutor
-from autotune.executors._local import LocalExecutor
-from autotune.executors._registry import available_executors, get_executor, register_executor
+from autotune.executors._local import PID_FILE, LocalExecutor, kill_orphan_trial
+from autotune.executors._registry import (
+    available_executors,
+    get_executor,
+    register_executor,
+)
 from autotune.executors._simulated import SimulatedExecutor
 
 __all__ = [
+    "PID_FILE",
     "Executor",
     "GpuAllocator",
     "InProcessExecutor",
     "Job",
     "LocalExecutor",
     "SimulatedExecutor",
+    "SubmitError",
     "available_executors",
     "discover_devices",
     "get_executor",
+    "kill_orphan_trial",
     "parse_visible_devices",
     "register_executor",
 ]

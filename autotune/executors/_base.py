@@ -9,16 +9,38 @@ import os
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from autotune.exceptions import ConfigError, TrialError
+from autotune.exceptions import AutotuneError, ConfigError, TrialError
+from autotune.executors._outcome import latest_values
 from autotune.trial import TrialResult, TrialSpec, TrialState
 
-__all__ = ["Executor", "Job", "PolledJob", "PollingExecutor", "check_positive_int", "read_new_reports"]
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
-_E = TypeVar("_E", bound="Executor")
+__all__ = [
+    "Executor",
+    "Job",
+    "PolledJob",
+    "PollingExecutor",
+    "SubmitError",
+    "check_positive_int",
+    "read_new_reports",
+]
 
 logger = logging.getLogger(__name__)
+
+
+class SubmitError(AutotuneError):
+    """The executor cannot start trials at all: no trial of this study can run until it is fixed.
+
+    Raised by :meth:`Executor.submit` (and, for executors that send trials later, by
+    :meth:`Executor.wait`) when the means of running trials is broken rather than one trial:
+    the interpreter is missing, the cluster refused the submission, the scheduler is
+    unreachable. A driver should stop with a non-zero exit instead of recording a failure
+    for every trial. (An error of one trial's own spec stays a
+    :class:`~autotune.exceptions.TrialError` or :class:`~autotune.exceptions.ConfigError`.)
+    """
 
 
 def check_positive_int(where: str, value: Any) -> None:
@@ -35,8 +57,8 @@ def check_positive_int(where: str, value: Any) -> None:
 class Job(abc.ABC):
     """A submitted trial.
 
-    Subclasses implement :meth:`_poll`, :meth:`cancel` and :meth:`_all_reports`; they set
-    :attr:`_result` exactly once, when the trial reaches its terminal state.
+    Subclasses implement :meth:`_poll`, :meth:`cancel`, :meth:`_started` and :meth:`_all_reports`;
+    the executor calls :meth:`set_result` once, when the trial reaches its terminal state.
 
     Args:
         executor: The executor that runs the job.
@@ -62,6 +84,28 @@ class Job(abc.ABC):
         if self._result is not None:
             return self._result.state
         return TrialState.RUNNING if self._started() else TrialState.PENDING
+
+    def set_result(self, result: TrialResult) -> bool:
+        """Record how the trial ended; for executors. The first call wins.
+
+        Args:
+            result: The terminal result (its state must be finished).
+
+        Returns:
+            Whether this call set the result (``False``: the job had already ended).
+
+        Raises:
+            TrialError: ``result`` is for another trial or its state is not terminal.
+        """
+        if result.trial_id != self.trial_id or not result.state.is_finished:
+            raise TrialError(
+                f"trial {self.trial_id}: set_result() needs a finished result of this trial, got trial "
+                f"{result.trial_id} in state {result.state.value!r}."
+            )
+        if self._result is not None:
+            return False
+        self._result = result
+        return True
 
     def done(self) -> bool:
         """Whether the trial has reached its terminal state (checks without blocking)."""
@@ -108,7 +152,7 @@ class Job(abc.ABC):
 
     @abc.abstractmethod
     def _poll(self) -> None:
-        """Update the job's state without blocking; set :attr:`_result` once it has finished."""
+        """Update the job's state without blocking; :meth:`set_result` once it has finished."""
 
     @abc.abstractmethod
     def _started(self) -> bool:
@@ -180,7 +224,7 @@ class Executor(abc.ABC):
                     f"trial {job.trial_id}: wait() was given a job of another executor ({type(job.executor).__name__})."
                 )
 
-    def __enter__(self: _E) -> _E:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -222,15 +266,47 @@ def read_new_reports(path: str | os.PathLike[str], offset: int) -> tuple[list[di
             logger.warning("%s: skipped a line that is not JSON: %r", path, line[:200])
             continue
         if isinstance(record, dict):
-            records.append(record)
+            records.append(_clean_record(record, path))
     return records, offset + end
 
 
-class PolledJob(Job):
-    """A job of a :class:`PollingExecutor`: polling and cancelling go through the executor."""
+def _clean_record(record: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A report record as the driver may use it: ``step`` an int, every other value a float.
 
-    executor: PollingExecutor
-    _reports: list[dict[str, Any]]
+    ``report(...)`` writes only such records, but the channel is a plain file in the trial's
+    folder: a value that is not a number (or an int beyond a float's range) is dropped with a
+    warning rather than left to crash the driver later.
+    """
+    clean: dict[str, Any] = {}
+    for name, value in record.items():
+        if name == "step" and isinstance(value, int) and not isinstance(value, bool):
+            clean[name] = value
+            continue
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                clean[str(name)] = float(value)
+                continue
+            except OverflowError:
+                pass
+        logger.warning("%s: dropped the value of %r, which is not a float: %.80r", path, name, value)
+    return clean
+
+
+class PolledJob(Job):
+    """A job of a :class:`PollingExecutor`: polling and cancelling go through the executor.
+
+    Attributes:
+        start_time: When the trial started, seconds since the epoch (``None`` before, or unknown).
+        start_mono: The same on ``time.monotonic``'s clock (``None`` before, or unknown).
+    """
+
+    executor: PollingExecutor[Any]
+
+    def __init__(self, executor: PollingExecutor[Any], spec: TrialSpec) -> None:
+        super().__init__(executor, spec)
+        self.start_time: float | None = None
+        self.start_mono: float | None = None
+        self._reports: list[dict[str, Any]] = []
 
     def _accept(self, result: TrialResult, host: str | None) -> None:
         """End with a result the trial's own process returned on ``host`` (its whole report history)."""
@@ -238,25 +314,44 @@ class PolledJob(Job):
             result.device = f"{result.device or 'cpu'}@{host}"
         self.device = result.device
         self._reports = list(result.history)
-        self._result = result
+        self.executor._settle(self, result)
 
     def _poll(self) -> None:
-        self.executor._update()
+        self.executor.poll()
 
     def cancel(self) -> bool:
         return self.executor._cancel(self)
 
 
-class PollingExecutor(Executor):
+_J = TypeVar("_J", bound=PolledJob)
+
+
+class PollingExecutor(Executor, Generic[_J]):
     """An executor on the wall clock that looks at its trials every ``poll_interval_s``.
 
-    The shared loop of the local, Ray and Slurm executors. Subclasses keep every job in
-    ``_jobs`` and implement :meth:`_update` (collect finished trials, start queued ones) and
-    :meth:`_cancel`; :meth:`_pause` may wait on something better than ``time.sleep``.
+    The shared loop of the local, Ray and Slurm executors: the queue (trials start in order
+    while fewer than ``n_workers`` run), the wait loop, cancelling a trial that has not
+    started, and recording a terminal state decided on the driver's side (:meth:`_finish`).
+    Subclasses implement :meth:`_launch` (start one trial), :meth:`_update` (collect finished
+    trials, then call :meth:`_dispatch`) and :meth:`_cancel_running`; they may override
+    :meth:`_can_start` (e.g. free GPUs), :meth:`_release` (what a finished trial held) and
+    :meth:`_pause` (wait on something better than ``time.sleep``).
+
+    Args:
+        n_workers: How many trials may run at once.
     """
 
     poll_interval_s: float
-    _jobs: list[Job]
+
+    def __init__(self, n_workers: int = 1) -> None:
+        super().__init__(n_workers)
+        self._queue: list[_J] = []
+        self._running: list[_J] = []
+        self._jobs: list[_J] = []
+
+    def poll(self) -> None:
+        """Look at the trials once, without blocking: collect finished ones, start queued ones."""
+        self._update()
 
     def wait(self, jobs: Sequence[Job], timeout_s: float | None = None) -> list[Job]:
         """See :meth:`Executor.wait`."""
@@ -265,7 +360,7 @@ class PollingExecutor(Executor):
             return []
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
-            self._update()
+            self.poll()
             finished = [job for job in jobs if job._result is not None]
             if finished:
                 return finished
@@ -287,13 +382,93 @@ class PollingExecutor(Executor):
             else:
                 job.result()
 
-    @abc.abstractmethod
-    def _update(self) -> None:
-        """Collect finished trials and start queued ones."""
+    # -- the queue --------------------------------------------------------------------------
+
+    def _enqueue(self, job: _J) -> None:
+        """Add a new job to the queue, then start what can start."""
+        self._jobs.append(job)
+        self._queue.append(job)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Start queued trials, in order, while fewer than ``n_workers`` run and :meth:`_can_start` agrees."""
+        while self._queue and len(self._running) < self.n_workers:
+            job = self._queue[0]
+            if not self._can_start(job):
+                return
+            self._queue.pop(0)
+            self._launch(job)
+
+    def _can_start(self, job: _J) -> bool:
+        """Whether the first queued job may start now (reserving what it needs); ``True`` by default."""
+        return True
 
     @abc.abstractmethod
-    def _cancel(self, job: Any) -> bool:
+    def _launch(self, job: _J) -> None:
+        """Start a job taken from the queue: add it to ``_running``, or :meth:`_finish` it if it cannot start."""
+
+    @abc.abstractmethod
+    def _update(self) -> None:
+        """Collect finished trials, then :meth:`_dispatch` queued ones."""
+
+    # -- ending jobs ------------------------------------------------------------------------
+
+    def _cancel(self, job: _J) -> bool:
         """Stop ``job``; whether it was stopped (``False``: it had already ended)."""
+        if job._result is not None:
+            return False
+        if job in self._queue:
+            self._queue.remove(job)
+            self._finish(job, TrialState.KILLED, "cancelled by the driver before it started")
+            return True
+        return self._cancel_running(job)
+
+    @abc.abstractmethod
+    def _cancel_running(self, job: _J) -> bool:
+        """Stop a started, unfinished job; whether it was stopped (``False``: it had already ended)."""
+
+    def _finish(
+        self, job: _J, state: TrialState, error: str | None, metrics: dict[str, float] | None = None
+    ) -> None:
+        """Record a terminal state decided on the driver's side (the first call wins).
+
+        The metrics are the latest reported values unless given; start and duration come from
+        the job's ``start_mono``/``start_time`` (0 s for a trial that never started).
+        """
+        if job._result is not None:
+            return
+        end = time.time()
+        if job.start_mono is not None:
+            duration = time.monotonic() - job.start_mono
+            start = job.start_time if job.start_time is not None else end - duration
+        elif job.start_time is not None:
+            start, duration = job.start_time, end - job.start_time
+        else:
+            start, duration = end, 0.0
+        result = TrialResult(
+            trial_id=job.trial_id,
+            state=state,
+            metrics=latest_values(job._reports) if metrics is None else metrics,
+            history=list(job._reports),
+            error=error,
+            device=job.device or "",
+            duration_s=duration,
+            start_time=start,
+            end_time=end,
+        )
+        self._settle(job, result)
+
+    def _settle(self, job: _J, result: TrialResult) -> None:
+        """Give a job its result (the first wins), take it off the running list and :meth:`_release` it."""
+        if job._result is not None:
+            return
+        if job in self._running:
+            self._running.remove(job)
+        self._release(job, result)
+        job.set_result(result)
+
+    def _release(self, job: _J, result: TrialResult) -> None:
+        """Free what a finished job held, and complete its result (e.g. output files); nothing by default."""
 
     def _pause(self, seconds: float) -> None:
         """Wait up to ``seconds`` between two looks at the trials."""

@@ -164,6 +164,31 @@ class GpuAllocator:
         self._owned[trial_id] = chosen
         return list(chosen)
 
+    def hold(self, trial_id: int, ids: Sequence[str]) -> list[str]:
+        """Count devices a trial already uses (one started by an earlier driver, now adopted).
+
+        Unlike :meth:`acquire` this never refuses: the trial runs already. Ids this allocator
+        does not know are ignored.
+
+        Args:
+            trial_id: The trial.
+            ids: The devices it was given.
+
+        Returns:
+            The known devices now held by the trial.
+
+        Raises:
+            TrialError: The trial already holds devices.
+        """
+        if trial_id in self._owned:
+            raise TrialError(f"trial {trial_id} already holds GPUs {self._owned[trial_id]}; release them first.")
+        held = [str(d) for d in ids if str(d) in self.devices]
+        for device in held:
+            self._load[device] = self._load.get(device, 0) + 1
+        if held:
+            self._owned[trial_id] = held
+        return held
+
     def release(self, trial_id: int) -> bool:
         """Free the devices held by a trial.
 

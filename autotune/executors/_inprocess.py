@@ -76,16 +76,18 @@ class _InProcessJob(Job):
             now = time.time()
             start = self.start_time if self.start_mono is not None else now
             metrics = outcome.metrics or latest_values(self.reporter.history)
-            self._result = TrialResult(
-                trial_id=self.trial_id,
-                state=outcome.state,
-                metrics=metrics,
-                history=list(self.reporter.history),
-                error=outcome.error,
-                device=self.device or "cpu",
-                duration_s=now - start,
-                start_time=start,
-                end_time=now,
+            self.set_result(
+                TrialResult(
+                    trial_id=self.trial_id,
+                    state=outcome.state,
+                    metrics=metrics,
+                    history=list(self.reporter.history),
+                    error=outcome.error,
+                    device=self.device or "cpu",
+                    duration_s=now - start,
+                    start_time=start,
+                    end_time=now,
+                )
             )
             self.executor._cond.notify_all()
 

@@ -6,6 +6,7 @@ executor classifies outcomes the same way. Standard library only: the worker imp
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import math
@@ -17,10 +18,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from autotune.exceptions import ConfigError
-from autotune.report import Reporter, TrialContext, TrialStopped, active_trial, to_metrics
+from autotune.report import (
+    Reporter,
+    TrialContext,
+    TrialStopped,
+    active_trial,
+    to_metrics,
+)
 from autotune.trial import TrialState
 
 __all__ = [
+    "OOM_MARKERS",
     "Outcome",
     "classify_exception",
     "is_script",
@@ -29,6 +37,7 @@ __all__ = [
     "outcome_from_return",
     "resolve_entry_point",
     "run_entry_point",
+    "says_out_of_memory",
     "write_json_atomic",
 ]
 
@@ -94,12 +103,46 @@ def resolve_entry_point(entry_point: str) -> Callable[..., Any] | str:
     return function
 
 
+OOM_MARKERS = (
+    "out of memory",  # CUDA, cuDNN, "DefaultCPUAllocator: ... Out Of Memory", HIP
+    "can't allocate memory",  # torch's DefaultCPUAllocator
+    "cannot allocate memory",  # ENOMEM from the OS (fork, mmap)
+    "std::bad_alloc",
+    "cublas_status_alloc_failed",
+    "memoryerror",
+    "outofmemoryerror",
+)
+"""Lower-case pieces of text that mark an out-of-memory failure (exception messages, stderr)."""
+
+
+def says_out_of_memory(text: str) -> bool:
+    """Whether an error text (a message, a traceback, the end of stderr) reports running out of memory."""
+    lowered = text.lower()
+    return any(marker in lowered for marker in OOM_MARKERS)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    if isinstance(exc, OSError) and exc.errno == errno.ENOMEM:
+        return True
+    if any(cls.__name__ == "OutOfMemoryError" for cls in type(exc).__mro__):
+        return True
+    try:
+        message = str(exc)
+    except Exception:  # noqa: BLE001 (a broken __str__ must not hide the failure)
+        return False
+    return says_out_of_memory(message)
+
+
 def classify_exception(exc: BaseException) -> TrialState:
     """Map an exception raised by a trial to its terminal state.
 
-    ``MemoryError``, ``torch.cuda.OutOfMemoryError`` (matched by name, torch is not imported)
-    and any error whose message contains "out of memory" are ``OOM``; :class:`TrialStopped`
-    and ``KeyboardInterrupt`` are ``KILLED``; anything else is ``FAILED``.
+    ``MemoryError``, an ``OSError`` with ``errno.ENOMEM``, ``torch.cuda.OutOfMemoryError``
+    (matched by name, torch is not imported) and any error whose message contains one of
+    :data:`OOM_MARKERS` ("out of memory", "can't allocate memory", ...) are ``OOM``, also when
+    they are the cause or context of the exception raised (``raise ... from exc``);
+    :class:`TrialStopped` and ``KeyboardInterrupt`` are ``KILLED``; anything else is ``FAILED``.
 
     Args:
         exc: The exception.
@@ -109,12 +152,13 @@ def classify_exception(exc: BaseException) -> TrialState:
     """
     if isinstance(exc, (TrialStopped, KeyboardInterrupt)):
         return TrialState.KILLED
-    if isinstance(exc, MemoryError):
-        return TrialState.OOM
-    if any(cls.__name__ == "OutOfMemoryError" for cls in type(exc).__mro__):
-        return TrialState.OOM
-    if "out of memory" in str(exc).lower():
-        return TrialState.OOM
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if _is_oom(current):
+            return TrialState.OOM
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
     return TrialState.FAILED
 
 
@@ -131,6 +175,23 @@ def latest_values(history: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     for record in history:
         values.update({name: float(value) for name, value in record.items() if name != "step"})
     return values
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    """``exc`` as one short line (a huge value's repr is cut)."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001
+        text = type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _to_float(value: Any) -> float:
+    """``float(value)``, with an OverflowError (an int beyond about 1.8e308) turned into a clear TypeError."""
+    try:
+        return float(value)
+    except OverflowError as exc:
+        raise TypeError(f"got {type(value).__name__} too large for a float (beyond about 1.8e308)") from exc
 
 
 def outcome_from_return(returned: Any, history: Sequence[Mapping[str, Any]], objective: str) -> Outcome:
@@ -155,12 +216,12 @@ def outcome_from_return(returned: Any, history: Sequence[Mapping[str, Any]], obj
         elif returned is not None:
             if isinstance(returned, (str, bytes, bool)):
                 raise TypeError(f"got {type(returned).__name__} {returned!r}")
-            metrics[objective] = float(returned)
-    except (TypeError, ValueError) as exc:
+            metrics[objective] = _to_float(returned)
+    except Exception as exc:  # noqa: BLE001 (any conversion failure is the trial's failure, never the driver's)
         return Outcome(
             TrialState.FAILED,
             latest_values(history),
-            f"the trial function must return a number, a dict of numbers or None; {exc}. "
+            f"the trial function must return a number, a dict of numbers or None; {_short(exc)}. "
             f"Fix: return float(value) or {{{objective!r}: float(value)}}.",
         )
     if objective not in metrics:

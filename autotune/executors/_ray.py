@@ -33,7 +33,6 @@ from typing import Any
 
 from autotune.exceptions import ConfigError, MissingExtraError
 from autotune.executors._base import Job, PolledJob, PollingExecutor, check_positive_int
-from autotune.executors._outcome import latest_values
 from autotune.trial import TrialResult, TrialSpec, TrialState
 
 __all__ = ["RayExecutor"]
@@ -149,8 +148,8 @@ class _RayJob(PolledJob):
         self.run_ref: Any = None
         self.where_ref: Any = None
         self.where: dict[str, Any] | None = None
-        self.start_mono: float | None = None
-        self._reports: list[dict[str, Any]] = []
+        self.reuse_actor = False
+        """Whether the actor may run the next trial once this one has ended."""
 
     def _started(self) -> bool:
         if self.where is None and self.where_ref is not None:
@@ -176,7 +175,7 @@ class _RayJob(PolledJob):
         return list(self._reports)
 
 
-class RayExecutor(PollingExecutor):
+class RayExecutor(PollingExecutor["_RayJob"]):
     """Runs each trial in a Ray actor, on an existing Ray cluster or a local one.
 
     The actor asks Ray for ``resources.cpus`` CPUs and ``resources.gpus`` GPUs (``1 /
@@ -255,9 +254,6 @@ class RayExecutor(PollingExecutor):
         self._ray: Any = None
         self._owns_ray = False
         self._actor_class: Any = None
-        self._queue: list[_RayJob] = []
-        self._running: list[_RayJob] = []
-        self._jobs: list[_RayJob] = []
         self._idle: list[tuple[tuple[int, float], Any, Any]] = []  # (resources, actor, where_ref)
 
     # -- public API -----------------------------------------------------------------------
@@ -284,9 +280,7 @@ class RayExecutor(PollingExecutor):
                     + (" (a local instance takes num_gpus=... to declare GPUs)." if key == "GPU" else "."),
                 )
         job = _RayJob(self, spec)
-        self._jobs.append(job)
-        self._queue.append(job)
-        self._dispatch()
+        self._enqueue(job)
         return job
 
     def _pause(self, seconds: float) -> None:
@@ -339,12 +333,6 @@ class RayExecutor(PollingExecutor):
         self._actor_class = ray.remote(_TrialRunner)
         return ray
 
-    def _dispatch(self) -> None:
-        """Start queued trials, in order, while workers are free."""
-        while self._queue and len(self._running) < self.n_workers:
-            job = self._queue.pop(0)
-            self._launch(job)
-
     def _launch(self, job: _RayJob) -> None:
         """Run the trial on an idle actor with the same resources, or on a new one."""
         resources = job.spec.resources
@@ -386,16 +374,10 @@ class RayExecutor(PollingExecutor):
         except ray.exceptions.RayError as exc:
             self._finish(job, *_state_of_ray_error(ray, exc), reuse=False)
         else:
+            job.reuse_actor = True
             job._accept(result, (job.where or {}).get("host"))
-            self._release(job, reuse=True)
 
-    def _cancel(self, job: _RayJob) -> bool:
-        if job._result is not None:
-            return False
-        if job in self._queue:
-            self._queue.remove(job)
-            self._finish(job, TrialState.KILLED, "cancelled before it started")
-            return True
+    def _cancel_running(self, job: _RayJob) -> bool:
         ray = self._ray
         if ray.wait([job.run_ref], timeout=0)[0]:  # it has already ended: keep how
             self._collect(job)
@@ -413,32 +395,23 @@ class RayExecutor(PollingExecutor):
         self._finish(job, TrialState.KILLED, "cancelled by the driver", reuse=stopped)
         return True
 
-    def _finish(self, job: _RayJob, state: TrialState, error: str, reuse: bool = False) -> None:
-        """Record a terminal state decided on the driver's side, then free the actor."""
-        if job._result is not None:
-            return
-        end = time.time()
-        duration = 0.0 if job.start_mono is None else time.monotonic() - job.start_mono
-        job._result = TrialResult(
-            trial_id=job.trial_id,
-            state=state,
-            metrics=latest_values(job._reports),
-            history=list(job._reports),
-            error=error,
-            device=job.device or "",
-            duration_s=duration,
-            start_time=end - duration,
-            end_time=end,
-        )
-        self._release(job, reuse=reuse)
+    def _finish(
+        self,
+        job: _RayJob,
+        state: TrialState,
+        error: str | None,
+        metrics: dict[str, float] | None = None,
+        reuse: bool = False,
+    ) -> None:
+        """Record a terminal state decided on the driver's side; ``reuse`` keeps the actor for the next trial."""
+        job.reuse_actor = reuse
+        super()._finish(job, state, error, metrics)
 
-    def _release(self, job: _RayJob, reuse: bool) -> None:
-        """Take a finished trial's actor back: idle for the next trial, or killed."""
-        if job in self._running:
-            self._running.remove(job)
+    def _release(self, job: _RayJob, result: TrialResult) -> None:
+        """Take a finished trial's actor back: idle for the next trial (``job.reuse_actor``), or killed."""
         if job.actor is None:
             return
-        if reuse and len(self._idle) < self.n_workers:
+        if job.reuse_actor and len(self._idle) < self.n_workers:
             self._idle.append((job.actor_key, job.actor, job.where_ref))
         else:
             self._kill(job.actor)

@@ -56,7 +56,9 @@ def register_executor(name: str) -> Callable[[_F], _F]:
 
 
 def _entry_points() -> list[Any]:
-    from importlib import metadata  # deferred: only needed for names that are not built in
+    from importlib import (
+        metadata,  # deferred: only needed for names that are not built in
+    )
 
     return list(metadata.entry_points(group=ENTRY_POINT_GROUP))
 

@@ -303,14 +303,16 @@ class SimulatedExecutor(Executor):
         if job.worker is not None:
             self._busy_s[job.worker] += self._now - self._busy_since.pop(job.worker)
             heapq.heappush(self._free_workers, job.worker)
-        job._result = TrialResult(
-            trial_id=job.trial_id,
-            state=outcome.state,
-            metrics=metrics,
-            history=history,
-            error=outcome.error,
-            device=job.device or "",
-            duration_s=self._now - job.start_time,
-            start_time=job.start_time,
-            end_time=self._now,
+        job.set_result(
+            TrialResult(
+                trial_id=job.trial_id,
+                state=outcome.state,
+                metrics=metrics,
+                history=history,
+                error=outcome.error,
+                device=job.device or "",
+                duration_s=self._now - job.start_time,
+                start_time=job.start_time,
+                end_time=self._now,
+            )
         )

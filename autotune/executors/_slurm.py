@@ -38,8 +38,15 @@ from pathlib import Path
 from typing import Any
 
 from autotune.exceptions import ConfigError, MissingExtraError
-from autotune.executors._base import Job, PolledJob, PollingExecutor, check_positive_int, read_new_reports
-from autotune.executors._outcome import latest_values, write_json_atomic
+from autotune.executors._base import (
+    Job,
+    PolledJob,
+    PollingExecutor,
+    SubmitError,
+    check_positive_int,
+    read_new_reports,
+)
+from autotune.executors._outcome import write_json_atomic
 from autotune.executors._ray import driver_pythonpath
 from autotune.trial import TrialResult, TrialSpec, TrialState
 
@@ -173,8 +180,6 @@ class _SlurmJob(PolledJob):
         self.submitit_job: Any = None
         self.ended_mono: float | None = None
         self.where: dict[str, Any] | None = None
-        self.start_time: float | None = None
-        self._reports: list[dict[str, Any]] = []
         self._offset = 0
 
     def remote_spec(self) -> TrialSpec:
@@ -205,7 +210,7 @@ class _SlurmJob(PolledJob):
         return list(self._reports)
 
 
-class SlurmExecutor(PollingExecutor):
+class SlurmExecutor(PollingExecutor["_SlurmJob"]):
     """Runs each trial as a Slurm job (submitit), or as a local submitit job with ``cluster="local"``.
 
     At most ``n_workers`` jobs are in the cluster at once; other trials wait in the driver's
@@ -301,9 +306,6 @@ class SlurmExecutor(PollingExecutor):
         self.result_wait_s = result_wait_s
         self._last_sacct = float("-inf")
         self._folder: Path | None = None
-        self._queue: list[_SlurmJob] = []
-        self._running: list[_SlurmJob] = []
-        self._jobs: list[_SlurmJob] = []
 
     # -- public API -----------------------------------------------------------------------
 
@@ -361,8 +363,13 @@ class SlurmExecutor(PollingExecutor):
         self._folder = folder
         return executor
 
-    def _flush(self) -> None:
-        """Send queued trials while slots are free: one submission (an array) per group of equal needs."""
+    def _dispatch(self) -> None:
+        """Send queued trials while slots are free: one submission (an array) per group of equal needs.
+
+        Raises:
+            SubmitError: Slurm (or submitit) refused a submission: the trials of that group end
+                ``FAILED`` with the reason, the trials not sent yet stay queued.
+        """
         free = self.n_workers - len(self._running)
         if not self._queue or free <= 0:
             return
@@ -371,26 +378,44 @@ class SlurmExecutor(PollingExecutor):
         for job in batch:
             key = (job.spec.resources.gpus, job.spec.resources.cpus, job.spec.timeout_s)
             groups.setdefault(key, []).append(job)
-        env = {**self.env, "PYTHONPATH": driver_pythonpath(self.env)}
-        for jobs in groups.values():
-            executor = self._executor(jobs[0])
-            executor.update_parameters(**sbatch_parameters(jobs[0].spec, array_parallelism=self.n_workers,
-                                                           **self.sbatch_options))
-            args = (env, self.kill_grace_s, self.poll_interval_s)
+        ordered = list(groups.values())
+        for n, jobs in enumerate(ordered):
             try:
-                with _sigint_reaches_local_jobs():
-                    if self.use_arrays and len(jobs) > 1:
-                        with executor.batch():
-                            sent = [executor.submit(_run_in_job, job.remote_spec(), *args) for job in jobs]
-                    else:
+                self._send(jobs)
+            except SubmitError:
+                unsent = [job for later in ordered[n + 1 :] for job in later]
+                self._queue = unsent + self._queue
+                raise
+
+    def _launch(self, job: _SlurmJob) -> None:
+        """Send one trial as its own Slurm job."""
+        self._send([job])
+
+    def _send(self, jobs: list[_SlurmJob]) -> None:
+        """Submit trials of equal needs together (a job array when there are several)."""
+        env = {**self.env, "PYTHONPATH": driver_pythonpath(self.env)}
+        executor = self._executor(jobs[0])
+        executor.update_parameters(**sbatch_parameters(jobs[0].spec, array_parallelism=self.n_workers,
+                                                       **self.sbatch_options))
+        args = (env, self.kill_grace_s, self.poll_interval_s)
+        try:
+            with _sigint_reaches_local_jobs():
+                if self.use_arrays and len(jobs) > 1:
+                    with executor.batch():
                         sent = [executor.submit(_run_in_job, job.remote_spec(), *args) for job in jobs]
-            except Exception as exc:  # noqa: BLE001 (sbatch refused: every trial of the group fails)
-                for job in jobs:
-                    self._finish(job, TrialState.FAILED, f"the Slurm job could not be submitted: {exc}")
-                continue
-            for job, submitted in zip(jobs, sent):
-                job.submitit_job = submitted
-                self._running.append(job)
+                else:
+                    sent = [executor.submit(_run_in_job, job.remote_spec(), *args) for job in jobs]
+        except Exception as exc:  # sbatch refused: no trial of the group runs
+            message = f"the Slurm job could not be submitted: {exc}"
+            for job in jobs:
+                self._finish(job, TrialState.FAILED, message)
+            raise SubmitError(
+                f"trials {', '.join(str(job.trial_id) for job in jobs)}: {message}. Fix: check the executor "
+                "options (partition, account, qos, time_min, mem_gb) and `sbatch` on this machine, then resume."
+            ) from exc
+        for job, submitted in zip(jobs, sent):
+            job.submitit_job = submitted
+            self._running.append(job)
 
     def _update(self) -> None:
         """Collect finished jobs and send queued trials."""
@@ -407,7 +432,7 @@ class SlurmExecutor(PollingExecutor):
                 job.ended_mono = job.ended_mono or now
                 if now - job.ended_mono >= self.result_wait_s:
                     self._collect(job)
-        self._flush()
+        self._dispatch()
 
     def _collect(self, job: _SlurmJob) -> None:
         sjob = job.submitit_job
@@ -426,15 +451,8 @@ class SlurmExecutor(PollingExecutor):
             self._finish(job, TrialState.FAILED, f"the Slurm job {job.job_id} failed: {exc}")
             return
         job._accept(result, (job.where or {}).get("host"))
-        self._running.remove(job)
 
-    def _cancel(self, job: _SlurmJob) -> bool:
-        if job._result is not None:
-            return False
-        if job in self._queue:
-            self._queue.remove(job)
-            self._finish(job, TrialState.KILLED, "cancelled before it was sent to Slurm")
-            return True
+    def _cancel_running(self, job: _SlurmJob) -> bool:
         sjob = job.submitit_job
         if sjob.paths.result_pickle.exists():  # it has already ended: keep how
             self._collect(job)
@@ -448,27 +466,10 @@ class SlurmExecutor(PollingExecutor):
         self._finish(job, TrialState.KILLED, "cancelled by the driver")
         return True
 
-    def _finish(self, job: _SlurmJob, state: TrialState, error: str) -> None:
-        """Record a terminal state decided on the driver's side."""
-        if job._result is not None:
-            return
-        if job in self._running:
-            self._running.remove(job)
-        end = time.time()
-        start = job.start_time or end
-        stdout = job.workdir / "stdout.log"
-        stderr = job.workdir / "stderr.log"
-        job._result = TrialResult(
-            trial_id=job.trial_id,
-            state=state,
-            metrics=latest_values(job._reports),
-            history=list(job._reports),
-            error=error,
-            device=job.device or "",
-            duration_s=end - start,
-            start_time=start,
-            end_time=end,
-            stdout_path=str(stdout) if stdout.is_file() else None,
-            stderr_path=str(stderr) if stderr.is_file() else None,
-        )
-
+    def _release(self, job: _SlurmJob, result: TrialResult) -> None:
+        """Name the trial's output files in its result (when the job got as far as writing them)."""
+        if result.stdout_path is None and result.stderr_path is None:
+            stdout = job.workdir / "stdout.log"
+            stderr = job.workdir / "stderr.log"
+            result.stdout_path = str(stdout) if stdout.is_file() else None
+            result.stderr_path = str(stderr) if stderr.is_file() else None

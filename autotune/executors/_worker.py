@@ -8,7 +8,11 @@ Usage (built by the executor as an argv list, never a shell string)::
 It imports the entry point (``package.module:function``, or a script run as ``__main__``),
 calls ``fn(params, report, **fixed_args)``, and writes ``{"state", "metrics", "error"}`` to
 RESULT_JSON atomically. It exits 0 whenever it could write that file, whatever the trial did;
-the driver enforces time limits by killing the process group. Standard library only.
+the driver enforces time limits by killing the process tree. Standard library only.
+
+On Linux the worker first makes itself the subreaper of its descendants, so a grandchild
+that called ``setsid`` (or a double-forked daemon) stays in its tree, and once the result is
+written it kills every descendant still running: a trial's processes end with the trial.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +33,7 @@ from autotune.executors._outcome import (
     run_entry_point,
     write_json_atomic,
 )
+from autotune.executors._proctree import descendants, set_subreaper, signal_pids
 from autotune.report import Reporter
 from autotune.trial import TrialState
 
@@ -82,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: 0 once the result file is written.
     """
     args = _parse_args(argv)
+    set_subreaper()
     outcome = run(args)
     record = {"state": outcome.state.value, "metrics": outcome.metrics, "error": outcome.error, "pid": os.getpid()}
     try:
@@ -92,7 +100,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     sys.stdout.flush()
     sys.stderr.flush()
+    end_descendants()
     return 0
+
+
+def end_descendants(rounds: int = 20) -> None:
+    """SIGKILL every process descended from this one (their orphans come back here, the subreaper)."""
+    seen: dict[int, str] = {}
+    for _ in range(rounds):
+        found = {p: t for p, t in descendants(os.getpid()).items() if seen.get(p) != t}
+        if not found:
+            return
+        signal_pids(found, signal.SIGKILL)
+        seen.update(found)
+        time.sleep(0.005)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from autotune.exceptions import ConfigError, TrialError
-from autotune.executors import GpuAllocator, _gpu, discover_devices, parse_visible_devices
+from autotune.executors import (
+    GpuAllocator,
+    _gpu,
+    discover_devices,
+    parse_visible_devices,
+)
 
 
 def _check_invariants(alloc: GpuAllocator, held: dict[int, list[str]]) -> None:
@@ -119,3 +124,13 @@ def test_errors_name_the_argument_and_the_fix() -> None:
     with pytest.raises(TrialError, match="already holds"):
         alloc.acquire(0)
     assert GpuAllocator([]).devices == [] and alloc.release(99) is False
+
+
+def test_hold_counts_the_devices_of_an_adopted_trial() -> None:
+    allocator = GpuAllocator(["0", "1"], trials_per_gpu=1)
+    assert allocator.hold(7, ["1", "9"]) == ["1"]  # an unknown id is ignored
+    assert allocator.load() == {"0": 0, "1": 1} and allocator.acquire(8) == ["0"]
+    assert allocator.acquire(9) is None  # both taken now
+    assert allocator.hold(10, ["0"]) == ["0"] and allocator.load() == {"0": 2, "1": 1}  # never refused: it runs
+    assert allocator.release(7) and allocator.release(10) and allocator.load() == {"0": 1, "1": 0}
+    assert allocator.hold(11, []) == [] and allocator.allocation(11) is None

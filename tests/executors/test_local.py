@@ -147,25 +147,3 @@ def test_wait_times_out_and_ignores_foreign_jobs(tmp_path: Path) -> None:
         other.wait([job])
     executor.shutdown(kill=True)
     assert job.result().state is TrialState.KILLED
-
-
-def test_kill_orphan_trial_kills_only_the_recorded_process(tmp_path: Path) -> None:
-    import signal
-    import subprocess
-
-    from autotune.executors._local import PID_FILE, _start_ticks, kill_orphan_trial
-
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
-    try:
-        ticks = _start_ticks(proc.pid)
-        assert ticks is not None
-        (tmp_path / PID_FILE).write_text(f"{proc.pid} {int(ticks) + 1}\n")  # a recycled pid: another start time
-        assert not kill_orphan_trial(tmp_path) and proc.poll() is None
-        (tmp_path / PID_FILE).write_text(f"{proc.pid} {ticks}\n")
-        assert kill_orphan_trial(tmp_path)
-        assert proc.wait(timeout=10) == -signal.SIGKILL
-        assert not (tmp_path / PID_FILE).exists()
-        assert not kill_orphan_trial(tmp_path)  # nothing recorded any more
-    finally:
-        proc.kill()
-        proc.wait()

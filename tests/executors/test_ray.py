@@ -21,12 +21,14 @@ from autotune.exceptions import ConfigError, MissingExtraError
 from autotune.executors import get_executor
 from autotune.executors._ray import RayExecutor
 from autotune.study import Study, load_study_config
+from autotune.testing.executors import CASES as _CASES
+from autotune.testing.executors import ISOLATED_CASES
 from autotune.trial import Resources, TrialResult, TrialSpec, TrialState
 from tests.executors.helpers import CHILD_ENV, FNS, is_alive
-from tests.executors.test_contract import CASES
 from tests.study.helpers import study_runs, write_study
 
-SAME_AS_LOCAL = ["completed", "failed", "memory_error", "nan", "timeout"]
+CASES = {**_CASES, **ISOLATED_CASES}
+SAME_AS_LOCAL = ["completed", "failed", "memory_error", "nan", "timeout", "huge_int", "sigkill"]
 
 
 @pytest.fixture(scope="module")

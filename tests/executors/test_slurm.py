@@ -20,16 +20,18 @@ from typing import Any
 import pytest
 
 from autotune.exceptions import ConfigError, MissingExtraError
-from autotune.executors import get_executor
+from autotune.executors import SubmitError, get_executor
 from autotune.executors._slurm import SlurmExecutor
 from autotune.study import Study, load_study_config
+from autotune.testing.executors import CASES as _CASES
+from autotune.testing.executors import ISOLATED_CASES
 from autotune.trial import Resources, TrialResult, TrialSpec, TrialState
 from tests.executors.helpers import CHILD_ENV, FNS, is_alive
-from tests.executors.test_contract import CASES
 from tests.study.helpers import study_runs, write_study
 
 GOLDEN = Path(__file__).with_name("golden")
-SAME_AS_LOCAL = ["completed", "failed", "timeout"]
+CASES = {**_CASES, **ISOLATED_CASES}
+SAME_AS_LOCAL = ["completed", "failed", "timeout", "sigkill"]
 
 FAKE_SBATCH = """#!/bin/sh
 # Keeps the script it is given and answers as sbatch does.
@@ -223,6 +225,24 @@ def test_jobs_that_slurm_ends_map_to_trial_states(fake_slurm: Path, tmp_path: Pa
     assert states == [TrialState.TIMEOUT, TrialState.OOM, TrialState.FAILED, TrialState.KILLED]
     assert all(f"ended {s} without a trial result" in (r.error or "")
                for r, s in zip(results, ["TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "CANCELLED"]))
+
+
+def test_a_refused_submission_is_a_submit_error_and_later_groups_stay_queued(fake_slurm: Path, tmp_path: Path) -> None:
+    sbatch = fake_slurm / "sbatch"
+    sbatch.write_text("#!/bin/sh\necho 'sbatch: error: Batch job submission failed: Invalid account' >&2\nexit 1\n")
+    executor = _slurm_executor(3, account="nope")
+    refused = [executor.submit(_spec(i, "train:train", tmp_path)) for i in range(2)]
+    later = executor.submit(_spec(2, "train:train", tmp_path, resources=Resources(gpus=1)))  # another group
+    with pytest.raises(SubmitError, match=r"trials 0, 1: the Slurm job could not be submitted.*Invalid account.*Fix:"):
+        executor.wait(refused, timeout_s=0)
+    assert [job.state for job in refused] == [TrialState.FAILED, TrialState.FAILED]
+    assert "Invalid account" in (refused[0].result().error or "")
+    assert later.state is TrialState.PENDING and later in executor._queue  # not sent, not failed
+    sbatch.write_text(FAKE_SBATCH)  # fixed: the queued trial goes out at the next look
+    executor.wait([later], timeout_s=0)
+    assert later.job_id is not None  # type: ignore[attr-defined]
+    executor.shutdown(kill=True)
+    assert later.result().state is TrialState.KILLED
 
 
 def test_options_are_checked_and_a_missing_submitit_names_the_extra(
