@@ -167,9 +167,8 @@ def optimize_mixed(
     Returns:
         A `1 x d` legal point and its acquisition value.
     """
-    kinds = space.column_kinds()
-    cont = [i for i, k in enumerate(kinds) if k == "continuous"]
     grids = {**space.discrete_dims(), **space.cat_dims()}
+    cont = [i for i in range(space.dim) if i not in grids]  # floats, and integers too long to list (relaxed)
     pool = candidate_pool(space, opts.raw_samples, seed=int(torch.randint(0, 2**31 - 1, (1,))))
     if opts.sample_around_best:
         from botorch.optim.initializers import sample_points_around_best

@@ -61,7 +61,6 @@ __all__ = [
     "StrategyConfig",
     "StudyConfig",
     "TrialConfig",
-    "check_entry_point",
     "load_study_config",
 ]
 
@@ -431,6 +430,17 @@ class StudyConfig(_Section):
                             "(model_construct?). Build it with StudyConfig(...) or load_study_config().")
         return value
 
+    def check_entry_point(self) -> None:
+        """Import the entry point and check it can be called as ``fn(params, report, **fixed_args)``.
+
+        Not part of loading (that would import the training code for every command); ``autotune
+        validate`` and ``run`` call it, so ``entry_point: nosuch:train`` fails before any trial.
+
+        Raises:
+            StudyConfigError: Naming the study file, ``trial.entry_point``, the value and the fix.
+        """
+        _check_entry_point(self)
+
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain data (the space expanded inline), for records and printing.
 
@@ -681,13 +691,12 @@ def _check_json_values(where: str, options: Mapping[str, Any], callables: bool =
                               "null, or a list or mapping of them.")
 
 
-def check_entry_point(config: StudyConfig) -> None:
+def _check_entry_point(config: StudyConfig) -> None:
     """Import the study's entry point and check that it can be called as a trial.
 
     A ``module:function`` entry point must import (from the study file's folder first) and name
     a callable accepting ``(params, report, **fixed_args)``; a script must exist (it runs as
-    ``__main__``, so it is not imported). :func:`load_study_config` does not do this (it would
-    import the training code on every command); ``autotune validate`` and ``run`` do.
+    ``__main__``, so it is not imported). See :meth:`StudyConfig.check_entry_point`.
 
     Args:
         config: A validated study.

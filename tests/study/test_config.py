@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,147 @@ def test_the_example_studies_are_valid() -> None:
         config = load_study_config(REPO_ROOT / "studies" / "quadratic" / name)
         assert "lr" in config.search_space.parameters and "width_1" in config.search_space.parameters
         assert config.trial.entry_point == "train:train" and config.objective.metric == "val_loss"
+
+
+# -- bad input of every kind: one StudyConfigError naming file, key and value ----------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "value"),
+    [
+        ({"budget": {"max_trials": True}}, "budget.max_trials", True),
+        ({"budget": {"max_trials": 5.0}}, "budget.max_trials", 5.0),
+        ({"budget": {"max_time_s": "3600"}}, "budget.max_time_s", "3600"),
+        ({"budget": {"max_time_s": float("inf")}}, "budget.max_time_s", float("inf")),
+        ({"parallelism": {"workers": True}}, "parallelism.workers", True),
+        ({"parallelism": {"workers": 10**7}}, "parallelism.workers", 10**7),
+        ({"seed": False}, "seed", False),
+        ({"seed": 2**64}, "seed", 2**64),
+        ({"trial": {"entry_point": f"{'m'}:f", "timeout_s": True}}, "trial.timeout_s", True),
+        ({"constraints": ["n_params <= nan"]}, "constraints[0]", "n_params <= nan"),
+        ({"constraints": ["n_params >= -inf"]}, "constraints[0]", "n_params >= -inf"),
+        ({"constraints": [" <= 3"]}, "constraints[0]", " <= 3"),
+        ({"tracking_uri": "sqlite:///:memory:"}, "tracking_uri", "sqlite:///:memory:"),
+        ({"tracking_uri": "sqlite://"}, "tracking_uri", "sqlite://"),
+        ({"tracking_uri": "sqlite:///file:x?mode=memory&uri=true"}, "tracking_uri",
+         "sqlite:///file:x?mode=memory&uri=true"),
+        ({"tracking_uri": "ftp://host/x"}, "tracking_uri", "ftp"),
+        ({"tracking_uri": "http://"}, "tracking_uri", "http://"),
+        ({"tracking_uri": "mailto:me"}, "tracking_uri", "mailto:me"),
+        ({"space": {"parameters": {"e": {"type": "fixed", "value": 3}}}}, "space", "e"),
+        ({"space": {"parameters": {"x": {"type": "bool"}}, "parmeters": {}}}, "space.parmeters", {}),
+        ({"space": {"include": ["nope.yaml"], "parameters": {"x": {"type": "bool"}}}}, "space.include", "nope.yaml"),
+        ({"strategy": {"name": "ei", "options": {"raw_samples": -5}}}, "strategy.options.raw_samples", -5),
+        ({"strategy": {"name": "ei", "options": {"num_restarts": True}}}, "strategy.options.num_restarts", True),
+        ({"strategy": {"name": "ei", "options": {"num_restarts": 64, "raw_samples": 16}}},
+         "strategy.options.raw_samples", 16),
+        ({"strategy": {"name": "ucb", "options": {"beta": float("nan")}}}, "strategy.options.beta", None),
+        ({"strategy": {"name": "ucb", "options": {"delta": "0.1"}}}, "strategy.options.delta", "0.1"),
+        ({"strategy": {"name": "local_penalization", "options": {"lipschitz": "big"}}},
+         "strategy.options.lipschitz", "big"),
+        ({"strategy": {"name": "qei", "options": {"mc_samples": 10**9}}}, "strategy.options.mc_samples", 10**9),
+        ({"strategy": {"name": "ei", "options": {"where": 1}}}, "strategy.options.where", 1),
+        ({"executor": {"name": "local", "options": {"kill_grace": 3}}}, "executor.options.kill_grace", 3),
+        ({"executor": {"name": "local", "options": {"kill_grace_s": "3"}}}, "executor.options.kill_grace_s", "3"),
+        ({"executor": {"name": "local", "options": {"kill_grace_s": -1}}}, "executor.options.kill_grace_s", -1),
+        ({"executor": {"name": "slurm", "options": {"mem_gb": True}}}, "executor.options.mem_gb", True),
+        ({"executor": {"name": "ray", "options": {"adress": "auto"}}}, "executor.options.adress", "auto"),
+        ({"trial": {"entry_point": "m:f", "fixed_args": {"d": datetime.date(2020, 1, 1)}}}, "trial.fixed_args.d",
+         datetime.date(2020, 1, 1)),
+        ({"trial": {"entry_point": "m:f", "fixed_args": {"x": float("nan")}}}, "trial.fixed_args.x", None),
+    ],
+    ids=lambda v: str(v)[:40] if not isinstance(v, dict) else None,
+)
+def test_invalid_values_are_refused_naming_file_key_and_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overrides: dict[str, object], key: str, value: object
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "studies").mkdir()
+    path = tmp_path / "studies" / "x.yaml"
+    path.write_text(yaml.safe_dump(study_dict(**overrides), sort_keys=False, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(StudyConfigError) as info:
+        load_study_config("studies/x.yaml")
+    error = info.value
+    assert error.where == f"studies/x.yaml: {key}", str(error)
+    if value is not None:
+        assert error.value == value, str(error)
+    assert error.fix, str(error)
+
+
+def test_did_you_mean_for_executor_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    message = _error(tmp_path, monkeypatch, study_dict(executor={"name": "local", "options": {"kill_grace": 3}}))
+    assert "Fix: did you mean 'kill_grace_s'? Otherwise use one of: devices, env, kill_grace_s," in message
+
+
+def test_a_duplicate_key_in_a_study_file_names_file_line_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    text = yaml.safe_dump(study_dict(), sort_keys=False) + "budget: {max_trials: 3}\n"
+    (tmp_path / "x.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(StudyConfigError) as info:
+        load_study_config("x.yaml")
+    first = next(i for i, line in enumerate(text.splitlines(), 1) if line.startswith("budget:"))
+    assert info.value.where == f"x.yaml:{len(text.splitlines())}" and info.value.value == "budget"
+    assert f"the first is on line {first}" in info.value.rule
+
+
+def test_validation_is_bounded_for_a_huge_conditional_int(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import resource
+    import time
+
+    space = {"parameters": {"n": {"type": "int", "low": 1, "high": 10**12},
+                            "y": {"type": "float", "low": 0, "high": 1, "when": {"n": {">=": 10**11}}}}}
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.yaml").write_text(yaml.safe_dump(study_dict(space=space)), encoding="utf-8")
+    load_study_config("x.yaml")  # warm imports
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    config = load_study_config("x.yaml")
+    assert time.perf_counter() - start < 1.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # KiB
+    assert config.search_space.tunable == ["n", "y"]
+
+
+def test_accepted_uris_and_paths(tmp_path: Path) -> None:
+    for uri in ("sqlite:///runs/x.db", "sqlite:////abs/x.db", "http://127.0.0.1:5000", "https://mlflow.example.org",
+                "postgresql+psycopg2://u@h/db", "file:///tmp/mlruns", "mlruns"):
+        config = StudyConfig.from_dict(study_dict(tracking_uri=uri), study_file=tmp_path / "s.yaml")
+        assert config.tracking_uri is not None
+
+
+def test_check_entry_point_imports_and_checks_the_signature(tmp_path: Path) -> None:
+    (tmp_path / "trainmod_ok.py").write_text(
+        "def train(params, report, steps=1):\n    return 0.0\n"
+        "def two(params):\n    return 0.0\n"
+        "value = 3\n", encoding="utf-8")
+    (tmp_path / "trainmod_broken.py").write_text("raise RuntimeError('boom')\n", encoding="utf-8")
+
+    def config(entry_point: str, **fixed: object) -> StudyConfig:
+        trial = {"entry_point": entry_point, "fixed_args": fixed}
+        return StudyConfig.from_dict(study_dict(trial=trial), study_file=tmp_path / "s.yaml")
+
+    config("trainmod_ok:train", steps=3).check_entry_point()
+    cases = {
+        "nosuch:train": "cannot be imported: no module named 'nosuch'",
+        "trainmod_ok:nosuch": "names a function that module 'trainmod_ok' does not define",
+        "trainmod_ok:value": "must name a callable",
+        "trainmod_ok:two": "cannot be called as fn(params, report, **fixed_args)",
+        "trainmod_broken:train": "fails to import (RuntimeError: boom)",
+    }
+    for entry_point, rule in cases.items():
+        with pytest.raises(StudyConfigError) as info:
+            config(entry_point).check_entry_point()
+        assert info.value.where == f"{tmp_path / 's.yaml'}: trial.entry_point"
+        assert info.value.rule.startswith(rule) and info.value.value == entry_point
+    with pytest.raises(StudyConfigError, match="cannot be called"):
+        config("trainmod_ok:train", epochs=3).check_entry_point()  # an argument train does not take
+
+
+def test_strategy_constructors_check_ranges_directly() -> None:
+    from autotune.exceptions import ConfigError
+    from autotune.strategies import get_strategy
+
+    for name, options in [("ei", {"raw_samples": -5}), ("ucb", {"beta": -1}), ("grid", {"points_per_float": 0}),
+                          ("kmeans", {"kmeans_iter": 1.5}), ("diversity", {"n_candidates": 10**9}),
+                          ("ei_per_cost", {"alpha": float("inf")}), ("constant_liar", {"lie": ["min"]})]:
+        with pytest.raises(ConfigError, match=rf"^strategy\.options\.{next(iter(options))}: "):
+            get_strategy(name, **options)
