@@ -71,8 +71,10 @@ class Optimizer:
             ``ei_per_cost`` instead of a cost GP.
         budget: Total budget (in cost units with ``cost_metric``, else in trials), for cost cooling.
         kernel: ``matern52`` (default) or ``rbf``.
-        model_failures: Treat failed trials as an unknown feasibility constraint (default) so the
-            optimiser learns to avoid regions that crash.
+        model_failures: Learn from failed trials (default) so the optimiser avoids regions that
+            crash: a crash GP weights the acquisition by the probability of running, and the
+            objective GP sees each failed point at the worst observed value
+            (:class:`autotune.models.Surrogates`).
         strategy_options: Options of the strategy when given by name.
 
     Example:
@@ -399,7 +401,10 @@ class Optimizer:
         return len(self.observations) / self.budget, n_init / self.budget
 
     def predict(self, params: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[float]]:
-        """The objective GP's mean and standard deviation (objective units) at some points."""
+        """The objective GP's mean and standard deviation (objective units) at some points.
+
+        With ``model_failures``, the GP has seen each failed point at the worst observed value.
+        """
         import torch
 
         ctx = self.context()
@@ -492,12 +497,12 @@ def _check_number(value: Any, where: str, fix: str) -> float | None:
     """``value`` as a float (``inf`` beyond the float range), ``None`` for ``None``."""
     if value is None:
         return None
-    if isinstance(value, bool) or isinstance(value, (str, bytes)) or not isinstance(value, (numbers.Real, SupportsFloat)):
+    if isinstance(value, (bool, str, bytes)) or not isinstance(value, (numbers.Real, SupportsFloat)):
         raise ConfigError(where, "must be a real number or None", value, f"pass {fix}.")
     try:
         return float(value)
     except OverflowError:  # an integer beyond the float range, e.g. 10**400
-        return math.inf if value > 0 else -math.inf
+        return math.inf if value > 0 else -math.inf  # type: ignore[operator]
     except (TypeError, ValueError) as e:
         raise ConfigError(where, f"must be a real number or None ({e})", value, f"pass {fix}.") from None
 

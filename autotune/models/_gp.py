@@ -98,7 +98,9 @@ def make_gp(
     from botorch.models import SingleTaskGP
     from botorch.models.kernels.categorical import CategoricalKernel
     from botorch.models.transforms.outcome import Standardize
-    from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
+    from botorch.models.utils.gpytorch_modules import (
+        get_covar_module_with_dim_scaled_prior,
+    )
     from gpytorch.constraints import GreaterThan
     from gpytorch.kernels import ScaleKernel
     from gpytorch.likelihoods import GaussianLikelihood

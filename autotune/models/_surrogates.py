@@ -51,7 +51,10 @@ FAILED_AT_WORST = True
 class Constraint(Protocol):
     """What the surrogates need of an outcome constraint (``autotune.strategies.OutcomeConstraint``)."""
 
-    metric: str
+    @property
+    def metric(self) -> str:
+        """The name of the constrained metric."""
+        ...  # pragma: no cover
 
     def slack(self, value: Tensor) -> Tensor:
         """Signed slack, ``>= 0`` exactly when satisfied."""

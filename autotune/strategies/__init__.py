@@ -4,7 +4,9 @@ Names: ``sobol``, ``random``, ``lhs``, ``grid``, ``diversity``, ``greedy``, ``pi
 ``ucb``, ``lcb``, ``max_variance``, ``ei_per_cost``, ``qei``, ``constant_liar``,
 ``kriging_believer``, ``local_penalization``, ``thompson``, ``kmeans``.
 Outcome constraints and failed trials weight every model-based strategy by the probability
-of feasibility, so "constrained BO" is any of them with constraints set.
+of feasibility, so "constrained BO" is any of them with constraints set; failed points also
+enter the objective model at the worst observed value. The models come built in
+``Context.models`` (:class:`autotune.models.Surrogates`).
 """
 
 from autotune.strategies._base import (

@@ -286,16 +286,16 @@ def get_strategy(name: str | Strategy, where: str = "strategy", **options: Any) 
 
     sig = inspect.signature(cls.__init__)
     valid = [p for p in sig.parameters if p != "self"]
-    for k in options:
+    for k, v in options.items():
         if k not in valid:
-            raise ConfigError(f"{where}.options.{k}", f"is not an option of strategy {name!r}", options[k],
+            raise ConfigError(f"{where}.options.{k}", f"is not an option of strategy {name!r}", v,
                               f"use one of: {', '.join(valid) or '(none)'}.")
     return cls(**options)
 
 
 def _load_builtins() -> None:
-    import autotune.strategies._baselines  # noqa: F401
-    import autotune.strategies._batch  # noqa: F401
+    import autotune.strategies._baselines
+    import autotune.strategies._batch
     import autotune.strategies._sequential  # noqa: F401
 
 
