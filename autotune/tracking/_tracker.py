@@ -1281,12 +1281,11 @@ class _RecordWriter:
     def _spool_op(self, op: dict[str, Any]) -> None:
         """Keep a new write during an outage: on disk, and in memory while there is room."""
         offset = self._append(op)
-        if offset is None:  # not on disk: memory is all there is
-            if self._overflow_offset is None:
-                self._queue.append(op)
-                self._cond.notify_all()
-                return
-        elif self._overflow_offset is None and len(self._queue) >= self._max_buffered:
+        if offset is None:  # not on disk: memory is all there is (over the bound if need be)
+            self._queue.append(op)
+            self._cond.notify_all()
+            return
+        if self._overflow_offset is None and len(self._queue) >= self._max_buffered:
             self._overflow_offset = offset
         if self._overflow_offset is None:
             self._queue.append(op)

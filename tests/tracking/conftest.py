@@ -50,6 +50,52 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             continue
 
 
+def start_mlflow_server(
+    cli: str, backend_uri: str, artifacts: Path, port: int, log_path: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``mlflow server`` on ``127.0.0.1:port`` in a process group of its own (appends to the log)."""
+    argv = [
+        cli,
+        "server",
+        "--backend-store-uri",
+        backend_uri,
+        "--artifacts-destination",
+        str(artifacts),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+
+
+def wait_healthy(
+    proc: subprocess.Popen[bytes],
+    uri: str,
+    log_path: Path,
+    timeout_s: float = SERVER_START_TIMEOUT_S,
+) -> None:
+    """Return once ``uri/health`` answers; fail the test if the server exits or never does."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            pytest.fail(f"`{' '.join(map(str, proc.args))}` did not become healthy:\n{tail}")
+        time.sleep(0.25)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def mlflow_server_process(
     tmp_path_factory: pytest.TempPathFactory, mlflow_store_factory: Callable[[Path], str]
@@ -67,25 +113,9 @@ def mlflow_server_process(
     root = tmp_path_factory.mktemp("mlflow-server")
     log_path = root / "server.log"
     port = _free_port()
-    argv = [
-        cli,
-        "server",
-        "--backend-store-uri",
-        mlflow_store_factory(root),
-        "--artifacts-destination",
-        str(root / "artifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
+    proc = start_mlflow_server(
+        cli, mlflow_store_factory(root), root / "artifacts", port, log_path
+    )
     try:
         yield proc, f"http://127.0.0.1:{port}", log_path
     finally:
@@ -102,18 +132,8 @@ def mlflow_server_uri(
             "the `mlflow` command-line tool is not on PATH: install mlflow to run the server tests"
         )
     proc, uri, log_path = mlflow_server_process
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while True:
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-                if response.status == 200:
-                    return uri
-        except (urllib.error.URLError, OSError):
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            pytest.fail(f"`{' '.join(map(str, proc.args))}` did not become healthy:\n{tail}")
-        time.sleep(0.25)
+    wait_healthy(proc, uri, log_path)
+    return uri
 
 
 @pytest.fixture(scope="session", params=["sqlite", "server"])
