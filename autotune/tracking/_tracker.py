@@ -1207,9 +1207,10 @@ class _RecordWriter:
         from mlflow.entities import Metric, Param, RunTag
 
         client = self._client()
-        kind, run_id = op["op"], op.get("run_id")
+        kind = op["op"]
         if kind == "call":
             return op["fn"](client)
+        run_id: str = op["run_id"]
         if kind == "log_batch":
             client.log_batch(
                 run_id,
@@ -1430,7 +1431,7 @@ def _metric_entities(reports: Iterable[Mapping[str, Any]], step: int) -> tuple[l
     now_ms = int(time.time() * 1000)
     metrics = []
     for report in reports:
-        given = report.get("step")
+        given: Any = report.get("step")
         if _is_number(given) and math.isfinite(given):
             step = int(given)
         for key, value in report.items():

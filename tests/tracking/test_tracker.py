@@ -292,13 +292,29 @@ def test_study_level_metrics_tags_and_artifacts(tracker: MlflowTracker, tmp_path
 @pytest.mark.parametrize(
     ("error", "line"),
     [
-        ("Traceback (most recent call last):\n  File \"t.py\", line 3, in f\n    raise ValueError('x')\n"
-         "ValueError: boom", "ValueError: boom"),
-        ("Traceback (most recent call last):\n  File \"a.py\", line 1\nKeyError: 'a'\n\nDuring handling "
-         "of the above exception, another exception occurred:\n\nTraceback (most recent call last):\n"
-         "  File \"b.py\", line 2\n    g()\nRuntimeError: two\nlines of message\n", "RuntimeError: two lines of message"),
-        ("the trial process exited with code 1 without writing a result. End of err.txt:\n"
-         "Traceback (most recent call last):\n  File \"x\", line 1\nMemoryError\n", "MemoryError"),
+        (
+            (
+                "Traceback (most recent call last):\n  File \"t.py\", line 3, in f\n"
+                "    raise ValueError('x')\nValueError: boom"
+            ),
+            "ValueError: boom",
+        ),
+        (
+            (
+                "Traceback (most recent call last):\n  File \"a.py\", line 1\nKeyError: 'a'\n\n"
+                "During handling of the above exception, another exception occurred:\n\n"
+                "Traceback (most recent call last):\n  File \"b.py\", line 2\n    g()\n"
+                "RuntimeError: two\nlines of message\n"
+            ),
+            "RuntimeError: two lines of message",
+        ),
+        (
+            (
+                "the trial process exited with code 1 without writing a result. End of err.txt:\n"
+                "Traceback (most recent call last):\n  File \"x\", line 1\nMemoryError\n"
+            ),
+            "MemoryError",
+        ),
         ("timed out after 30 s\nstderr tail: ...", "timed out after 30 s"),
         ("driver died", "driver died"),
         ("E" * 2000, "E" * 497 + "..."),
