@@ -24,6 +24,23 @@ from collections.abc import Iterable
 from typing import Any
 
 
+class _Null:
+    """The value ``null`` (YAML) / ``None`` received where something else was expected."""
+
+    def __repr__(self) -> str:
+        return "null"
+
+
+#: Pass as a :class:`ConfigError`'s ``value`` when the value received *was* ``null``: ``None``
+#: means "no value to show" (e.g. a missing key), ``NULL`` prints ``got null``.
+NULL: Any = _Null()
+
+
+def shown(value: Any) -> Any:
+    """``value`` as a :class:`ConfigError` shows it: ``None`` (a ``null`` received) becomes :data:`NULL`."""
+    return NULL if value is None else value
+
+
 class AutotuneError(Exception):
     """Base class of every error autotune raises on purpose."""
 

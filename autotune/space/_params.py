@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from autotune.exceptions import SearchSpaceError
+from autotune.exceptions import SearchSpaceError, shown
 
 if TYPE_CHECKING:
     import torch
@@ -179,7 +179,7 @@ def _err(name: str, key: str, rule: str, value: Any, fix: str) -> SearchSpaceErr
 
 def _check_number(name: str, key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _err(name, key, "must be a finite number", value, f"give {key} as a number.")
+        raise _err(name, key, "must be a finite number", shown(value), f"give {key} as a number.")
     return float(value)
 
 
@@ -650,7 +650,7 @@ def parse_conditions(name: str, when: Any) -> tuple[Condition, ...]:
         return ()
     if not isinstance(when, dict) or not when:
         raise _err(
-            name, "when", "must map a parent parameter to a value or {op: value}", when,
+            name, "when", "must map a parent parameter to a value or {op: value}", shown(when),
             'write e.g. when: {optimizer: sgd} or when: {n_layers: {">=": 3}}.',
         )
     out: list[Condition] = []
@@ -683,12 +683,12 @@ def make_parameter(name: str, spec: Any) -> Parameter:
     """Build a parameter from its YAML/dict form, raising :class:`SearchSpaceError` on bad input."""
     if not isinstance(spec, dict):
         raise SearchSpaceError(
-            f"parameters.{name}", "must be a mapping with a 'type'", spec, "write e.g. {type: float, low: 0, high: 1}."
+            f"parameters.{name}", "must be a mapping with a 'type'", shown(spec), "write e.g. {type: float, low: 0, high: 1}."
         )
     spec = dict(spec)
     kind = spec.pop("type", None)
     if not isinstance(kind, str) or kind not in PARAMETER_TYPES:
-        raise _err(name, "type", "unknown parameter type", kind, f"use one of: {', '.join(PARAMETER_TYPES)}.")
+        raise _err(name, "type", "unknown parameter type", shown(kind), f"use one of: {', '.join(PARAMETER_TYPES)}.")
     conditions = parse_conditions(name, spec.pop("when", None))
     allowed = {
         "float": {"low", "high", "log", "default"},
@@ -701,7 +701,7 @@ def make_parameter(name: str, spec: Any) -> Parameter:
     unknown = sorted((k for k in spec if k not in allowed), key=str)
     if unknown:
         raise _err(
-            name, str(unknown[0]), f"is not an option of a {kind} parameter", spec[unknown[0]],
+            name, str(unknown[0]), f"is not an option of a {kind} parameter", shown(spec[unknown[0]]),
             f"remove it; {kind} takes: {', '.join(sorted(allowed | {'type', 'when'}))}.",
         )
     required = {"float": ("low", "high"), "int": ("low", "high"), "ordinal": ("values",), "categorical": ("choices",),

@@ -58,7 +58,7 @@ class SearchSpace:
                 raise self._error(f"parameters.{p.name}", "is defined twice", p.name, "rename one of them.")
             self.parameters[p.name] = p
         if not self.parameters:
-            raise self._error("parameters", "must define at least one parameter", None, "add a parameter.")
+            raise self._error("parameters", "must define at least one parameter", {}, "add a parameter.")
         self._check_conditions()
         self.order: list[str] = self._topological_order()
         #: Names of the parameters that own a model-space column, in column order.

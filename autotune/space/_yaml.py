@@ -27,14 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from autotune.exceptions import ConfigError, SearchSpaceError
+from autotune.exceptions import ConfigError, SearchSpaceError, shown
 from autotune.space._params import Parameter, make_parameter
+from autotune.space._shipped import resolve_space_file
 from autotune.space._space import SPACE_KEYS, SearchSpace
-
-if TYPE_CHECKING:
-    import yaml
 
 __all__ = ["MAX_YAML_BYTES", "MAX_YAML_DEPTH", "MAX_YAML_NODES", "load_space", "read_yaml", "space_from_spec"]
 
@@ -54,15 +52,20 @@ class _YamlRefusal(Exception):
         self.line, self.rule, self.value, self.fix = line, rule, value, fix
 
 
-def _loader_class() -> type[yaml.SafeLoader]:
-    """A safe loader that bounds nesting and refuses duplicate keys (built once, lazily)."""
-    global _LOADER
-    if _LOADER is not None:
-        return _LOADER
+def _loader_classes() -> list[type[Any]]:
+    """Safe loaders that bound nesting and refuse duplicate keys (built once, lazily).
+
+    The first parses with libyaml when PyYAML has it (8x faster) but composes and constructs in
+    Python, so the depth limit holds; the last is pure Python and gives PyYAML's own syntax
+    messages (a file libyaml refuses is read again with it to say why).
+    """
+    global _LOADERS
+    if _LOADERS:
+        return _LOADERS
     import yaml
 
-    class Loader(yaml.SafeLoader):
-        """PyYAML's safe loader with a depth limit and duplicate-key refusal."""
+    class Limits:
+        """A depth limit and duplicate-key refusal, mixed into a loader."""
 
         _depth = 0
 
@@ -70,10 +73,10 @@ def _loader_class() -> type[yaml.SafeLoader]:
             self._depth += 1
             try:
                 if self._depth > MAX_YAML_DEPTH:
-                    mark = self.peek_event().start_mark
+                    mark = self.peek_event().start_mark  # type: ignore[attr-defined]
                     raise _YamlRefusal(mark.line + 1, f"nests deeper than {MAX_YAML_DEPTH} levels", self._depth,
                                        "flatten the file: a study or space file needs a few levels.")
-                return super().compose_node(parent, index)
+                return super().compose_node(parent, index)  # type: ignore[misc]
             finally:
                 self._depth -= 1
 
@@ -95,13 +98,41 @@ def _loader_class() -> type[yaml.SafeLoader]:
                             "remove one of the two, or merge them.",
                         )
                     seen[key] = key_node.start_mark.line + 1
-            return super().construct_mapping(node, deep=deep)
+            return super().construct_mapping(node, deep=deep)  # type: ignore[misc]
 
-    _LOADER = Loader
-    return Loader
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep=deep)  # type: ignore[misc]
+            except (ValueError, OverflowError) as exc:  # e.g. an integer of more than 4,300 digits
+                raise _YamlRefusal(node.start_mark.line + 1, "holds a value YAML cannot read", str(exc)[:120],
+                                   "write the value out plainly (at most a few hundred digits).") from None
+
+    class Loader(Limits, yaml.SafeLoader):
+        """PyYAML's pure-Python safe loader, limited."""
+
+    loaders: list[type[Any]] = [Loader]
+    try:
+        from yaml.cyaml import CParser as c_parser
+    except ImportError:  # PyYAML built without libyaml
+        c_parser = None
+    if c_parser is not None:
+        from yaml.composer import Composer
+
+        class FastLoader(Limits, Composer, c_parser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):  # type: ignore[misc,valid-type]
+            """libyaml's parser under Python's composer (depth-limited) and constructor."""
+
+            def __init__(self, stream: str) -> None:
+                c_parser.__init__(self, stream)
+                Composer.__init__(self)
+                yaml.constructor.SafeConstructor.__init__(self)
+                yaml.resolver.Resolver.__init__(self)
+
+        loaders.insert(0, FastLoader)
+    _LOADERS = loaders
+    return loaders
 
 
-_LOADER: type[Any] | None = None
+_LOADERS: list[type[Any]] = []
 
 
 def _check_graph(root: Any) -> None:
@@ -186,13 +217,14 @@ def read_yaml(path: str | Path, error: type[ConfigError] = SearchSpaceError, wha
         raise error(f"{source}:{line}", "is not UTF-8 text", raw[exc.start: exc.start + 4],
                     "save the file as UTF-8.") from None
     text = text.removeprefix("\ufeff")
-    loader = _loader_class()(text)
+    loaders = _loader_classes()
     try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _check_graph(node)
-        return loader.construct_document(node)
+        try:
+            return _parse(loaders[0], text)
+        except yaml.MarkedYAMLError:
+            if len(loaders) == 1:
+                raise
+            return _parse(loaders[-1], text)  # PyYAML's wording of the syntax error
     except _YamlRefusal as exc:
         where = f"{source}:{exc.line}" if exc.line else source
         raise error(where, exc.rule, exc.value, exc.fix) from None
@@ -208,6 +240,16 @@ def read_yaml(path: str | Path, error: type[ConfigError] = SearchSpaceError, wha
     except (RecursionError, MemoryError) as exc:
         raise error(source, "is too deeply nested or too large to read", type(exc).__name__,
                     "simplify the file.") from None
+
+
+def _parse(loader_class: type[Any], text: str) -> Any:
+    loader = loader_class(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_graph(node)
+        return loader.construct_document(node)
     finally:
         loader.dispose()
 
@@ -236,7 +278,7 @@ def space_from_spec(spec: Any, source: str, base_dir: Path, _seen: tuple[Path, .
     unknown = sorted((str(k) for k in spec if k not in SPACE_KEYS), key=str)
     if unknown:
         key = next(k for k in spec if str(k) == unknown[0])
-        raise SearchSpaceError(at(str(key)), "is not a search-space key", spec[key],
+        raise SearchSpaceError(at(str(key)), "is not a search-space key", shown(spec[key]),
                                f"{_did_you_mean(str(key), SPACE_KEYS)}a space takes: {', '.join(SPACE_KEYS)}.")
     params: list[Parameter] = []
     includes = spec.get("include") or []
@@ -263,7 +305,7 @@ def space_from_spec(spec: Any, source: str, base_dir: Path, _seen: tuple[Path, .
                                "add parameters: {lr: {type: float, low: 1e-5, high: 0.1, log: true}}.")
     own = own or {}
     if not isinstance(own, Mapping):
-        raise SearchSpaceError(at("parameters"), "must be a mapping of name to definition", own,
+        raise SearchSpaceError(at("parameters"), "must be a mapping of name to definition", shown(own),
                                "write parameters: {lr: {type: float, low: 1e-5, high: 0.1, log: true}}.")
     name = spec.get("name")
     if name is not None and not isinstance(name, str):
@@ -279,18 +321,29 @@ def space_from_spec(spec: Any, source: str, base_dir: Path, _seen: tuple[Path, .
         raise SearchSpaceError(at(e.where), e.rule, e.value, e.fix) from None
 
 
-def load_space(path: str | Path) -> SearchSpace:
-    """Load a search space from a YAML file.
+def load_space(path: str | Path, *, fragment: bool = False) -> SearchSpace:
+    """Load a search space from a YAML file, or a shipped space by name (``load_space("mlp")``).
 
     Args:
-        path: The file. Errors name it, with the key path, the value and the fix.
+        path: The file (an existing file wins), or the name of a space shipped in
+            ``autotune/search_spaces``. Errors name it, with the key path, the value and the fix.
+        fragment: Allow a space with nothing to tune (only fixed values or single choices), for
+            a part that is concatenated with others; a space used on its own must have a choice.
 
     Returns:
         The validated space.
+
+    Raises:
+        SearchSpaceError: The file is missing or invalid, or (without ``fragment``) the space
+            has no parameter to tune.
     """
-    path = Path(path)
+    path = resolve_space_file(path)
     space = space_from_spec(read_yaml(path, what="search-space file"), str(path), path.parent, (path.resolve(),))
     space.source = str(path)
+    if not fragment and not space.tunable:
+        raise SearchSpaceError(f"{path}: parameters", "has no parameter to tune (only fixed values or single choices)",
+                               ", ".join(space.parameters), "add a float, int, ordinal, bool or categorical "
+                               "parameter with at least two values.")
     return space
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from autotune.exceptions import ConfigError
+from autotune.exceptions import ConfigError, shown
 
 if TYPE_CHECKING:
     from botorch.acquisition import AcquisitionFunction
@@ -34,7 +34,7 @@ def int_option(name: str, value: Any, default: int, low: int = 1, high: int = 1_
         ConfigError: Naming ``strategy.options.<name>``, the range, the value and a fix.
     """
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"strategy.options.{name}", f"must be an integer in [{low}, {high}]", value,
+        raise ConfigError(f"strategy.options.{name}", f"must be an integer in [{low}, {high}]", shown(value),
                           f"use e.g. {name}: {default}.")
     return value
 
@@ -51,7 +51,7 @@ def float_option(name: str, value: Any, default: float, low: float = 0.0, high: 
         ok = (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
     if not ok:
         interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high or high == math.inf else ']'}"
-        raise ConfigError(f"strategy.options.{name}", f"must be a finite number in {interval}", value,
+        raise ConfigError(f"strategy.options.{name}", f"must be a finite number in {interval}", shown(value),
                           f"use e.g. {name}: {default}.")
     return float(value)
 

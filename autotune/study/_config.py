@@ -48,7 +48,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import Self
 
-from autotune.exceptions import ConfigError, StudyConfigError, one_of
+from autotune.exceptions import ConfigError, StudyConfigError, one_of, shown
 
 if typing.TYPE_CHECKING:
     from autotune.space import SearchSpace
@@ -139,7 +139,7 @@ class StrategyConfig(_Section):
         valid = _parameters(type(get_strategy(self.name)), skip=())
         for key, value in self.options.items():
             if key not in valid:
-                raise ConfigError(f"strategy.options.{key}", f"is not an option of strategy {self.name!r}", value,
+                raise ConfigError(f"strategy.options.{key}", f"is not an option of strategy {self.name!r}", shown(value),
                                   _one_of(key, sorted(valid)) if valid else "this strategy takes no options.")
         get_strategy(self.name, where="strategy", **self.options)  # the constructor checks the values
         return self
@@ -222,8 +222,8 @@ class ExecutorConfig(_Section):
     def _check(self) -> Self:
         from autotune.executors import available_executors
 
-        names = available_executors()
-        if self.name not in names:
+        if _executor_factory(self.name) is None:  # built-ins first: reading entry points costs ~0.1 s
+            names = available_executors()
             raise ConfigError("executor.name", "unknown executor name", self.name, _one_of(self.name, names))
         for key, owner in _EXECUTOR_OPTIONS_FROM_PARALLELISM.items():
             if key in self.options:
@@ -512,7 +512,7 @@ def _build_space(space: Any, base_dir: Path) -> SearchSpace:
             raise SearchSpaceError(where, "names a space file that does not exist", str(item),
                                    f"give a path relative to the study file's folder ({base_dir}).")
         try:
-            parts.append(load_space(file))
+            parts.append(load_space(file, fragment=True))  # the whole space is checked for a choice below
         except SearchSpaceError as exc:
             raise SearchSpaceError(f"{where}: {exc.where}", exc.rule, exc.value, exc.fix) from None
     total = parts[0]
@@ -613,14 +613,24 @@ def _executor_factory(name: str) -> Callable[..., Any] | None:
     built_in: dict[str, Callable[..., Any]] = getattr(registry, "_REGISTRY", {})
     if name in built_in:
         return built_in[name]
-    for ep in metadata.entry_points(group=registry.ENTRY_POINT_GROUP):
-        if ep.name == name:
-            try:
-                loaded: Callable[..., Any] = ep.load()
-            except Exception:  # noqa: BLE001 - a broken plugin is reported when it is built
-                return None
-            return loaded
-    return None
+    if name not in _PLUGINS:
+        _PLUGINS[name] = None
+        for ep in metadata.entry_points(group=registry.ENTRY_POINT_GROUP):
+            if ep.name == name:
+                try:
+                    _PLUGINS[name] = ep.load()
+                except Exception:  # noqa: BLE001 - a broken plugin is reported when it is built
+                    _PLUGINS[name] = _broken_plugin
+                break
+    return _PLUGINS[name]
+
+
+_PLUGINS: dict[str, Callable[..., Any] | None] = {}
+"""Executor plugins looked up so far (entry points are read once per name and process)."""
+
+
+def _broken_plugin(*args: Any, **kwargs: Any) -> Any:
+    """Stands for a plugin whose module fails to import: its options are checked when it is built."""
 
 
 def _annotation_accepts(annotation: Any, value: Any) -> bool:
@@ -667,12 +677,12 @@ def _check_executor_options(name: str, options: Mapping[str, Any]) -> None:
     for key, value in options.items():
         where = f"executor.options.{key}"
         if key not in params:
-            raise ConfigError(where, f"is not an option of executor {name!r}", value, _one_of(key, sorted(params)))
+            raise ConfigError(where, f"is not an option of executor {name!r}", shown(value), _one_of(key, sorted(params)))
         param = params[key]
         if value is None and param.default is None:
             continue
         if not _annotation_accepts(param.annotation, value):
-            raise ConfigError(where, f"must be of type {param.annotation}", value,
+            raise ConfigError(where, f"must be of type {param.annotation}", shown(value),
                               f"see the {name} executor's documentation for {key}.")
         if _NON_NEGATIVE.search(key) and isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             raise ConfigError(where, "must be >= 0", value, f"use a non-negative {key}.")
@@ -803,7 +813,7 @@ def _study_config_error(exc: ValidationError, source: str | None) -> StudyConfig
         hint = f"did you mean {close[0]!r}? " if close else "remove it; "
         owner = ".".join(loc[:-1]) or "a study file"
         fix = f"{hint}{owner} takes: {', '.join(valid)}."
-        return StudyConfigError(prefix + key, "is not a known key", err["input"], fix)
+        return StudyConfigError(prefix + key, "is not a known key", shown(err["input"]), fix)
     ctx = err.get("ctx") or {}
     rules = {
         "greater_than_equal": f"must be >= {ctx.get('ge')}",
@@ -822,7 +832,7 @@ def _study_config_error(exc: ValidationError, source: str | None) -> StudyConfig
         "list_type": "must be a list",
     }
     rule = rules.get(kind, str(err["msg"]).replace("Input should be", "must be", 1))
-    return StudyConfigError(prefix + key, rule, err["input"], f"use e.g. {leaf}: {example}." if example else None)
+    return StudyConfigError(prefix + key, rule, shown(err["input"]), f"use e.g. {leaf}: {example}." if example else None)
 
 
 def _unwrap_model(annotation: Any) -> type[BaseModel] | None:

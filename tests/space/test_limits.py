@@ -8,13 +8,19 @@ checked by interval logic, so a range of 10**12 values costs nothing.
 from __future__ import annotations
 
 import datetime
+import math
 import resource
 import time
 from pathlib import Path
 
 import pytest
 
-from autotune.exceptions import ConfigError, SearchSpaceError, StudyConfigError, UnknownNameError
+from autotune.exceptions import (
+    ConfigError,
+    SearchSpaceError,
+    StudyConfigError,
+    UnknownNameError,
+)
 from autotune.space import (
     Categorical,
     Condition,
@@ -129,7 +135,7 @@ def test_bad_parameters_raise_the_space_error_naming_key_and_value(spec: dict[ob
     with pytest.raises(SearchSpaceError) as info:
         make_parameter("p", spec)
     assert info.value.where == f"parameters.p.{key}"
-    if value is not None and not (isinstance(value, list) and any(v != v for v in value if isinstance(v, float))):
+    if value is not None and not (isinstance(value, list) and any(isinstance(v, float) and math.isnan(v) for v in value)):
         assert info.value.value == value
 
 

@@ -380,7 +380,7 @@ def test_bool_is_not_an_int_and_int_is_not_a_bool() -> None:
         ),
         (
             lambda: SearchSpace([]),
-            "parameters: must define at least one parameter. Fix: add a parameter.",
+            "parameters: must define at least one parameter, got {}. Fix: add a parameter.",
         ),
     ],
 )
