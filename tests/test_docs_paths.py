@@ -32,11 +32,14 @@ DOCS = sorted({REPO / "README.md", REPO / "docker" / "README.md", REPO / "benchm
 
 NOT_IN_THE_REPOSITORY = {
     "plots/": "the plots' folder in each study's MLflow parent run",
+    # The files of a trial's folder (executors/), written by every trial.
+    **{name: "a file of each trial's folder" for name in ("params.json", "fixed_args.json", "result.json",
+                                                          "reports.jsonl", "stdout.log", "stderr.log", "error.txt")},
 }
 _SUFFIXES = ("py", "yaml", "yml", "md", "toml", "ini", "json", "csv", "png", "txt", "sh", "cfg")
 _TOKEN = re.compile(r"[\w.*/~<>-]+")
 _BARE_FILE = re.compile(rf"[\w-]+(?:\.[\w-]+)*\.(?:{'|'.join(_SUFFIXES)})")
-_FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
+_FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 _CREATED = re.compile(r"(?:\bcp(?:\s+-\w+)*\s+\S+\s+|\bmkdir(?:\s+-\w+)*\s+|>\s*)([\w./-]+)")
 
 

@@ -21,7 +21,11 @@ from pathlib import Path
 import pytest
 
 from autotune.exceptions import SearchSpaceError
-from autotune.space._shipped import resolve_space_file, shipped_space_names, shipped_space_path
+from autotune.space._shipped import (
+    resolve_space_file,
+    shipped_space_names,
+    shipped_space_path,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SPACES = REPO / "autotune" / "search_spaces"
@@ -145,7 +149,7 @@ def test_ci_installs_the_package_and_runs_the_readme_example_before_the_tests() 
     assert '(cd "$wheel_check" && venv/bin/python example.py)' in ci  # run outside the repository
     assert "python -m venv --without-pip" in ci and "ci-deps.pth" in ci  # a fresh venv reusing the CI venv's packages
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
     example = [b for b in blocks if 'load_space("mlp")' in b]
     assert len(example) == 1 and "for _ in range(" in example[0]  # the loop CI caps at 3 rounds
     assert "search_spaces/" not in example[0]  # a name, not a repository path
