@@ -254,7 +254,19 @@ def kill_processes_under(root: Path) -> int:
 
 @contextlib.contextmanager
 def cleanup(root: Path, procs: list[Proc]) -> Iterator[None]:
-    """On exit (error included): kill the listed processes, then anything left under ``root``."""
+    """On exit (error included): kill the listed processes, then anything left under ``root``.
+
+    While inside, SIGTERM (``timeout``, a CI runner's cancel) raises ``KeyboardInterrupt`` so that
+    this cleanup still runs (from the main thread only; elsewhere signals cannot be caught).
+    """
+    import threading
+
+    previous: Any = None
+    if threading.current_thread() is threading.main_thread():
+        def stop(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        previous = signal.signal(signal.SIGTERM, stop)
     try:
         yield
     finally:
@@ -262,6 +274,8 @@ def cleanup(root: Path, procs: list[Proc]) -> Iterator[None]:
             with contextlib.suppress(Exception):
                 proc.kill(group=True)
         kill_processes_under(root)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def wait_for(predicate: Any, timeout_s: float, interval_s: float = 0.05) -> bool:
@@ -500,7 +514,20 @@ def status_json(study: StudyFiles, log_dir: Path, label: str, timeout_s: float) 
 
 
 def git_commit() -> str:
-    """``<short hash> <subject>`` of HEAD, plus ``(+ uncommitted changes)`` when the tree is dirty."""
+    """The autotune code the suites run: ``<short hash> <subject>`` of HEAD (noting uncommitted changes).
+
+    When ``autotune`` is imported from outside this repository (``PYTHONPATH`` pointing at a
+    ``git archive`` snapshot, so that others' edits cannot change the code mid-measurement),
+    the snapshot's ``COMMIT`` file names the commit instead.
+    """
+    import autotune
+
+    package_root = Path(autotune.__file__).resolve().parents[1]
+    if package_root != REPO:
+        with contextlib.suppress(OSError):
+            return (package_root / "COMMIT").read_text(encoding="utf-8").strip() + f" (snapshot in {package_root})"
+        return f"unknown (autotune imported from {package_root})"
+
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=30,
                               check=False).stdout.strip()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import fcntl
 import re
 import shlex
 import sys
@@ -61,7 +62,7 @@ def _suite_kill_study(args: argparse.Namespace, root: Path) -> list[str]:
 
 def _suite_first_start(args: argparse.Namespace, root: Path) -> list[str]:
     size, seed = args.size, args.seed
-    tries = driver_kills.SIZES[size]["first_tries"]
+    tries = args.tries or driver_kills.SIZES[size]["first_tries"]
     window, out = driver_kills.first_start_kills(root, tries=tries, seed=seed, log=print)
     return [f"## SIGKILL during the first start (store creation) x {tries}", "",
             ("Each try: a fresh study (2 trials); its first `autotune run` is SIGKILLed, then `autotune run` again "
@@ -71,7 +72,7 @@ def _suite_first_start(args: argparse.Namespace, root: Path) -> list[str]:
 
 def _suite_concurrent(args: argparse.Namespace, root: Path) -> list[str]:
     size, seed = args.size, args.seed
-    tries = driver_kills.SIZES[size]["pairs"]
+    tries = args.tries or driver_kills.SIZES[size]["pairs"]
     out = driver_kills.concurrent_first_starts(root, tries=tries, seed=seed, log=print)
     return [f"## Two different studies' first starts at once on one fresh store x {tries}", "",
             "Each try: a fresh SQLite file; two `autotune run` of two studies (2 trials each) started together.", "",
@@ -123,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", choices=sorted(SUITES), action="append", help="run only this suite (repeatable)")
     parser.add_argument("--on-orphans", nargs="+", choices=("fail", "requeue"), default=["fail"],
                         help="the kill_study suite runs once per mode (default: fail, the study default)")
+    parser.add_argument("--tries", type=int, help="override the tries of first_start and concurrent")
     parser.add_argument("--out", type=Path, default=REPORT)
     args = parser.parse_args(argv)
     command = "python -m benchmarks.faults.run_all " + shlex.join(sys.argv[1:] if argv is None else list(argv))
@@ -135,8 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stamp = (f"*Measured {date} on commit `{commit}` with `OMP_NUM_THREADS=1 nice {command}` "
                  f"(size {args.size}): {time.monotonic() - wall0:.0f} s wall, at least "
                  f"{children_cpu_s() - cpu0:.0f} CPU s in subprocesses. Machine: {machine()}.*")
-        text = args.out.read_text(encoding="utf-8") if args.out.is_file() else HEADER
-        args.out.write_text(replace_section(text, name, "\n".join([*lines, "", stamp])), encoding="utf-8")
+        with open(args.out.with_name(args.out.name + ".lock"), "w", encoding="utf-8") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # suites may run in parallel processes
+            text = args.out.read_text(encoding="utf-8") if args.out.is_file() else HEADER
+            args.out.write_text(replace_section(text, name, "\n".join([*lines, "", stamp])), encoding="utf-8")
         print(f"faults: section {name} written to {args.out}")
     return 0
 
