@@ -237,7 +237,9 @@ def _read_json_object(path: str, what: str) -> dict[str, Any]:
     with open(path, encoding="utf-8") as file:
         value = json.load(file)
     if not isinstance(value, dict):
-        raise ValueError(f"{path}: the {what} file must hold a JSON object, got {type(value).__name__}.")
+        raise ValueError(  # noqa: TRY004 (bad file content: callers catch ValueError, as for bad JSON)
+            f"{path}: the {what} file must hold a JSON object, got {type(value).__name__}."
+        )
     return value
 
 

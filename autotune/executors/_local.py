@@ -42,7 +42,6 @@ from autotune.executors._proctree import (
     end_tree,
     is_running,
     oom_kill_count,
-    parent_map,
     signal_pids,
     start_ticks,
 )
@@ -652,13 +651,11 @@ class LocalExecutor(PollingExecutor["_LocalJob"]):
     def _scan_trees(self) -> None:
         """Remember the descendants of every running trial (one scan of ``/proc`` for all)."""
         self._last_scan = time.monotonic()
-        parents = parent_map()
-        alive = {(pid, ticks) for children in parents.values() for pid, ticks in children}
         for job in self._running:
-            if job.pid is None or job.pid <= 0:
+            if job.pid is None or job.pid <= 0 or job.exited():
                 continue
-            job.known = {p: t for p, t in job.known.items() if (p, t) in alive}
-            job.known.update(descendants(job.pid, parents))
+            job.known = {p: t for p, t in job.known.items() if start_ticks(p) == t}  # drop the ended ones
+            job.known.update(descendants(job.pid))
 
     def _cancel_running(self, job: _LocalJob) -> bool:
         if job.exited():

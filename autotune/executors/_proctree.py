@@ -7,10 +7,12 @@ Standard library only (the worker imports it). What is used, and why:
   exited) is re-parented to the worker instead of ``init``, so while the worker lives the
   ``/proc`` parent links from the worker reach its whole tree, whatever sessions and process
   groups the trial made.
-* **Descendant walk** over ``/proc/<pid>/stat`` (parent pid, start ticks): the driver lists a
+* **Descendant walk** over ``/proc/<pid>/task/*/children`` (cost: the size of the tree; a
+  scan of every ``/proc/<pid>/stat`` where the kernel lacks those files): the driver lists a
   worker's descendants when it stops the trial, and also remembers them every second or so
   while the trial runs, so a tree whose worker died abruptly (kernel OOM killer, segfault)
-  can still be ended. Each pid is kept with its start time, so a recycled pid is never hit.
+  can still be ended. Each pid is kept with its start time (``/proc/<pid>/stat`` field 22),
+  so a recycled pid is never hit.
 * cgroups are **not** created: they need a writable, delegated hierarchy that most
   containers, clusters and user sessions do not give. Their counters are read when readable
   (:func:`oom_kill_count`), only as evidence in the failure message.
@@ -102,18 +104,52 @@ def parent_map() -> dict[int, list[tuple[int, str]]]:
     return children
 
 
+def _children(pid: int) -> list[int] | None:
+    """The children of ``pid`` from ``/proc/<pid>/task/*/children``; ``None`` where the kernel has no such file."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []  # gone
+    kids: list[int] = []
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as file:
+                kids.extend(int(part) for part in file.read().split())
+        except FileNotFoundError:
+            if os.path.isdir(f"/proc/{pid}/task/{tid}"):
+                return None  # a kernel without CONFIG_PROC_CHILDREN
+        except (OSError, ValueError):
+            continue
+    return kids
+
+
 def descendants(pid: int, parents: Mapping[int, list[tuple[int, str]]] | None = None) -> dict[int, str]:
     """Every live descendant of ``pid`` with its start ticks (``pid`` itself excluded).
 
+    Walks ``/proc/<pid>/task/*/children`` from ``pid`` down (cost: the size of the tree);
+    where the kernel lacks those files, one scan of all of ``/proc`` (:func:`parent_map`).
+
     Args:
         pid: The root of the tree.
-        parents: A :func:`parent_map` to reuse (one scan for many trees); a fresh scan by default.
+        parents: A :func:`parent_map` to use instead of walking.
 
     Returns:
         Descendant pids to their start ticks.
     """
-    parents = parent_map() if parents is None else parents
     found: dict[int, str] = {}
+    if parents is None:
+        stack = [pid]
+        while stack:
+            kids = _children(stack.pop())
+            if kids is None:
+                return descendants(pid, parent_map())
+            for child in kids:
+                fields = _stat_fields(child)
+                if child in found or child == pid or fields is None or fields[0] in ("Z", "X"):
+                    continue
+                found[child] = fields[19]
+                stack.append(child)
+        return found
     stack = [pid]
     while stack:
         for child, ticks in parents.get(stack.pop(), ()):
@@ -132,7 +168,12 @@ def signal_pids(pids: Mapping[int, str], sig: int) -> None:
 
 
 def end_tree(
-    pid: int, ticks: str | None, known: Mapping[int, str] | None = None, *, group: bool = True
+    pid: int,
+    ticks: str | None,
+    known: Mapping[int, str] | None = None,
+    *,
+    group: bool = True,
+    wait_s: float = 2.0,
 ) -> dict[int, str]:
     """SIGKILL a trial's whole tree: the process ``pid``, its descendants and ``known`` ones.
 
@@ -148,6 +189,7 @@ def end_tree(
             child, not yet reaped).
         known: Descendants seen earlier (they may have been re-parented away since).
         group: Also SIGKILL the process group ``pid``.
+        wait_s: How long to wait for the killed processes to have exited before returning.
 
     Returns:
         Every process that was signalled, with its start ticks.
@@ -166,16 +208,27 @@ def end_tree(
             break
         time.sleep(0.005)
     signal_pids(hit, signal.SIGKILL)
+    if alive:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
     if group:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
-    elif alive:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
     if alive:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGCONT)  # a SIGKILL ends a stopped process anyway; harmless
+    _await_exit({**hit, **({pid: ticks} if alive and ticks is not None else {})}, wait_s)
     return hit
+
+
+def _await_exit(pids: Mapping[int, str], timeout_s: float) -> None:
+    """Wait until every process of ``pids`` has exited (a busy machine may take a moment to act on SIGKILL)."""
+    give_up = time.monotonic() + timeout_s
+    pending = dict(pids)
+    while pending and time.monotonic() < give_up:
+        pending = {p: t for p, t in pending.items() if is_running(p, t)}
+        if pending:
+            time.sleep(0.005)
 
 
 def set_subreaper() -> bool:

@@ -44,7 +44,7 @@ def _read_object(path: str | None) -> dict[str, Any]:
     with open(path, encoding="utf-8") as file:
         value = json.load(file)
     if not isinstance(value, dict):
-        raise ValueError(f"{path}: must hold a JSON object, got {type(value).__name__}")
+        raise TypeError(f"{path}: must hold a JSON object, got {type(value).__name__}")
     return value
 
 

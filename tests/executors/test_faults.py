@@ -296,3 +296,25 @@ def test_adopt_waits_for_trials_a_dead_driver_left_running(tmp_path: Path) -> No
     assert finished.start_time - 1.0 <= finished.metrics["t_start"] < finished.start_time + 5  # the process's start
     assert _gone({str(k): v for k, v in workers.items()}) == []
     assert not any((root / f"trial_{tid}" / PID_FILE).exists() for tid in range(4))
+
+
+def test_the_descendant_walk_finds_setsid_children_with_or_without_children_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autotune.executors import _proctree
+
+    pid_file = tmp_path / "pids.json"
+    code = f"from autotune.testing.executors import spawn_escapees; import time; spawn_escapees({str(pid_file)!r}); time.sleep(30)"
+    parent = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    try:
+        _wait_for(pid_file)
+        pids = json.loads(pid_file.read_text())
+        walked = _proctree.descendants(parent.pid)
+        assert pids["setsid"] in walked and walked == _proctree.descendants(parent.pid, _proctree.parent_map())
+        monkeypatch.setattr(_proctree, "_children", lambda pid: None)  # a kernel without the children files
+        assert _proctree.descendants(parent.pid) == walked
+        _proctree.end_tree(parent.pid, _proctree.start_ticks(parent.pid), {pids["daemon"]: _proctree.start_ticks(pids["daemon"]) or ""})
+        assert _gone({"parent": parent.pid, **pids}) == []
+    finally:
+        parent.kill()
+        parent.wait()

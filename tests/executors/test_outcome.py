@@ -85,7 +85,7 @@ def test_an_oom_wrapped_in_another_exception_is_still_oom() -> None:
         try:
             raise RuntimeError("CUDA out of memory")
         except RuntimeError:
-            raise KeyError("during handling")  # noqa: B904 (implicit context, as libraries do)
+            raise KeyError("during handling")  # implicit context, as libraries do
     except KeyError as exc:
         assert classify_exception(exc) is TrialState.OOM
 
