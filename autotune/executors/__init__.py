@@ -6,7 +6,7 @@ Others (``"ray"``, ``"slurm"``) come as plugins in the ``autotune.executors`` en
 group; see :func:`get_executor`.
 """
 
-from autotune.executors._base import Executor, Job, SubmitError
+from autotune.executors._base import Executor, Job, SubmitError, read_new_reports
 from autotune.executors._gpu import (
     GpuAllocator,
     discover_devices,
@@ -35,5 +35,6 @@ __all__ = [
     "get_executor",
     "kill_orphan_trial",
     "parse_visible_devices",
+    "read_new_reports",
     "register_executor",
 ]
