@@ -665,17 +665,10 @@ def _read_reports(path: Path) -> list[dict[str, Any]]:
 
 
 def _stop_orphan(workdir: Path, root: Path) -> bool:
-    """Stop a still-running trial process of a dead driver (only one this study started)."""
-    from autotune import executors
+    """Stop a still-running trial process of a dead driver (only a worker of ``workdir``, inside ``root``)."""
+    from autotune.executors import kill_orphan_trial
 
-    exported: Callable[..., bool] | None = getattr(executors, "kill_orphan_trial", None)
-    if exported is not None:
-        return exported(workdir, root=root)
-    from autotune.executors._local import (
-        kill_orphan_trial,  # not exported yet (requested): a public function
-    )
-
-    return kill_orphan_trial(workdir)
+    return kill_orphan_trial(workdir, root=root)
 
 
 def _feasible(metrics: Mapping[str, float], constraints: Sequence[Any]) -> bool:

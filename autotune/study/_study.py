@@ -2,17 +2,23 @@
 
 One :meth:`Study.optimize` call::
 
-    ensure_store -> start (or find) the parent run -> close orphans -> rebuild the optimiser
-    from the record -> while the budget lasts: every free worker gets one new pending-aware
+    hold the record's lock -> open the record (store, parent run) -> recover a dead driver's
+    trials (re-attach or adopt the finished, close the lost) -> rebuild the optimiser from the
+    record -> while the budget lasts: every free worker gets one new pending-aware
     suggestion at once (one asked ahead while the driver waited, if ``parallelism.prefetch``
     keeps some ready) -> reports stream into the trial's run -> on completion: end the run,
     tell the optimiser, log the best so far -> plots -> end the parent run.
 
 The MLflow record (:class:`~autotune.study.StudyRecord`, which owns every read and write of
 it) is the only state that survives the driver: resuming is the same loop started from the
-record. A finished trial is never run again; a trial a killed driver left running is adopted
-from its result file when it finished, else closed as failed or re-queued with the same params
-(``on_orphans``). One writer at a time holds the record's lock (tracking URI + experiment).
+record. A finished trial is never run again; a trial a killed driver left running is taken
+back by the executor (``adopt``) or adopted from its result file, else closed as failed or
+re-queued with the same params (``on_orphans``). One writer at a time holds the record's lock
+(tracking URI + experiment).
+
+Stops and failures: a signal stops gracefully (a second one at once, after the record write in
+progress); a trial the executor cannot take, or the first :data:`FAIL_FAST_TRIALS` trials all
+failing with the same error, stop the study with :class:`~autotune.exceptions.TrialError`.
 """
 
 from __future__ import annotations
