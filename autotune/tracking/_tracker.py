@@ -114,6 +114,7 @@ MAX_BUFFERED_WRITES = 10_000
 _RETRY_MIN_S = 0.5
 _RETRY_MAX_S = 10.0
 _PROBE_TIMEOUT_S = 2.0
+_COALESCE_METRICS = 5000  # kept metric writes sent together after an outage, at most this many values
 SPOOL_SUFFIX = ".mlflow-unsent.jsonl"
 
 RunStatus = Literal["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]
@@ -1007,6 +1008,7 @@ class _RecordWriter:
         self._thread: threading.Thread | None = None
         self._rejected: list[str] = []
         self._spool_failed = False
+        self._single_until = 0  # kept writes up to this number are sent one at a time
 
     # -- the callers' side ---------------------------------------------------------------------
 
@@ -1160,7 +1162,7 @@ class _RecordWriter:
                 time.sleep(_RETRY_MAX_S)
 
     def _step(self) -> None:
-        """Send the next write (or wait for one)."""
+        """Send the next write (several kept metric writes at once), or wait for one."""
         with self._cond:
             while not self._queue and self._overflow_offset is None:
                 self._cond.wait()
@@ -1173,21 +1175,37 @@ class _RecordWriter:
                 op["done"] = True
                 self._cond.notify_all()
                 return
-            op["running"] = True
+            batch = self._coalescible()
+            for each in batch:
+                each["running"] = True
         try:
-            result = self._apply(op)
+            if len(batch) == 1:
+                result = self._apply(op)
+            else:  # a backlog of metrics: one request per run instead of one per report
+                for merged in _merge_metric_writes(batch):
+                    self._apply(merged)
+                result = None
             error: Exception | None = None
         except Exception as exc:  # noqa: BLE001 (sorted below: retried or handed to the caller)
-            if _unreachable(exc):
-                with self._cond:
-                    op["running"] = False
+            unreachable = _unreachable(exc)
+            with self._cond:
+                for each in batch:
+                    each["running"] = False
+                if unreachable:
                     self._begin_outage(_short(exc))
+                elif len(batch) > 1:  # to find the write the store refuses: one at a time
+                    self._single_until = batch[-1]["seq"]
+            if unreachable:
                 self._wait_until_reachable()
+                return
+            if len(batch) > 1:
                 return
             result, error = None, exc
         with self._cond:
-            self._queue.popleft()
-            op["running"] = False
+            for each in batch:
+                self._queue.popleft()
+                each["running"] = False
+                each["done"] = True
             if error is not None:
                 if op.get("spooled"):  # no caller waits for it any more
                     self._rejected.append(f"{_op_name(op)}: {_short(error)}")
@@ -1196,12 +1214,28 @@ class _RecordWriter:
                     op["error"] = error
             else:
                 op["result"] = result
-            if op.get("spooled"):
-                self._ack(op["seq"])
-            op["done"] = True
+            if batch[-1].get("spooled"):
+                self._ack(batch[-1]["seq"])
             if self._outage_since is not None and not self._queue and self._overflow_offset is None:
                 self._end_outage()
             self._cond.notify_all()
+
+    def _coalescible(self) -> list[dict[str, Any]]:
+        """The head of the queue and the kept metrics-only writes right after it (holding the lock)."""
+        batch: list[dict[str, Any]] = []
+        n_metrics = 0
+        for op in self._queue:
+            metrics_only = (
+                op["op"] == "log_batch" and op.get("spooled") and not op["params"] and not op["tags"]
+                and op["seq"] > self._single_until and not op.get("cancelled")
+            )
+            if batch and (not metrics_only or n_metrics + len(op["metrics"]) > _COALESCE_METRICS):
+                break
+            batch.append(op)
+            n_metrics += len(op.get("metrics", ()))
+            if not metrics_only:
+                break
+        return batch
 
     def _apply(self, op: dict[str, Any]) -> Any:
         from mlflow.entities import Metric, Param, RunTag
@@ -1360,6 +1394,17 @@ _SPOOL_KEYS = frozenset(
     {"seq", "op", "run_id", "metrics", "params", "tags", "text", "artifact_file", "local_path",
      "artifact_path", "status"}
 )
+
+
+def _merge_metric_writes(ops: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Metrics-only writes merged into one write per run (each run's values in their order)."""
+    by_run: dict[str, list[Any]] = {}
+    for op in ops:
+        by_run.setdefault(op["run_id"], []).extend(op["metrics"])
+    return [
+        {"op": "log_batch", "run_id": run_id, "metrics": metrics, "params": [], "tags": []}
+        for run_id, metrics in by_run.items()
+    ]
 
 
 def _op_name(op: Mapping[str, Any]) -> str:

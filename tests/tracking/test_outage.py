@@ -44,6 +44,7 @@ class FlakyClient:
         self._client = client
         self.down = False
         self.failures = 0
+        self.sent: list[str] = []  # the writes that reached the store
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
@@ -61,6 +62,7 @@ class FlakyClient:
                     from mlflow.exceptions import MlflowException
 
                     raise MlflowException(f"API request failed with exception {exc}") from None
+            self.sent.append(name)
             return attr(*args, **kwargs)
 
         return write
@@ -105,8 +107,10 @@ def test_writes_during_an_outage_are_kept_in_order_and_sent_when_it_ends(
     assert [op["seq"] for op in spooled] == sorted(op["seq"] for op in spooled)
 
     flaky.down = False
+    flaky.sent.clear()
     tracker.flush(timeout_s=60.0)
     assert tracker.unsent_writes == 0 and not tracker.spool_path.exists()
+    assert flaky.sent.count("log_batch") <= 3  # the kept reports went out together, not 40 requests
     assert _losses(tracker, run_id) == sorted([(0, 1.0), *((s, 1.0 / (s + 1)) for s in range(1, 41)), (40, 0.02)])
     assert tracker.client.get_run(run_id).data.metrics["loss"] == 0.02  # the final value is the latest
     [trial] = tracker.load_trials()
@@ -128,6 +132,7 @@ def test_memory_is_bounded_and_the_rest_is_read_back_from_the_spool(
     flaky.down = False
     tracker.end_study()
     assert _losses(tracker, run_id) == [(s, float(s)) for s in range(60)]
+    assert tracker.client.get_run(run_id).data.metrics["loss"] == 59.0
 
 
 def test_a_store_that_never_comes_back_is_a_clear_error_and_nothing_is_lost(
@@ -290,3 +295,20 @@ def test_mlflow_server_killed_mid_study_loses_no_metric(
           f"({out['unsent_at_restart']} writes waiting at the restart); {arrived} of {logged} values "
           "logged in the study arrived")
     assert arrived == logged
+
+
+def test_a_kept_write_the_store_refuses_is_reported_and_does_not_block_the_rest(
+    mlflow_sqlite_uri: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tracker, flaky = _flaky_tracker(mlflow_sqlite_uri, tmp_path, write_timeout_s=5.0)
+    tracker.start_study(CONFIG)
+    run_id = tracker.start_trial(0, {"x": 0.5})
+    flaky.down = True
+    tracker.log_reports(run_id, [{"loss": 1.0}])
+    tracker.log_reports("f" * 32, [{"loss": 9.0}])  # a run that does not exist
+    tracker.log_reports(run_id, [{"loss": 0.5}])
+    flaky.down = False
+    with caplog.at_level(logging.ERROR, logger=LOGGER):
+        tracker.flush(timeout_s=60.0)
+    assert _losses(tracker, run_id) == [(0, 1.0), (1, 0.5)]
+    assert "refused a kept write log_batch of run " + "f" * 32 in caplog.text
