@@ -11,6 +11,7 @@ from autotune.space._params import (
     Parameter,
     json_problem,
     make_parameter,
+    path_problem,
 )
 from autotune.space._space import SearchSpace
 from autotune.space._yaml import load_space, read_yaml, space_from_spec
@@ -28,6 +29,7 @@ __all__ = [
     "json_problem",
     "load_space",
     "make_parameter",
+    "path_problem",
     "read_yaml",
     "space_from_spec",
 ]

@@ -223,6 +223,17 @@ def _numeric_condition_problem(p: Float | Int, c: Condition) -> str | None:
     return None if ok else f"can never hold: {span}"
 
 
+def path_problem(text: Any) -> str | None:
+    """Why ``text`` cannot name a file (not a string, empty, a NUL byte, too long), or ``None``."""
+    if not isinstance(text, str) or not text:
+        return "must be a non-empty path"
+    if "\x00" in text:
+        return "must not contain a NUL byte"
+    if len(text) > 4096 or any(len(part) > 255 for part in text.replace("\\", "/").split("/")):
+        return "is too long for a path (4096 characters, 255 per folder or file name)"
+    return None
+
+
 def json_problem(value: Any, depth: int = 0) -> str | None:
     """Why ``value`` is not a plain JSON value (finite numbers), or ``None`` if it is one."""
     if value is None or isinstance(value, (str, bool, int)):

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autotune.exceptions import SearchSpaceError
+from autotune.exceptions import SearchSpaceError, shown
 from autotune.space._params import (
     Categorical,
     Condition,
@@ -132,7 +132,7 @@ class SearchSpace:
                 parent = self.parameters[c.parent]
                 problem = parent.condition_problem(c)
                 if problem is not None:
-                    raise self._error(key, problem, c.value, f"compare with a value {c.parent} can take.")
+                    raise self._error(key, problem, shown(c.value), f"compare with a value {c.parent} can take.")
 
     def _topological_order(self) -> list[str]:
         order: list[str] = []
@@ -192,7 +192,7 @@ class SearchSpace:
             if not self.is_active(name, {**params, **out}):
                 if name in params:
                     conds = " and ".join(map(str, p.conditions))
-                    raise SearchSpaceError(f"{where}.{name}", f"is inactive here (it needs {conds})", params[name],
+                    raise SearchSpaceError(f"{where}.{name}", f"is inactive here (it needs {conds})", shown(params[name]),
                                            "drop it from these parameters.")
                 continue
             if name not in params:
@@ -202,11 +202,11 @@ class SearchSpace:
                 raise SearchSpaceError(f"{where}.{name}", "is missing (it is active)", None, f"give a value for {name}.")
             rule = p.violation(params[name])
             if rule is not None:
-                raise SearchSpaceError(f"{where}.{name}", rule, params[name], "use a value inside the space.")
+                raise SearchSpaceError(f"{where}.{name}", rule, shown(params[name]), "use a value inside the space.")
             out[name] = params[name]
         extra = sorted(set(params) - set(self.parameters))
         if extra:
-            raise SearchSpaceError(f"{where}.{extra[0]}", "is not a parameter of the space", params[extra[0]],
+            raise SearchSpaceError(f"{where}.{extra[0]}", "is not a parameter of the space", shown(params[extra[0]]),
                                    f"remove it; known: {', '.join(self.parameters)}.")
         return {n: out[n] for n in self.parameters if n in out}
 

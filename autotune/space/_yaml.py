@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from autotune.exceptions import ConfigError, SearchSpaceError, shown
-from autotune.space._params import Parameter, make_parameter
+from autotune.space._params import Parameter, make_parameter, path_problem
 from autotune.space._shipped import resolve_space_file
 from autotune.space._space import SPACE_KEYS, SearchSpace
 
@@ -42,6 +42,9 @@ MAX_YAML_BYTES = 1_000_000
 MAX_YAML_DEPTH = 50
 #: Most nodes once every alias is expanded (a guard against alias bombs).
 MAX_YAML_NODES = 200_000
+#: A file libyaml refuses is parsed again in pure Python for PyYAML's wording of the error, if
+#: it is this small (the pure-Python scanner is quadratic in the nesting of flow collections).
+_REPARSE_BYTES = 100_000
 
 
 class _YamlRefusal(Exception):
@@ -221,8 +224,12 @@ def read_yaml(path: str | Path, error: type[ConfigError] = SearchSpaceError, wha
     try:
         try:
             return _parse(loaders[0], text)
-        except yaml.MarkedYAMLError:
-            if len(loaders) == 1:
+        except yaml.MarkedYAMLError as exc:
+            if "nesting depth" in str(exc.problem):  # libyaml's own limit (1000 levels)
+                line = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
+                raise _YamlRefusal(line, f"nests deeper than {MAX_YAML_DEPTH} levels", "over 1000",
+                                   "flatten the file: a study or space file needs a few levels.") from None
+            if len(loaders) == 1 or len(text) > _REPARSE_BYTES:
                 raise
             return _parse(loaders[-1], text)  # PyYAML's wording of the syntax error
     except _YamlRefusal as exc:
@@ -288,8 +295,9 @@ def space_from_spec(spec: Any, source: str, base_dir: Path, _seen: tuple[Path, .
         raise SearchSpaceError(at("include"), "must be a file name or a list of them", includes,
                                "write include: [training.yaml].")
     for inc in includes:
-        if not isinstance(inc, str) or not inc:
-            raise SearchSpaceError(at("include"), "must list file names", inc, "write include: [training.yaml].")
+        problem = path_problem(inc)
+        if problem:
+            raise SearchSpaceError(at("include"), problem, shown(inc), "write include: [training.yaml].")
         inc_path = (base_dir / inc).resolve()
         if inc_path in _seen:
             raise SearchSpaceError(at("include"), "includes itself (directly or through others)", inc,
@@ -307,9 +315,10 @@ def space_from_spec(spec: Any, source: str, base_dir: Path, _seen: tuple[Path, .
     if not isinstance(own, Mapping):
         raise SearchSpaceError(at("parameters"), "must be a mapping of name to definition", shown(own),
                                "write parameters: {lr: {type: float, low: 1e-5, high: 0.1, log: true}}.")
+    for key in ("name", "description"):
+        if spec.get(key) is not None and not isinstance(spec[key], str):
+            raise SearchSpaceError(at(key), "must be a string", spec[key], f"write {key}: mlp.")
     name = spec.get("name")
-    if name is not None and not isinstance(name, str):
-        raise SearchSpaceError(at("name"), "must be a string", name, "write name: mlp.")
     try:
         for key, definition in own.items():
             if not isinstance(key, str) or not key:

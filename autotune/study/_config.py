@@ -361,6 +361,17 @@ class StudyConfig(_Section):
                                   "write a number such as 2e6 (nan or inf makes every trial fail or pass it).")
         return constraints
 
+    @field_validator("output_dir", mode="before")
+    @classmethod
+    def _check_output_dir(cls, output_dir: Any) -> Any:
+        from autotune.space import path_problem
+
+        if isinstance(output_dir, (str, Path)):
+            problem = path_problem(str(output_dir))
+            if problem:
+                raise ConfigError("output_dir", problem, str(output_dir), "write e.g. output_dir: runs/my_study.")
+        return output_dir
+
     @field_validator("tracking_uri")
     @classmethod
     def _check_tracking_uri(cls, uri: str | None) -> str | None:
@@ -483,11 +494,16 @@ def _space_items(space: Any) -> list[Any]:
     if not items:
         raise ConfigError("space", "must name at least one search space", space,
                           "write space: ../search_spaces/mlp.yaml, or space: {parameters: {...}}.")
+    from autotune.space import path_problem
+
     for i, item in enumerate(items):
+        where = "space" if not isinstance(space, list) else f"space[{i}]"
         if not isinstance(item, (str, Path, Mapping)):
-            where = "space" if not isinstance(space, list) else f"space[{i}]"
             raise ConfigError(where, "must be a path to a space file or a {parameters: ...} mapping",
-                              item, "write space: ../search_spaces/mlp.yaml, or space: {parameters: {lr: {...}}}.")
+                              shown(item), "write space: ../search_spaces/mlp.yaml, or space: {parameters: {lr: {...}}}.")
+        problem = None if isinstance(item, Mapping) else path_problem(str(item))
+        if problem:
+            raise ConfigError(where, problem, str(item), "write space: ../search_spaces/mlp.yaml.")
     return items
 
 
@@ -536,7 +552,11 @@ def _resolved_space_source(space: Any, base_dir: Path) -> Any:
 def _resolved_entry_point(entry_point: str, base_dir: Path) -> str:
     """A script entry point made absolute (it must exist); a module one checked for its form."""
     from autotune.executors._outcome import is_script
+    from autotune.space import path_problem
 
+    problem = path_problem(entry_point)
+    if problem:
+        raise ConfigError("trial.entry_point", problem, entry_point, "write e.g. entry_point: 'train:train'.")
     if is_script(entry_point):
         script = (base_dir / entry_point).resolve()
         if not script.is_file():
@@ -556,6 +576,9 @@ def _checked_tracking_uri(uri: str) -> str:
     if not uri.strip() or uri != uri.strip() or any(ord(ch) < 32 for ch in uri):
         raise ConfigError(where, "must be a URI without spaces around it or control characters", uri,
                           "write e.g. tracking_uri: sqlite:///runs/mlflow.db or http://host:5000.")
+    if ":memory:" in uri.lower():
+        raise ConfigError(where, "is an in-memory store: the record would be lost when the driver exits", uri,
+                          "name a file, e.g. tracking_uri: sqlite:///runs/mlflow.db.")
     scheme, sep, rest = uri.partition("://")
     if not sep:
         if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", uri) and not re.match(r"^[A-Za-z]:[\\/]", uri):
@@ -830,6 +853,10 @@ def _study_config_error(exc: ValidationError, source: str | None) -> StudyConfig
         "model_type": "must be a mapping",
         "model_attributes_type": "must be a mapping",
         "list_type": "must be a list",
+        "string_too_long": f"must have at most {ctx.get('max_length')} characters",
+        "too_long": f"must have at most {ctx.get('max_length')} items",
+        "less_than_equal": f"must be <= {ctx.get('le')}",
+        "finite_number": "must be a finite number",
     }
     rule = rules.get(kind, str(err["msg"]).replace("Input should be", "must be", 1))
     return StudyConfigError(prefix + key, rule, shown(err["input"]), f"use e.g. {leaf}: {example}." if example else None)

@@ -71,6 +71,8 @@ WEIRD_VALUES: list[Any] = [
     True, False, None, 0, -1, 1, 2**63, 10**30, 1.5, -0.0, float("nan"), float("inf"), float("-inf"), "", "x",
     "1", "true", "nan", [], [1, "a"], {}, {"a": 1}, {"type": "float"}, "2020-01-01", 1e308,
 ]
+PATHS = ["a\x00b", "x" * 300, "y" * 5000, "", "/etc/passwd", "../../../../etc/hostname", "/", ".", "~", "/tmp",
+         "nosuch.yaml", "train.py", "a:b", "mlp", "../../autotune/search_spaces/training.yaml"]
 URIS = [
     "sqlite:///:memory:", "sqlite://", "sqlite:///", ":memory:", "sqlite:///file::memory:?cache=shared",
     "sqlite:///file:x?mode=memory&uri=true", "ftp://host/x", "http://", "https://", "mailto:x", "", " ",
@@ -147,7 +149,7 @@ def mutate_data(doc: Any, rng: random.Random, kind: str) -> tuple[Any, str]:
     """One structural mutation of a parsed document; returns it and the mutation's name."""
     op = rng.choice(["type_swap", "bool_int", "huge_range", "huge_condition", "nonfinite", "unknown_key",
                      "missing_key", "uri", "strategy_option", "executor_option", "condition", "only_fixed",
-                     "inline_space", "fixed_args", "constraint"])
+                     "inline_space", "fixed_args", "constraint", "path"])
     if not isinstance(doc, dict):
         return doc, "noop"
     if op == "inline_space" and kind == "study":
@@ -209,7 +211,18 @@ def mutate_data(doc: Any, rng: random.Random, kind: str) -> tuple[Any, str]:
         return doc, op
     if kind != "study":
         return doc, "noop"
-    if op == "uri":
+    if op == "path":
+        target = rng.choice(["space", "output_dir", "entry_point", "include", "space_list"])
+        value = rng.choice(PATHS)
+        if target == "entry_point":
+            doc["trial"] = {**(doc.get("trial") if isinstance(doc.get("trial"), dict) else {}), "entry_point": value}
+        elif target == "include":
+            doc["space"] = {**_inline_space(rng), "include": [value]}
+        elif target == "space_list":
+            doc["space"] = [doc.get("space"), value]
+        else:
+            doc[target] = value
+    elif op == "uri":
         doc["tracking_uri"] = rng.choice(URIS)
     elif op == "strategy_option":
         name = rng.choice(list(STRATEGY_OPTIONS))
