@@ -286,8 +286,13 @@ def _measure(study: StudyFiles, result: KillStudyResult) -> None:
         if ok and trial is not None and trial.state == "completed":
             continue
         result.lost.append(tid)
-        result.lost_reasons[tid] = ("no run" if trial is None
-                                    else f"{trial.state}/{trial.status}: {trial.failure_reason[:80]}")
+        if trial is None:
+            result.lost_reasons[tid] = "no run"
+            continue
+        recorded = value is not None and close(trial.metrics.get("loss", float("nan")), float(value))
+        reason = f": {trial.failure_reason[:80]}" if trial.failure_reason else ""
+        result.lost_reasons[tid] = (f"state tag {trial.state}, run status {trial.status}, value "
+                                    f"{'recorded' if recorded else 'not recorded'}{reason}")
 
 
 @dataclasses.dataclass
