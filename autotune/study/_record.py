@@ -535,7 +535,7 @@ class StudyRecord:
             if result is not None:
                 self._adopt(trial, result, workdir)
                 recovery.adopted.append(tid)
-            elif started_here and not _fresh(workdir / STDOUT_FILE, since_s):
+            elif started_here and trial.tags.get(TAG_ASK_TELL) != "true" and not _fresh(workdir / STDOUT_FILE, since_s):
                 tracker.end_trial(trial.run_id, TrialResult(tid, TrialState.KILLED, error=NEVER_STARTED))
                 recovery.never_started.append(tid)
         if recovery.jobs:  # close_orphans would close the re-attached runs too: end the rest one by one

@@ -109,3 +109,25 @@ def test_ask_stops_at_the_trial_budget(config: Callable[..., StudyConfig]) -> No
     study.ask()
     with pytest.raises(TrialError, match=r"budget.max_trials \(2\) is spent.*2 pending"):
         study.ask()
+
+
+def test_concurrent_asks_wait_for_each_other_and_take_distinct_ids(config: Callable[..., StudyConfig]) -> None:
+    import threading
+
+    study = RemoteStudy(config())
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            results.append(study.ask()[0])
+        except BaseException as exc:  # noqa: BLE001 (reported by the assertion below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == [] and sorted(results) == [0, 1, 2]  # the record's lock serialised them
+    assert sorted(study.pending()) == [0, 1, 2]
