@@ -174,7 +174,7 @@ class Parameter:
 
 
 def _err(name: str, key: str, rule: str, value: Any, fix: str) -> SearchSpaceError:
-    return SearchSpaceError(f"parameters.{name}.{key}", rule, value, fix)
+    return SearchSpaceError(f"parameters.{name}.{key}", rule, shown(value), fix)  # a null received shows as null
 
 
 def _check_number(name: str, key: str, value: Any) -> float:
@@ -719,7 +719,8 @@ def make_parameter(name: str, spec: Any) -> Parameter:
                 "fixed": ("value",), "bool": ()}[kind]
     for key in required:
         if key not in spec:
-            raise _err(name, key, f"is required for a {kind} parameter", None, f"add {key}: ... to parameters.{name}.")
+            raise SearchSpaceError(f"parameters.{name}.{key}", f"is required for a {kind} parameter", None,
+                                   f"add {key}: ... to parameters.{name}.")
     if "log" in spec and not isinstance(spec["log"], bool):
         raise _err(name, "log", "must be true or false", spec["log"], "write log: true or log: false.")
     if "default" in spec:

@@ -79,7 +79,7 @@ class SearchSpace:
                 type(spec).__name__, "write parameters: {name: {type: ..., ...}, ...}.",
             )
         if "include" in spec:
-            raise SearchSpaceError(f"{where}include", "needs a file to be relative to", spec["include"],
+            raise SearchSpaceError(f"{where}include", "needs a file to be relative to", shown(spec["include"]),
                                    "load the space with load_space(path), or list the parameters here.")
         from autotune.space._yaml import space_from_spec
 

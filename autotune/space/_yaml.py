@@ -292,7 +292,7 @@ def space_from_spec(spec: Any, source: str, base_dir: Path, _seen: tuple[Path, .
     if isinstance(includes, str):
         includes = [includes]
     if not isinstance(includes, list):
-        raise SearchSpaceError(at("include"), "must be a file name or a list of them", includes,
+        raise SearchSpaceError(at("include"), "must be a file name or a list of them", shown(includes),
                                "write include: [training.yaml].")
     for inc in includes:
         problem = path_problem(inc)
@@ -317,7 +317,7 @@ def space_from_spec(spec: Any, source: str, base_dir: Path, _seen: tuple[Path, .
                                "write parameters: {lr: {type: float, low: 1e-5, high: 0.1, log: true}}.")
     for key in ("name", "description"):
         if spec.get(key) is not None and not isinstance(spec[key], str):
-            raise SearchSpaceError(at(key), "must be a string", spec[key], f"write {key}: mlp.")
+            raise SearchSpaceError(at(key), "must be a string", shown(spec[key]), f"write {key}: mlp.")
     name = spec.get("name")
     try:
         for key, definition in own.items():

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor
 
-from autotune.exceptions import ConfigError
+from autotune.exceptions import ConfigError, shown
 from autotune.strategies._acquisitions import LogLocalPenalization, estimate_lipschitz
 from autotune.strategies._base import Candidate, Context, register
 from autotune.strategies._optimize import (
@@ -63,7 +63,7 @@ class ConstantLiar(ExpectedImprovement):
     def __init__(self, lie: Literal["min", "mean", "max"] = "min", num_restarts: int = 8, raw_samples: int = 512) -> None:
         super().__init__(num_restarts, raw_samples)
         if not isinstance(lie, str) or lie not in ("min", "mean", "max"):
-            raise ConfigError("strategy.options.lie", "must be min, mean or max", lie, "use lie: min.")
+            raise ConfigError("strategy.options.lie", "must be min, mean or max", shown(lie), "use lie: min.")
         self.lie_kind = lie
 
     def options(self) -> dict[str, object]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor
 
-from autotune.exceptions import ConfigError
+from autotune.exceptions import ConfigError, shown
 from autotune.strategies._acquisitions import FeasibilityWeighted, LogCostWeighted
 from autotune.strategies._base import Candidate, Context, Strategy, register
 from autotune.strategies._optimize import (
@@ -194,7 +194,7 @@ class ConfidenceBound(AcquisitionStrategy):
         super().__init__(num_restarts, raw_samples)
         self.beta = float_option("beta", beta, 4.0, open_low=True)
         if not isinstance(beta_schedule, str) or beta_schedule not in ("constant", "srinivas"):
-            raise ConfigError("strategy.options.beta_schedule", "must be constant or srinivas", beta_schedule,
+            raise ConfigError("strategy.options.beta_schedule", "must be constant or srinivas", shown(beta_schedule),
                               "use beta_schedule: constant or beta_schedule: srinivas.")
         self.beta_schedule = beta_schedule
         self.delta = float_option("delta", delta, 0.1, 0.0, 1.0, open_low=True, open_high=True)
@@ -273,7 +273,7 @@ class CostSensitiveEI(ExpectedImprovement):
     def __init__(self, cooling: bool = False, alpha: float = 1.0, num_restarts: int = 8, raw_samples: int = 512) -> None:
         super().__init__(num_restarts, raw_samples)
         if not isinstance(cooling, bool):
-            raise ConfigError("strategy.options.cooling", "must be true or false", cooling, "write cooling: true.")
+            raise ConfigError("strategy.options.cooling", "must be true or false", shown(cooling), "write cooling: true.")
         self.cooling = cooling
         self.alpha = float_option("alpha", alpha, 1.0)
 
