@@ -35,7 +35,30 @@ _LAZY = {
     "load_study_config": "autotune.study",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = [
+    "Bool",
+    "Categorical",
+    "Condition",
+    "Fixed",
+    "Float",
+    "Int",
+    "Observation",
+    "Optimizer",
+    "Ordinal",
+    "OutcomeConstraint",
+    "RemoteStudy",
+    "SearchSpace",
+    "Study",
+    "StudyConfig",
+    "Suggestion",
+    "TrialState",
+    "get_strategy",
+    "load_space",
+    "load_study_config",
+    "report",
+    "strategy_names",
+    "__version__",
+]
 
 if TYPE_CHECKING:
     from autotune.optimizer import Optimizer, Suggestion
