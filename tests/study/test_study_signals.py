@@ -124,22 +124,26 @@ def test_driver_sigkill_at_random_moments_loses_and_reruns_nothing(
                       budget={"max_trials": n_trials})
     db = study.parent / "runs" / "toy" / "mlflow.db"
     kills = 0
+    recoveries: list[str] = []
     for round_ in range(n_kills):
+        runs_before = sum(run_counts(db).values())
         driver = _start_driver(study, "run" if round_ == 0 else "resume")
-        try:
-            wait_until(lambda d=driver: run_counts(db).get("RUNNING", 0) >= 1 or d.poll() is not None,  # type: ignore[misc]
-                       DRIVER_TIMEOUT_S, "a running trial")
+        try:  # this driver has recovered the record and started a trial of its own (or has finished)
+            wait_until(lambda d=driver, n=runs_before: sum(run_counts(db).values()) > n  # type: ignore[misc]
+                       or d.poll() is not None, DRIVER_TIMEOUT_S, "a new trial")
             time.sleep(rng.uniform(0.0, 3.0))
             if driver.poll() is None:
                 driver.send_signal(signal.SIGKILL)
                 kills += 1
-            driver.communicate(timeout=30)
+            _, err = driver.communicate(timeout=30)
+            recoveries += [line for line in err.splitlines() if "a dead driver left trials running" in line]
         finally:
             if driver.poll() is None:
                 driver.kill()
     assert kills >= 1
 
-    _resume(study, capsys, monkeypatch)
+    out = _resume(study, capsys, monkeypatch)
+    print(f"{kills} kills; recoveries: {recoveries}; last resume: {out.splitlines()[:2]}")  # shown with -s
 
     after = _trials(study)
     ids = [t.trial_id for t in after]
