@@ -17,7 +17,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from autotune.analysis._importance import Importance, importance_from_surface, sobol_indices
+from autotune.analysis._importance import (
+    Importance,
+    importance_from_surface,
+    sobol_indices,
+)
 from autotune.analysis._report import report_html, write_report
 from autotune.analysis._surface import MIN_COMPLETED, Surface, fit_surface
 from autotune.analysis._views import (

@@ -37,6 +37,7 @@ from autotune.analysis._surface import Surface, unit_to_model
 
 if TYPE_CHECKING:
     import numpy as np
+    from torch import Tensor
 
 
 @dataclass
@@ -188,9 +189,10 @@ def _resample(
             np.take_along_axis(fAB, idx, axis=-1))
 
 
-def _draw_paths(surface: Surface, X: object, n_paths: int, seed: int) -> np.ndarray:
+def _draw_paths(surface: Surface, X: Tensor, n_paths: int, seed: int) -> np.ndarray:
     """Joint draws of the latent objective (user units) at every Monte Carlo point: `n_paths x M`."""
     import gpytorch
+    import numpy as np
     import torch
 
     with torch.no_grad(), gpytorch.settings.max_cholesky_size(10_000), torch.random.fork_rng(), \
@@ -200,6 +202,6 @@ def _draw_paths(surface: Surface, X: object, n_paths: int, seed: int) -> np.ndar
         post = surface.model.posterior(X)
         samples = post.rsample(torch.Size([n_paths]))  # `n_paths x M x 1`
     out = surface.sign * samples.reshape(n_paths, -1).numpy()
-    if not (out == out).all():  # NaN from a failed factorisation
+    if not np.isfinite(out).all():  # NaN from a failed factorisation
         raise FloatingPointError("non-finite posterior draws")
     return out

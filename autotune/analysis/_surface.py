@@ -63,8 +63,8 @@ class Surface:
 
         with torch.no_grad(), gpytorch.settings.max_cholesky_size(10_000):
             post = self.model.posterior(X)
-        mean = self.sign * post.mean.reshape(-1)
-        return mean, post.variance.clamp_min(0).sqrt().reshape(-1)
+        mean = self.sign * post.mean.reshape(-1)  # type: ignore[attr-defined]
+        return mean, post.variance.clamp_min(0).sqrt().reshape(-1)  # type: ignore[attr-defined]
 
     def encode(self, params: Mapping[str, Any]) -> list[float]:
         """A parameter assignment as a model-space vector."""

@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from autotune.analysis._importance import Importance, importance_from_surface
-from autotune.analysis._surface import MIN_COMPLETED, Surface, completed_and_failed, fit_surface
+from autotune.analysis._surface import (
+    MIN_COMPLETED,
+    Surface,
+    completed_and_failed,
+    fit_surface,
+)
 from autotune.exceptions import MissingExtraError
 
 if TYPE_CHECKING:
@@ -102,7 +107,7 @@ def slice_data(surface: Surface, name: str, n_points: int = SLICE_POINTS) -> Sli
     obs = [o for o in surface.completed if name in o.params]
     obs_x = [str(o.params[name]) if categorical else o.params[name] for o in obs]
     return SliceData(
-        name=name, x=xs, mean=mean.tolist(), std=std.tolist(), obs_x=obs_x, obs_y=[float(o.value) for o in obs],
+        name=name, x=xs, mean=mean.tolist(), std=std.tolist(), obs_x=obs_x, obs_y=[float(o.value or 0.0) for o in obs],
         categorical=categorical, log=bool(getattr(p, "log", False)),
         active=space.is_active(name, surface.incumbent),
     )
@@ -184,7 +189,7 @@ def plot_importance(importance: Importance | None, why: str = "") -> Figure:
         return not_enough_data(title, why or "no tunable parameter")
     import plotly.graph_objects as go
 
-    order = list(reversed(sorted(range(len(importance.names)), key=lambda i: -importance.first_order[i])))
+    order = sorted(range(len(importance.names)), key=lambda i: importance.first_order[i])  # most important on top
     s = [importance.first_order[i] for i in order]
     fig = _figure(title)
     fig.add_trace(go.Bar(

@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("plotly")
 
-from autotune.analysis import (  # noqa: E402
+from autotune.analysis import (
     TITLES,
     analysis_figures,
     curves_data,
@@ -27,8 +27,8 @@ from autotune.analysis import (  # noqa: E402
     sobol_indices,
     write_report,
 )
-from autotune.optimizer import Optimizer  # noqa: E402
-from autotune.space import Categorical, Condition, Float, Int, SearchSpace  # noqa: E402
+from autotune.optimizer import Optimizer
+from autotune.space import Categorical, Condition, Float, Int, SearchSpace
 
 
 def _sin_optimizer(n: int = 30, seed: int = 0) -> Optimizer:
@@ -42,9 +42,15 @@ def _sin_optimizer(n: int = 30, seed: int = 0) -> Optimizer:
     return opt
 
 
+def _warm(opt: Optimizer) -> Optimizer:
+    """Fit the optimiser's objective GP once, as its last ask would have (the views then reuse it)."""
+    opt.context().objective_model()
+    return opt
+
+
 @pytest.fixture(scope="module")
 def sin_opt() -> Optimizer:
-    return _sin_optimizer()
+    return _warm(_sin_optimizer())
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +77,7 @@ def _mixed_optimizer() -> tuple[Optimizer, dict[int, list[dict[str, float]]]]:
         v = (math.log10(p["lr"]) + 2.5) ** 2 + (0.3 * p["depth"] if p["model"] == "tree" else 1.0)
         opt.add(p, v, trial_id=i)
         reports[i] = [{"step": s, "loss": v + 1.0 / (s + 1)} for s in range(4)]
-    return opt, reports
+    return _warm(opt), reports
 
 
 # -- importance ------------------------------------------------------------------------------
@@ -113,14 +119,52 @@ def test_importance_finds_the_relevant_parameter(sin_surface: Any) -> None:
     assert np.quantile(draws[:, 0], 0.05) <= s["x0"] <= np.quantile(draws[:, 0], 0.95) + 1e-9
 
 
-def test_report_leaves_the_optimizer_unchanged(sin_opt: Optimizer) -> None:
+def test_interval_falls_back_to_a_bootstrap(sin_surface: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A joint posterior draw that fails (not positive definite) gives a bootstrap interval instead."""
+    import autotune.analysis._importance as mod
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("cholesky: not positive definite")
+
+    monkeypatch.setattr(mod, "_draw_paths", broken)
+    imp = importance_from_surface(sin_surface, n_paths=32, seed=1)
+    assert imp.method == "bootstrap"
+    assert len(imp.draws) == 32
+    for lo, point, hi in zip(imp.low, imp.first_order, imp.high):
+        assert 0.0 <= lo <= point <= hi <= 1.0
+    assert imp.low[0] > imp.high[1]
+
+
+def test_a_gp_that_cannot_be_fitted_says_so(sin_opt: Optimizer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from autotune.exceptions import ModelFitError
+    from autotune.models import Surrogates
+
+    def broken(self: Any) -> Any:
+        raise ModelFitError("The GP for 'objective' could not be fitted")
+
+    monkeypatch.setattr(Surrogates, "objective", broken)
+    assert fit_surface(sin_opt) is None
+    figs = analysis_figures(sin_opt, {})
+    for key in ("importance", "slices", "contour"):
+        assert "could not be fitted" in figs[key].layout.annotations[0].text, key
+    assert not figs["edf"].layout.annotations  # the EDF needs no GP
+
+
+def test_report_leaves_the_optimizer_unchanged(sin_opt: Optimizer, monkeypatch: pytest.MonkeyPatch) -> None:
     """The views fit on a copy of the fitter: the optimiser's warm starts (so its next asks) stay."""
+    import torch
+
+    monkeypatch.setitem(sin_opt.fitter._fitted_n, "objective", 1)  # the copy refits: nothing may leak back
     before = {k: {n: t.clone() for n, t in v.items()} for k, v in sin_opt.fitter._good.items()}
     n_obs = len(sin_opt.observations)
     imp = parameter_importance(sin_opt, n_paths=8)
     assert imp is not None
     assert len(sin_opt.observations) == n_obs
     assert sin_opt.fitter._good.keys() == before.keys()
+    assert sin_opt.fitter._fitted_n["objective"] == 1
+    for name, state in before.items():
+        for key, value in state.items():
+            assert torch.equal(sin_opt.fitter._good[name][key], value), (name, key)
     assert not sin_opt.pending
 
 
@@ -156,7 +200,7 @@ def test_report_is_self_contained_with_every_view(sin_opt: Optimizer, tmp_path: 
     reports = {i: [{"step": s, "objective": 1.0 / (s + 1)} for s in range(3)] for i in range(5)}
     path = write_report(sin_opt, reports, tmp_path / "sub" / "report.html", title="sin <study>")
     text = path.read_text(encoding="utf-8")
-    assert not re.search(r"<script[^>]*\bsrc\s*=\s*[\"']?(https?:)?//", text, re.I), "a script is fetched"
+    assert not re.search(r"<script[^>]*\bsrc\s*=\s*[\"']?(https?:)?//", text, re.IGNORECASE), "a script is fetched"
     for title in TITLES.values():
         assert title in text.replace("&amp;", "&"), title
     assert "sin &lt;study&gt;" in text  # the title is escaped
