@@ -517,6 +517,9 @@ class StudyRecord:
         tracker = self.tracker
         recovery = Recovery()
         for trial in tracker.load_trials():
+            if trial.status == "RUNNING" and trial.state.is_finished:  # died inside end_trial: only the status
+                tracker.client.set_terminated(trial.run_id, _run_status(trial.state))
+                continue
             if not is_pending(trial):
                 continue
             tid = trial.trial_id
@@ -603,6 +606,13 @@ class StudyRecord:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _run_status(state: TrialState) -> str:
+    """The MLflow run status of a finished trial state."""
+    if state is TrialState.COMPLETED:
+        return "FINISHED"
+    return "KILLED" if state is TrialState.KILLED else "FAILED"
 
 
 def _history(client: Any, run_id: str, key: str) -> list[Any]:

@@ -194,3 +194,22 @@ def test_record_api_is_shared_by_the_driver_remote_study_and_imports(
 
     with record.lock(), pytest.raises(TrackingError, match="is being run by"), StudyRecord(config).lock(wait_s=0.2):
         pass
+
+
+def test_a_run_whose_end_was_written_but_not_its_status_is_closed_when_others_are_reattached(
+    tmp_path: Path, mlflow_store_factory: Callable[[Path], str]
+) -> None:
+    config = _config(tmp_path, mlflow_store_factory)
+    record = StudyRecord(config)
+    with record.lock():
+        tracker = record.open({})
+        half = record.open_trial(0, {"x": 0.0, "y": 0.0})  # the driver died inside end_trial:
+        tracker.client.set_tag(half, "autotune.state", "completed")  # final tags written, status not
+        tracker.client.set_tag(half, "autotune.metrics", json.dumps({"loss": 1.0}))
+        running = record.open_trial(1, {"x": 0.5, "y": 0.0})
+        job = object()
+        recovery = record.recover(reattach=lambda trial, workdir, sent: job if trial.trial_id == 1 else None)
+    assert recovery.jobs == {1: (recovery.jobs[1][0], job)} and recovery.lost == []
+    by_id = {t.trial_id: t for t in record.trials()}
+    assert by_id[0].status == "FINISHED" and by_id[0].state is TrialState.COMPLETED
+    assert by_id[1].run_id == running and by_id[1].status == "RUNNING"  # the driver carries on with it
