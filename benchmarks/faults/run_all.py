@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import fcntl
+import importlib.util
 import re
 import shlex
 import sys
@@ -127,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tries", type=int, help="override the tries of first_start and concurrent")
     parser.add_argument("--out", type=Path, default=REPORT)
     args = parser.parse_args(argv)
+    missing = [name for name in ("torch", "mlflow", "botorch") if importlib.util.find_spec(name) is None]
+    if missing:  # the drivers run with this interpreter: they would all fail at import
+        parser.error(f"{sys.executable} lacks {', '.join(missing)}: activate the project's environment first "
+                     "(. .venv/bin/activate).")
     command = "python -m benchmarks.faults.run_all " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     for name in args.only or list(SUITES):
         cpu0, wall0 = children_cpu_s(), time.monotonic()

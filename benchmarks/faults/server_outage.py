@@ -91,7 +91,7 @@ class OutageResult:
     Attributes:
         outage_s: Seconds between the kill and the restarted server answering.
         finished_before: Trials finished when the server was killed.
-        finished_during: Trials that finished while the server was down.
+        finished_during: Trials that finished in the first ``outage_s`` seconds after the kill.
         driver_rc: The driver's exit code (``None``: killed at its time limit).
         driver_error: The end of its standard error when it failed.
         resumed_rc: Exit code of ``autotune resume`` when the driver failed, else ``None``.
@@ -271,7 +271,7 @@ def outage_markdown(r: OutageResult, planned_s: float) -> list[str]:
         f"| driver exit code | {r.driver_rc} | 0 |",
         "",
         (f"Server down {r.outage_s} s (planned {planned_s:.0f} s) after {r.finished_before} finished trials; "
-        f"{r.finished_during} trials finished while it was down. Record, latest run per trial: {r.counts}. "
+        f"{r.finished_during} trials finished in its first {planned_s:.0f} s down. Record, latest run per trial: {r.counts}. "
         f"Wall {r.wall_s:.0f} s."),
     ]
     if r.driver_rc != 0:
