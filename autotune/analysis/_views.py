@@ -303,8 +303,11 @@ def plot_contour(surface: Surface | None, importance: Importance | None, why: st
     x_name, y_name = ranked[0], ranked[1]
     xs, ys, z = contour_data(surface, x_name, y_name)
     fig = _figure(title)
-    fig.add_trace(go.Contour(x=xs, y=ys, z=z, colorscale="Viridis", colorbar={"title": "GP mean"},
-                             contours={"coloring": "heatmap"}, name="GP mean"))
+    if isinstance(xs[0], str) or isinstance(ys[0], str):  # a categorical axis: one cell per category
+        fig.add_trace(go.Heatmap(x=xs, y=ys, z=z, colorscale="Viridis", colorbar={"title": "GP mean"}, name="GP mean"))
+    else:
+        fig.add_trace(go.Contour(x=xs, y=ys, z=z, colorscale="Viridis", colorbar={"title": "GP mean"},
+                                 contours={"coloring": "heatmap"}, name="GP mean"))
     pts = [o for o in surface.completed if x_name in o.params and y_name in o.params]
     fig.add_trace(go.Scatter(
         x=[_shown(o.params[x_name], xs) for o in pts], y=[_shown(o.params[y_name], ys) for o in pts],

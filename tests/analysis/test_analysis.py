@@ -16,12 +16,15 @@ pytest.importorskip("plotly")
 
 from autotune.analysis import (
     TITLES,
+    Importance,
     analysis_figures,
+    contour_data,
     curves_data,
     edf_data,
     fit_surface,
     importance_from_surface,
     parameter_importance,
+    plot_contour,
     report_html,
     slice_data,
     sobol_indices,
@@ -227,6 +230,14 @@ def test_categorical_conditional_and_failed_trials() -> None:
     assert depth.obs_x and all(isinstance(v, int) for v in depth.obs_x)
     if not depth.active:  # an inactive child cannot move the GP: a flat slice
         assert max(depth.mean) - min(depth.mean) < 1e-9
+    # A categorical axis in the contour: one cell per category.
+    forced = Importance(names=["model", "lr", "depth"], first_order=[0.9, 0.5, 0.1], low=[0.0] * 3, high=[1.0] * 3,
+                        total_order=[0.9, 0.5, 0.1])
+    contour = plot_contour(surface, forced)
+    assert contour.data[0].type == "heatmap" and list(contour.data[0].x) == ["linear", "tree"]
+    assert set(contour.data[1].x) <= {"linear", "tree"} and len(contour.data[1].x) == 14
+    xs, ys, z = contour_data(surface, "lr", "depth")
+    assert len(z) == len(ys) == 8 and all(len(row) == len(xs) == 40 for row in z)
     # The learning curves draw the failed trials too, and the report holds every view.
     curves = figs["intermediate"]
     assert len([t for t in curves.data if t.name and t.name.startswith("trial")]) == 16
