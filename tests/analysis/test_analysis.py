@@ -270,3 +270,11 @@ def test_import_is_light() -> None:
             "print(sorted(m for m in ('torch', 'plotly', 'botorch', 'mlflow', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "[]"
+
+
+def test_missing_plotly_names_the_fix(sin_opt: Optimizer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from autotune.exceptions import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "plotly", None)  # import plotly now raises ImportError
+    with pytest.raises(MissingExtraError, match="plotly is not installed"):
+        analysis_figures(sin_opt, {})
