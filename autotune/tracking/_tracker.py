@@ -108,7 +108,7 @@ _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 
 # The writer: how long a caller waits for one write before the server counts as down, the
 # retry backoff while it is down, the /health probe's timeout, and the memory bound.
-WRITE_TIMEOUT_S = 10.0
+WRITE_TIMEOUT_S = 20.0
 SERVER_WAIT_S = 300.0
 MAX_BUFFERED_WRITES = 10_000
 _RETRY_MIN_S = 0.5
@@ -778,6 +778,9 @@ class MlflowTracker:
             return
         if writer.flush(min(self.write_timeout_s, 5.0)):
             return
+        # A store that answers its health check is slow, not down: wait for it to catch up.
+        if writer.store_answers() and writer.flush(self.server_wait_s):
+            return
         raise TrackingError(
             f"{self._tracking_uri}: the MLflow tracking store does not answer "
             f"({writer.outage_reason}); {writer.describe_backlog()} wait to be sent (kept in "
@@ -1009,6 +1012,7 @@ class _RecordWriter:
         self._rejected: list[str] = []
         self._spool_failed = False
         self._single_until = 0  # kept writes up to this number are sent one at a time
+        self._connection_failed = False  # during this outage, a write failed to connect
 
     # -- the callers' side ---------------------------------------------------------------------
 
@@ -1092,6 +1096,12 @@ class _RecordWriter:
         """The number of writes not sent yet."""
         with self._cond:
             return sum(1 for op in self._queue if op["op"] != "call") + self._n_overflow
+
+    def store_answers(self) -> bool:
+        """Whether the store is up (slow, maybe): a server's ``/health`` answers, or no connection failed."""
+        if urllib.parse.urlsplit(self.uri).scheme in ("http", "https"):
+            return _reachable(self.uri)
+        return not self._connection_failed
 
     def outage_s(self) -> float:
         """Seconds since the store stopped answering (0 when it answers)."""
@@ -1192,6 +1202,7 @@ class _RecordWriter:
                 for each in batch:
                     each["running"] = False
                 if unreachable:
+                    self._connection_failed = True
                     self._begin_outage(_short(exc))
                 elif len(batch) > 1:  # to find the write the store refuses: one at a time
                     self._single_until = batch[-1]["seq"]
@@ -1295,6 +1306,7 @@ class _RecordWriter:
     def _end_outage(self) -> None:
         down_s = self.outage_s()
         self._outage_since = None
+        self._connection_failed = False
         self.gave_up = False
         if self._spool is not None:
             self._spool.close()

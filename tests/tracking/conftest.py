@@ -20,6 +20,10 @@ import pytest
 from autotune.tracking import MlflowTracker
 
 SERVER_START_TIMEOUT_S = 120.0
+# A write slower than this counts as an outage (it is then sent in the background); the tests
+# that read the record through the raw MlflowClient right after writing need every write
+# synchronous, even on a loaded machine. tests/tracking/test_outage.py tests the outages.
+SLOW_WRITE_S = 300.0
 
 
 def _free_port() -> int:
@@ -153,10 +157,10 @@ def tracking_uri(backend: str, request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def tracker(tracking_uri: str) -> MlflowTracker:
     """A tracker of a study of its own (unique name), not started yet."""
-    return MlflowTracker(tracking_uri, f"study-{uuid.uuid4().hex[:8]}")
+    return MlflowTracker(tracking_uri, f"study-{uuid.uuid4().hex[:8]}", write_timeout_s=SLOW_WRITE_S)
 
 
 @pytest.fixture
 def sqlite_tracker(mlflow_sqlite_uri: str) -> MlflowTracker:
     """A tracker on a fresh SQLite store, for checks that do not depend on the backend."""
-    return MlflowTracker(mlflow_sqlite_uri, "study")
+    return MlflowTracker(mlflow_sqlite_uri, "study", write_timeout_s=SLOW_WRITE_S)

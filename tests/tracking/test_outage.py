@@ -45,6 +45,7 @@ class FlakyClient:
         self.down = False
         self.failures = 0
         self.sent: list[str] = []  # the writes that reached the store
+        self.delay_s = 0.0  # a slow store: each write takes this long
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
@@ -62,6 +63,7 @@ class FlakyClient:
                     from mlflow.exceptions import MlflowException
 
                     raise MlflowException(f"API request failed with exception {exc}") from None
+            time.sleep(self.delay_s)
             self.sent.append(name)
             return attr(*args, **kwargs)
 
@@ -312,3 +314,16 @@ def test_a_kept_write_the_store_refuses_is_reported_and_does_not_block_the_rest(
         tracker.flush(timeout_s=60.0)
     assert _losses(tracker, run_id) == [(0, 1.0), (1, 0.5)]
     assert "refused a kept write log_batch of run " + "f" * 32 in caplog.text
+
+
+def test_a_slow_store_is_waited_for_by_readers(mlflow_sqlite_uri: str, tmp_path: Path) -> None:
+    tracker, flaky = _flaky_tracker(mlflow_sqlite_uri, tmp_path, write_timeout_s=0.3)
+    tracker.start_study(CONFIG)
+    run_id = tracker.start_trial(0, {"x": 0.5})
+    flaky.delay_s = 1.0
+    start = time.monotonic()
+    tracker.log_reports(run_id, [{"loss": 2.0}])
+    tracker.end_trial(run_id, TrialResult(0, TrialState.COMPLETED, metrics={"loss": 1.0}))
+    assert time.monotonic() - start < 1.5  # the driver went on
+    [trial] = tracker.load_trials()  # the store answers: the reader waits for the backlog
+    assert (trial.state, trial.status, trial.metrics) == (TrialState.COMPLETED, "FINISHED", {"loss": 1.0})
