@@ -330,10 +330,10 @@ def _summary_text(summary: StudySummary, study_file: str) -> str:
         why = f"budget reached ({summary.stop_reason})" if summary.stop_reason else "stopped"
         head = f"Study {summary.name}: {why}: {summary.n_new_trials} new trials in {summary.duration_s:.1f} s."
     recovered = summary.recovered
-    if recovered.get("adopted") or recovered.get("lost") or recovered.get("never_started"):
-        head += (f"\nResumed after a dead driver: {len(recovered.get('adopted', []))} finished trials adopted from "
-                 f"their result files, {len(recovered.get('lost', []))} lost, "
-                 f"{len(recovered.get('never_started', []))} never started.")
+    if any(recovered.get(kind) for kind in ("reattached", "adopted", "lost", "never_started")):
+        head += (f"\nResumed after a dead driver: {len(recovered.get('reattached', []))} running trials re-attached, "
+                 f"{len(recovered.get('adopted', []))} finished ones adopted from their result files, "
+                 f"{len(recovered.get('lost', []))} lost, {len(recovered.get('never_started', []))} never started.")
     best = summary.best
     best_text = "Best: none yet." if best is None else (
         f"Best: {summary.metric}={best.value:.6g} (trial {best.trial_id}) {json.dumps(best.params)}")
