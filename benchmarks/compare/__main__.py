@@ -3,6 +3,9 @@
 Runs what is not cached yet under ``--raw`` and writes the report ``--out`` (with its PNGs).
 ``--report-only`` rebuilds the report from the cache; ``--stop-at HH:MM`` starts no new run
 after that local time, so a long run can be fitted into a window and resumed later.
+``--split dev|confirm|all`` runs one half of the suite (default ``dev``: choose defaults there);
+the report shows each half that has runs in the cache separately and quotes its goals from the
+confirmation half. ``--problems`` narrows the sequential problems (e.g. a quick check).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from benchmarks.compare.runner import RAW_DIR, REPO, SIZES, run_tasks
+from benchmarks.compare.runner import RAW_DIR, REPO, SIZES, SPLITS, run_tasks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sections", nargs="+", default=None, help="only these: seq batch cost constrained asktime")
     ap.add_argument("--seeds", type=int, default=None,
                     help="seeds of every section but asktime and Ax (overrides the size's; cached runs are kept)")
+    ap.add_argument("--split", choices=SPLITS, default="dev",
+                    help="which half to run: dev (default; choose defaults on it), confirm, or all")
+    ap.add_argument("--problems", nargs="+", default=None, help="only these sequential problems")
+    ap.add_argument("--autotune-code", default="current",
+                    help="report autotune runs of this code state only: current (default), any, or a state")
     ap.add_argument("--stop-at", default=None, help="HH:MM local time after which no new run starts")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--note", action="append", default=[], help="a line for the report (e.g. what was cut)")
@@ -38,8 +46,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.seeds < 1:
             ap.error(f"--seeds: must be >= 1, got {args.seeds}")
         n = args.seeds
-        plan = dataclasses.replace(plan, seeds=n, batch_seeds=n, cost_seeds=n, constrained_seeds=n)
-    tasks = plan.tasks()
+        plan = dataclasses.replace(plan, seeds=n, method_seeds={}, batch_seeds=n, cost_seeds=n, constrained_seeds=n)
+    if args.problems:
+        from benchmarks.compare.problems import PROBLEM_NAMES
+
+        unknown = set(args.problems) - set(PROBLEM_NAMES)
+        if unknown:
+            ap.error(f"--problems: unknown {sorted(unknown)}; choose from {', '.join(PROBLEM_NAMES)}")
+        plan = dataclasses.replace(plan, problems=list(args.problems),
+                                   ax_problems=[p for p in plan.ax_problems if p in args.problems])
+    tasks = plan.tasks(args.split)
     if args.sections:
         unknown = set(args.sections) - {"seq", "batch", "cost", "constrained", "asktime"}
         if unknown:
@@ -53,13 +69,21 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--stop-at: expected HH:MM, got {args.stop_at!r}")
         stop_at = dt.datetime.now().replace(hour=hh, minute=mm, second=0, microsecond=0).timestamp()
     status = None
+    code = args.autotune_code
     if not args.report_only:
+        from benchmarks.compare.runner import code_state
+
+        # one code state for the keys and the report, even if autotune/ changes during the run
+        current = code_state()
+        tasks = [dataclasses.replace(t, code=current) if t.method.startswith("autotune") else t for t in tasks]
+        code = current if code == "current" else code
         status = run_tasks(tasks, args.raw, jobs=args.jobs, stop_at=stop_at,
                            log=lambda s: print(f"[{dt.datetime.now():%H:%M:%S}] {s}", flush=True))
     from benchmarks.compare.report import write_report
 
     command = "OMP_NUM_THREADS=1 python -m benchmarks.compare " + " ".join(shlex.quote(a) for a in argv)
-    out = write_report(args.raw, args.out, command, ref=plan.reference_method, status=status, notes=args.note)
+    out = write_report(args.raw, args.out, command, ref=plan.reference_method, status=status, notes=args.note,
+                       autotune_code=code)
     print(f"wrote {out}")
     return 0
 

@@ -2,7 +2,9 @@
 
 Protocol: ``ask(n) -> list[dict]`` proposes ``n`` parameter dicts (pending until told) and
 ``tell(params, value, metrics)`` reports one of them; ``metrics`` carries the constraint metric
-``c`` when the problem has one. Each adapter uses its library's own defaults (initial design,
+``c`` when the problem has one. After each ``ask``, ``last_model_based`` says per proposal whether
+the optimiser's model proposed it (``False`` for its initial design or random search, ``None``
+when the library does not say); the health figures count model-based proposals only. Each adapter uses its library's own defaults (initial design,
 model, acquisition optimiser): the point is to compare what a user gets out of the box.
 
 Hand-written glue only: the translation of autotune's search space into Optuna distributions
@@ -23,6 +25,7 @@ class Adapter(Protocol):
     """What the runner drives."""
 
     name: str
+    last_model_based: list[bool | None]
 
     def ask(self, n: int) -> list[dict[str, Any]]:
         """Propose ``n`` points; they stay pending until told."""
@@ -61,12 +64,18 @@ class AutotuneAdapter:
         self.opt = Optimizer(problem.space, strategy, **kwargs) if strategy else Optimizer(problem.space, **kwargs)
         self.name = f"autotune-{self.opt.strategy.name}"
         self._pending: dict[tuple[tuple[str, Any], ...], int] = {}
+        self._asked = 0
+        self.last_model_based: list[bool | None] = []
 
     def ask(self, n: int) -> list[dict[str, Any]]:
         out = []
+        self.last_model_based = []
         for s in self.opt.ask(n):
             self._pending[_key(s.params)] = s.trial_id
             out.append(dict(s.params))
+            # the initial design, then the strategy (unless it fell back to a space-filling point)
+            self.last_model_based.append(self._asked >= self.opt.n_initial and "fallback" not in s.info)
+            self._asked += 1
         return out
 
     def tell(self, params: Mapping[str, Any], value: float, metrics: Mapping[str, float]) -> None:
@@ -82,10 +91,12 @@ class RandomAdapter:
         self.space = problem.space
         self.seed = seed
         self._drawn = 0
+        self.last_model_based: list[bool | None] = []
 
     def ask(self, n: int) -> list[dict[str, Any]]:
         pts = self.space.sample(n, "random", seed=self.seed * 100_003 + self._drawn)
         self._drawn += 1
+        self.last_model_based = [False] * n
         return pts
 
     def tell(self, params: Mapping[str, Any], value: float, metrics: Mapping[str, float]) -> None:
@@ -139,15 +150,20 @@ class OptunaAdapter:
         self.study = optuna.create_study(direction="minimize", sampler=s)
         self.dists = optuna_distributions(problem.space)
         self.constraint = problem.constraint
+        self.n_startup_trials = n_startup_trials
         self._pending: dict[tuple[tuple[str, Any], ...], Any] = {}
+        self.last_model_based: list[bool | None] = []
 
     def ask(self, n: int) -> list[dict[str, Any]]:
         out = []
+        self.last_model_based = []
         for _ in range(n):
             t = self.study.ask(self.dists)
             params = {k: _plain(v) for k, v in t.params.items()}
             self._pending[_key(params)] = t
             out.append(params)
+            # both samplers sample independently (randomly) until n_startup_trials trials exist
+            self.last_model_based.append(t.number >= self.n_startup_trials)
         return out
 
     def tell(self, params: Mapping[str, Any], value: float, metrics: Mapping[str, float]) -> None:
@@ -189,13 +205,26 @@ class AxAdapter:
         self.client.configure_optimization(objective="-value", outcome_constraints=cons)
         self.constraint = problem.constraint
         self._pending: dict[tuple[tuple[str, Any], ...], int] = {}
+        self.last_model_based: list[bool | None] = []
+
+    def _model_based(self, idx: int) -> bool | None:
+        """Whether Ax's generation node for trial ``idx`` is a model (not Sobol/centre); None if unknown."""
+        try:
+            node = self.client._experiment.trials[idx].generator_runs[0]._generation_node_name
+        except (AttributeError, IndexError, KeyError):
+            return None
+        if node is None:
+            return None
+        return not any(k in str(node).lower() for k in ("sobol", "center", "initial"))
 
     def ask(self, n: int) -> list[dict[str, Any]]:
         out = []
+        self.last_model_based = []
         for idx, p in self.client.get_next_trials(max_trials=n).items():
             params = {k: _plain(v) for k, v in p.items()}
             self._pending[_key(params)] = idx
             out.append(params)
+            self.last_model_based.append(self._model_based(idx))
         return out
 
     def tell(self, params: Mapping[str, Any], value: float, metrics: Mapping[str, float]) -> None:

@@ -9,6 +9,17 @@ Definitions (written once here):
 - "best or tied-best" against a peer on a problem: the reference method's median ``log10`` regret
   at the last evaluation is no worse than the peer's, or a two-sided Mann-Whitney U test does not
   tell them apart (p >= 0.05).
+- development/confirmation halves (issue 12): each run's ``split`` (its (problem, seed), see
+  :func:`benchmarks.compare.problems.split_of`). The sequential section is reported per half;
+  the goals quote the confirmation half (the development half when no confirmation run exists
+  yet, and the report says so). Defaults are chosen on ``dev``; a change is accepted only if it
+  does not lose on ``confirm``.
+- per cell and half: median [IQR] of the final log10 regret, the share of seeds within
+  :data:`WITHIN` of the optimum (regret <= 1e-3), the share "stuck" (final regret above the
+  problem's ``stuck_regret``: 0.05 on the Hartmann-6 family, whose second basin has regret 0.119;
+  1e-3 on the exhaustive table, i.e. not the best cell; 0.1 elsewhere, against the best value
+  seen where the optimum is unknown), the boundary share (model-based proposals with >= 2 float
+  coordinates on the box boundary, pooled over seeds) and the median ``ask()`` time per call.
 - rounds (batch): simulated wall-clock time in units of the mean trial duration, the same clock for
   every loop: sequential (one worker), synchronous batches (each lasts as long as its slowest
   trial) and asynchronous workers.
@@ -30,6 +41,7 @@ import numpy as np
 FLOOR = 1e-6
 FLOOR_VS_BEST_SEEN = 1e-3  # below the CV error's resolution (1/569) where the optimum is the best seen
 CHECKPOINTS = (10, 30, 60)
+WITHIN = 1e-3
 
 
 # -- regret ---------------------------------------------------------------------------------------
@@ -66,8 +78,27 @@ def first_reach(curve: np.ndarray, clock: Sequence[float], target: float) -> flo
 
 
 # -- loading ----------------------------------------------------------------------------------------
-def load(raw_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted(Path(raw_dir).glob("*.json"))]
+def load(raw_dir: Path, autotune_code: str = "any") -> list[dict[str, Any]]:
+    """The cached records; autotune's only of one code state (``current``: this tree's; ``any``: all)."""
+    recs = [json.loads(p.read_text()) for p in sorted(Path(raw_dir).glob("*.json"))]
+    if autotune_code == "any":
+        return recs
+    if autotune_code == "current":
+        from benchmarks.compare.runner import code_state
+
+        autotune_code = code_state()
+    # the key's code state (``code``) is the one the run was started for
+    return [r for r in recs if not r["method"].startswith("autotune")
+            or (r.get("code") or r.get("autotune_code")) == autotune_code]
+
+
+def record_split(rec: dict[str, Any]) -> str | None:
+    """A record's half (records made before the split existed: derived from problem and seed)."""
+    if rec.get("split"):
+        return rec["split"]
+    from benchmarks.compare.problems import split_of
+
+    return split_of(rec["problem"], rec["seed"])
 
 
 class Curves:
@@ -100,8 +131,26 @@ class Curves:
             cost = np.cumsum([c or 0.0 for c in r["cost"]]) if any(c is not None for c in r["cost"]) else None
             self.curves[(r["section"], label, r["problem"])].append(
                 {"seed": r["seed"], "curve": curve, "time": r["time"], "round": r["round"], "cost": cost,
-                 "ask_s": r["ask_s"], "ask_cpu_s": r.get("ask_cpu_s"), "rec": r}
+                 "ask_s": r["ask_s"], "ask_cpu_s": r.get("ask_cpu_s"), "rec": r, "split": record_split(r),
+                 "stuck_regret": prob.stuck_regret,
+                 "n_float": sum(q.kind == "float" for q in prob.space.parameters.values())}
             )
+
+    def subset(self, split: str) -> Curves:
+        """The same curves (same optima) restricted to one half."""
+        import copy
+
+        out = copy.copy(self)
+        out.curves = defaultdict(list)
+        for k, runs in self.curves.items():
+            keep = [c for c in runs if c["split"] == split]
+            if keep:
+                out.curves[k] = keep
+        return out
+
+    def splits(self, section: str) -> list[str]:
+        found = {c["split"] for k, runs in self.curves.items() if k[0] == section for c in runs}
+        return [s for s in ("dev", "confirm") if s in found]
 
     def labels(self, section: str, problem: str | None = None) -> list[str]:
         return sorted({k[1] for k in self.curves if k[0] == section and (problem is None or k[2] == problem)},
@@ -196,6 +245,62 @@ def wins(cv: Curves, section: str, ref: str, k: int) -> tuple[list[str], dict[st
             lines.append(f"| {p} | {m} (n={len(b)}) | {d:+.2f} | {pv:.3f} | {'yes' if ok else '**no**'} |")
         all_ok += ok_all
     return lines, {m: (v[0], v[1], v[2]) for m, v in per_peer.items()}, all_ok, n_prob
+
+
+def cell_stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Final-regret statistics and health figures of one cell (runs of one method on one problem)."""
+    final = [float(c["curve"][-1]) for c in runs]
+    within = sum(f <= math.log10(WITHIN) + 1e-12 for f in final)
+    stuck = sum(f > math.log10(c["stuck_regret"]) for f, c in zip(final, runs))
+    n_model = n_bound = 0
+    for c in runs:
+        r = c["rec"]
+        for b, m in zip(r.get("n_on_bound", []), r.get("model_based", [])):
+            if m:
+                n_model += 1
+                n_bound += b >= 2
+    n_float = runs[0]["n_float"] if runs else 0
+    asks = np.concatenate([c["ask_s"] for c in runs]) if runs else np.array([])
+    return {"n": len(runs), "final": quartiles(final) if final else None, "within": within / max(len(runs), 1),
+            "stuck": stuck / max(len(runs), 1), "boundary": n_bound / n_model if n_model and n_float >= 2 else None,
+            "n_model": n_model, "ask_median": float(np.median(asks)) if len(asks) else math.nan}
+
+
+def health_table(cv: Curves, section: str) -> list[str]:
+    """Per problem and method: median [IQR] final log10 regret, within 1e-3, stuck, boundary share, ask time."""
+    lines = [("| problem | method | seeds | final log10 regret: median [IQR] | within 1e-3 | stuck | "
+              "boundary share (model proposals, >= 2 coords on the box edge) | median ask (s) |"),
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for p in cv.problems(section):
+        for m in cv.labels(section, p):
+            st = cell_stats(cv.curves[(section, m, p)])
+            b = "—" if st["boundary"] is None else f"{st['boundary']:.2f} (of {st['n_model']})"
+            lines.append(f"| {p} | {m} | {st['n']} | {_fmt(st['final'])} | {st['within']:.0%} | {st['stuck']:.0%} | "
+                         f"{b} | {st['ask_median']:.3f} |")
+    return lines
+
+
+def guard_goals(cv: Curves, section: str, ref: str, gp: str = "optuna-gp") -> list[str]:
+    """Issue 12's goals against Optuna GPSampler on one half: the 75th-percentile and stuck-share rules."""
+    worse, stuck_ref, stuck_gp, n = [], [], [], 0
+    for p in cv.problems(section):
+        a, b = cv.curves.get((section, ref, p)), cv.curves.get((section, gp, p))
+        if not a or not b:
+            continue
+        n += 1
+        sa, sb = cell_stats(a), cell_stats(b)
+        if sa["final"][0] > sb["final"][2]:
+            worse.append(f"{p} ({sa['final'][0]:.2f} > {sb['final'][2]:.2f})")
+        stuck_ref.append(sa["stuck"])
+        stuck_gp.append(sb["stuck"])
+    if not n:
+        return []
+    mr, mg = float(np.mean(stuck_ref)), float(np.mean(stuck_gp))
+    worse_s = "; worse on " + ", ".join(worse) if worse else ""
+    return [(f"On no problem is `{ref}`'s median final regret worse than `{gp}`'s 75th percentile: "
+             f"**{'met' if not worse else 'not met'}** ({n} problems{worse_s})."),
+            (f"Share of runs stuck at a non-global basin no higher than `{gp}`'s: **{'met' if mr <= mg else 'not met'}** "
+             f"(mean over {n} problems: {mr:.0%} against {mg:.0%}).")]
 
 
 def batch_summary(cv: Curves, problem: str, ref: str, max_rounds: int) -> tuple[list[str], float | None, dict[str, float]]:
@@ -408,11 +513,15 @@ def _machine() -> str:
 
 
 def write_report(raw_dir: Path, out_md: Path, command: str, ref: str = "autotune", status: dict[str, str] | None = None,
-                 notes: Sequence[str] = ()) -> Path:
-    """Write the Markdown report and its PNGs (next to it, prefixed by its stem) from the cache."""
+                 notes: Sequence[str] = (), autotune_code: str = "current") -> Path:
+    """Write the Markdown report and its PNGs (next to it, prefixed by its stem) from the cache.
+
+    ``autotune_code``: report autotune's runs of this code state only (``current``: the working
+    tree's, see :func:`benchmarks.compare.runner.code_state`; ``any``: every cached run).
+    """
     from benchmarks.compare.problems import make_problem
 
-    records = load(raw_dir)
+    records = load(raw_dir, autotune_code)
     cv = Curves(records)
     out_md.parent.mkdir(parents=True, exist_ok=True)
     stem = out_md.stem
@@ -458,30 +567,46 @@ def write_report(raw_dir: Path, out_md: Path, command: str, ref: str = "autotune
                               dict.fromkeys(r["problem"] for r in records)] + [""]
 
     goals: list[str] = []
-    # 1. sample efficiency
-    if cv.problems("seq"):
-        ks = cv.checkpoints("seq")
+    # 1. sample efficiency, per half; the goals quote the confirmation half
+    halves = cv.splits("seq")
+    goal_half = "confirm" if "confirm" in halves else (halves[0] if halves else None)
+    names = {"dev": "development half", "confirm": "confirmation half"}
+    if halves:
+        L += ["## Sample efficiency (sequential, log10 simple regret against evaluations)", "",
+              ("Each half separately: the development half (development problems x development seeds) is where "
+               "defaults are chosen; the confirmation half (confirmation seeds on every problem, including the "
+               "held-out problems) is where they are checked. Headline figures quote the confirmation half."
+               + ("" if goal_half == "confirm" else " **No confirmation run exists yet: the goals below quote "
+                  "the development half and are not a confirmation.**")), ""]
+    for half in halves:
+        sub = cv.subset(half)
+        ks = sub.checkpoints("seq")
         k = ks[-1]
-        L += ["## Sample efficiency (sequential, log10 simple regret against evaluations)", ""]
-        L += regret_table(cv, "seq", ks) + [""]
-        plot_regret(cv, "seq", png("regret"))
-        L += [f"![regret]({png('regret').name})", "", f"### `{ref}` against each peer at {k} evaluations", ""]
-        wl, per_peer, all_ok, n_prob = wins(cv, "seq", ref, k)
+        L += [f"### {names[half].capitalize()} (`{half}`)", ""]
+        L += regret_table(sub, "seq", ks) + [""]
+        L += [f"Final regret and health figures ({names[half]}):", ""] + health_table(sub, "seq") + [""]
+        plot_regret(sub, "seq", png(f"regret_{half}"))
+        L += [f"![regret {half}]({png(f'regret_{half}').name})", "",
+              f"#### `{ref}` against each peer at {k} evaluations ({half})", ""]
+        wl, per_peer, all_ok, n_prob = wins(sub, "seq", ref, k)
         L += wl + [""]
         if n_prob:
             need = math.ceil(2 * n_prob / 3)
             summary = ", ".join(f"{m}: {a}/{b}" for m, (a, b, _) in per_peer.items())
             strict = ", ".join(f"{m}: {c}/{b}" for m, (_, b, c) in per_peer.items())
             met = all(a >= math.ceil(2 * b / 3) for a, b, _ in per_peer.values())
-            n_seeds = min(len(cv.at("seq", ref, p, k)) for p in cv.problems("seq") if cv.at("seq", ref, p, k))
+            n_seeds = min(len(sub.at("seq", ref, p, k)) for p in sub.problems("seq") if sub.at("seq", ref, p, k))
             weak = (f" With {n_seeds} seed(s) per cell a Mann-Whitney test at 0.05 cannot separate two methods "
                     "(3 against 3 gives p >= 0.1), so 'tied' is weak evidence here; the strictly-better-median counts "
                     "are the sharper figure." if n_seeds <= 3 else "")
             L += [(f"Best or tied-best against each peer (problems): {summary}. Against every peer at once: "
                   f"{all_ok}/{n_prob} (two thirds = {need}). Strictly better median: {strict}.{weak}"), ""]
-            goals.append(f"Default strategy best or tied-best at {k} evaluations on ≥ 2/3 of the problems against "
-                         f"every peer: **{'met' if met else 'not met'}** (best or tied: {summary}; strictly better "
-                         f"median: {strict}).{weak}")
+            if half == goal_half:
+                goals.append(f"[{half}] Default strategy best or tied-best at {k} evaluations on ≥ 2/3 of the problems "
+                             f"against every peer: **{'met' if met else 'not met'}** (best or tied: {summary}; "
+                             f"strictly better median: {strict}).{weak}")
+        if half == goal_half:
+            goals += [f"[{half}] {g}" for g in guard_goals(sub, "seq", ref)]
     # 2. batch
     batch_probs = cv.problems("batch")
     for p in batch_probs:

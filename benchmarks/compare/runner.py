@@ -12,7 +12,21 @@ Loops (hand-written: each is a few lines of simulation no library offers in this
 The ``ask()`` time and memory probe runs in a fresh subprocess per (method, n) so the peak
 resident set size (``ru_maxrss``) belongs to that probe alone.
 
-A run whose JSON exists is skipped, so an interrupted run resumes where it stopped.
+A run whose JSON exists is skipped, so an interrupted run resumes where it stopped. A run's
+key names its section, method, problem, seed and evaluations, and for autotune's methods the
+code state of the ``autotune/`` package (:func:`code_state`), so a change of autotune's code
+starts new runs while the peers' runs stay cached and the suite grows over several days.
+
+Development/confirmation split: every (problem, seed) belongs to one half
+(:func:`benchmarks.compare.problems.split_of`); ``Plan.tasks(split)`` lists one half or both.
+
+Health figures in each record: per proposal whether the optimiser's model proposed it
+(``model_based``) and how many of its float coordinates lie on the box boundary (``n_on_bound``;
+within :data:`BOUND_TOL` of a bound in the unit cube, log scale for log floats), and a summary
+``health``: ``boundary_share`` (share of model-based proposals with >= 2 float coordinates on the
+boundary; ``None`` without model-based proposals or with fewer than 2 float parameters),
+``final_regret`` and ``stuck`` (final regret above the problem's ``stuck_regret``; ``None`` when
+the optimum is unknown: the report decides against the best value seen).
 """
 
 from __future__ import annotations
@@ -28,16 +42,23 @@ import time
 import traceback
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.compare.problems import COST_BUDGET
+from benchmarks.compare.problems import (
+    COST_BUDGET,
+    PROBLEM_NAMES,
+    split_of,
+    split_seeds,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 RAW_DIR = REPO / "benchmarks" / "results" / "compare_raw"
 DURATION_SIGMA = 0.5
 ASKTIME_TIMEOUT_S = 900
+BOUND_TOL = 1e-6
+SPLITS = ("dev", "confirm", "all")
 
 
 @dataclass(frozen=True)
@@ -57,6 +78,8 @@ class Task:
         cost_budget: For ``seq``: stop once the evaluations' cumulative cost reaches this (the
             cost section gives every method the same budget, so a cost-aware method may make
             more, cheaper evaluations); ``n_evals`` stays a cap.
+        code: The autotune code state (:func:`code_state`) for autotune's methods, part of the
+            key; empty for the peers (filled in by :func:`run_tasks`).
     """
 
     section: str
@@ -69,14 +92,21 @@ class Task:
     q: int = 4
     repeats: int = 3
     cost_budget: float | None = None
+    code: str = ""
 
     @property
     def key(self) -> str:
+        code = f"__a{self.code}" if self.code else ""
         if self.mode == "asktime":
-            return f"{self.section}__{self.method}__{self.problem}__n{self.seed}__r{self.repeats}"
+            return f"{self.section}__{self.method}__{self.problem}__n{self.seed}__r{self.repeats}{code}"
         m = self.method if self.mode == "seq" else f"{self.method}@{self.mode}{self.q}r{self.rounds}"
         budget = "" if self.cost_budget is None else f"__c{self.cost_budget:g}"
-        return f"{self.section}__{m}__{self.problem}__s{self.seed}__e{self.n_evals}{budget}"
+        return f"{self.section}__{m}__{self.problem}__s{self.seed}__e{self.n_evals}{budget}{code}"
+
+    @property
+    def split(self) -> str | None:
+        """``dev`` or ``confirm`` (``None`` for the ``asktime`` probe, which belongs to neither)."""
+        return None if self.mode == "asktime" else split_of(self.problem, self.seed)
 
 
 def provenance() -> dict[str, Any]:
@@ -89,8 +119,52 @@ def provenance() -> dict[str, Any]:
             return ""
 
     diff = git("diff", "HEAD", "--", "autotune")
+    untracked = git("ls-files", "--others", "--exclude-standard", "--", "autotune").split()
+    for f in sorted(untracked):  # new files in autotune/ change the code too
+        try:
+            diff += f + (REPO / f).read_text(errors="replace")
+        except OSError:
+            pass
+    tree = git("rev-parse", "--short=10", "HEAD:autotune").strip() or "unknown"
+    diff_sha = hashlib.sha1(diff.encode()).hexdigest()[:10] if diff else ""
     return {"autotune_commit": git("log", "-1", "--format=%h").strip() or "unknown",
-            "autotune_diff_sha1": hashlib.sha1(diff.encode()).hexdigest()[:10] if diff else ""}
+            "autotune_diff_sha1": diff_sha, "autotune_code": tree + (f"+{diff_sha}" if diff_sha else "")}
+
+
+def code_state() -> str:
+    """autotune's code state: the git tree hash of ``autotune/`` at HEAD, ``+`` the hash of the
+    uncommitted changes (tracked diff and untracked files) when there are any. Commits that do
+    not touch ``autotune/`` keep it."""
+    return provenance()["autotune_code"]
+
+
+def on_bound(space: Any, params: dict[str, Any]) -> int:
+    """How many float coordinates of ``params`` lie on their bounds (unit cube, :data:`BOUND_TOL`)."""
+    n = 0
+    for name, p in space.parameters.items():
+        if p.kind != "float" or name not in params:
+            continue
+        v, lo, hi = float(params[name]), float(p.low), float(p.high)
+        if p.log:
+            v, lo, hi = math.log(max(v, 1e-300)), math.log(lo), math.log(hi)
+        u = (v - lo) / (hi - lo)
+        n += u <= BOUND_TOL or u >= 1.0 - BOUND_TOL
+    return n
+
+
+def health(problem: Any, values: list[float], n_on_bound: list[int], model_based: list[bool | None],
+           feasible: list[bool] | None = None) -> dict[str, Any]:
+    """The run's health figures (see the module docstring)."""
+    n_float = sum(p.kind == "float" for p in problem.space.parameters.values())
+    model = [b for b, m in zip(n_on_bound, model_based) if m]
+    share = (sum(b >= 2 for b in model) / len(model)) if model and n_float >= 2 else None
+    final = stuck = None
+    ok = [v for i, v in enumerate(values) if v is not None and math.isfinite(v) and (feasible is None or feasible[i])]
+    if problem.optimal_value is not None and ok:
+        final = max(min(ok) - problem.optimal_value, 0.0)
+        stuck = final > problem.stuck_regret
+    return {"boundary_share": share, "n_model_based": len(model), "n_float": n_float, "final_regret": final,
+            "stuck": stuck, "stuck_regret": problem.stuck_regret}
 
 
 def _durations(seed: int) -> Any:
@@ -114,8 +188,9 @@ def run_task(task: Task, stamp: dict[str, Any]) -> dict[str, Any]:
     warnings.simplefilter("ignore")
     problem = make_problem(task.problem)
     adapter = make_adapter(task.method, problem, task.seed)
-    rec: dict[str, Any] = {**asdict(task), **stamp, "adapter": adapter.name, "values": [], "c": [], "cost": [],
-                           "ask_s": [], "ask_cpu_s": [], "time": [], "round": [], "load_start": os.getloadavg()[0]}
+    rec: dict[str, Any] = {**asdict(task), **stamp, "split": task.split, "adapter": adapter.name, "values": [],
+                           "c": [], "cost": [], "ask_s": [], "ask_cpu_s": [], "time": [], "round": [],
+                           "n_on_bound": [], "model_based": [], "load_start": os.getloadavg()[0]}
     dur = _durations(task.seed)
     t_start = time.perf_counter()
 
@@ -133,6 +208,9 @@ def run_task(task: Task, stamp: dict[str, Any]) -> dict[str, Any]:
         pts = adapter.ask(n)
         rec["ask_s"].append(time.perf_counter() - t0)
         rec["ask_cpu_s"].append(time.process_time() - c0)
+        flags = list(getattr(adapter, "last_model_based", [None] * len(pts)))
+        rec["model_based"] += flags + [None] * (len(pts) - len(flags))
+        rec["n_on_bound"] += [on_bound(problem.space, p) for p in pts]
         return pts
 
     if task.mode == "seq":
@@ -167,6 +245,10 @@ def run_task(task: Task, stamp: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"task {task.key}: unknown mode {task.mode!r}; use seq, sync or async")
     rec["wall_s"] = time.perf_counter() - t_start
     rec["load_end"] = os.getloadavg()[0]
+    feas = None
+    if problem.constraint is not None:
+        feas = [c is not None and c <= problem.constraint[1] for c in rec[problem.constraint[0]]]
+    rec["health"] = health(problem, rec["values"], rec["n_on_bound"], rec["model_based"], feas)
     return rec
 
 
@@ -251,6 +333,8 @@ def run_tasks(tasks: Sequence[Task], raw_dir: Path = RAW_DIR, jobs: int = 1, sto
     """Run the tasks not yet cached, in order, on ``jobs`` processes; return each task's status."""
     raw_dir.mkdir(parents=True, exist_ok=True)
     stamp = provenance()
+    tasks = [replace(t, code=stamp["autotune_code"]) if t.method.startswith("autotune") and not t.code else t
+             for t in tasks]
     status: dict[str, str] = {}
     todo = [t for t in tasks if not (raw_dir / f"{t.key}.json").exists()]
     for t in tasks:
@@ -274,12 +358,18 @@ def run_tasks(tasks: Sequence[Task], raw_dir: Path = RAW_DIR, jobs: int = 1, sto
 
 @dataclass
 class Plan:
-    """What a run covers (see :data:`SIZES`)."""
+    """What a run covers (see :data:`SIZES`).
+
+    ``seeds`` is the number of seeds per half for every sequential method not named in
+    ``method_seeds`` (per-method counts; Ax has ``ax_seeds``). With ``split = all`` each half gets
+    that many: development seeds ``0..n-1``, confirmation seeds ``1000..1000+n-1``.
+    """
 
     seeds: int
     n_evals: int
     problems: list[str]
     methods: list[str]
+    method_seeds: dict[str, int] = field(default_factory=dict)
     ax_problems: list[str] = field(default_factory=list)
     ax_seeds: int = 0
     batch_methods: list[tuple[str, str]] = field(default_factory=list)  # (method, sync|async)
@@ -298,46 +388,70 @@ class Plan:
     asktime_repeats: int = 2
     reference_method: str = "autotune"  # the strategy the goals are about
 
-    def tasks(self) -> list[Task]:
-        """All tasks, seed-major, so a run cut short (``--stop-at``) stays balanced across methods.
+    def n_seeds(self, method: str) -> int:
+        """Seeds per half of a sequential method."""
+        return self.method_seeds.get(method, self.seeds)
 
-        Per seed: every sequential (method, problem), the constrained and cost problems, the batch
-        runs, then Ax (slowest, on its subset and seeds). The ``ask()`` probe up to n = 1000 follows
-        the first seed (the goals need it early); the larger n come after the last seed.
+    def tasks(self, split: str = "all") -> list[Task]:
+        """All tasks of one half (``dev``, ``confirm``) or both (``all``), seed-major, so a run cut
+        short (``--stop-at``) stays balanced across methods and, with ``all``, across halves.
+
+        Per seed index: every sequential (method, problem) whose method has that many seeds and
+        whose (problem, seed) belongs to the half, the constrained and cost problems, the batch
+        runs, then Ax (slowest, on its subset and seeds). The ``ask()`` probe up to n = 1000
+        follows the first seed (the goals need it early); the larger n come after the last seed.
+        The probe belongs to no half and is listed with every split.
         """
+        if split not in SPLITS:
+            raise ValueError(f"split {split!r}: use one of {', '.join(SPLITS)}")
         out: list[Task] = []
 
         def probe(ns: list[int]) -> list[Task]:
             return [Task("asktime", m, "hartmann6", n, mode="asktime", repeats=self.asktime_repeats)
                     for n in ns for m in self.asktime_methods]
 
-        n_seeds = max(self.seeds, self.batch_seeds, self.cost_seeds, self.constrained_seeds)
-        for seed in range(n_seeds):
-            if seed < self.seeds:
-                out += [Task("seq", m, p, seed, n_evals=self.n_evals) for p in self.problems for m in self.methods]
-            if seed < self.constrained_seeds:
-                out += [Task("constrained", m, "constrained_hartmann6", seed, n_evals=self.n_evals)
-                        for m in self.constrained_methods]
-            if seed < self.cost_seeds:
-                out += [Task("cost", m, "cost_hartmann6", seed, n_evals=self.cost_max_evals, cost_budget=self.cost_budget)
-                        for m in self.cost_methods]
-            if seed < self.batch_seeds:
-                out += [Task("batch", m, self.batch_problem, seed, mode=mode, n_evals=self.rounds * self.q,
-                             rounds=self.rounds, q=self.q) for m, mode in self.batch_methods]
-            if seed == 0:
+        def keep(ts: list[Task]) -> list[Task]:
+            return [t for t in ts if t.split is not None]
+
+        seq_max = max([self.n_seeds(m) for m in self.methods] + [0])
+        n_idx = max(seq_max, self.batch_seeds, self.cost_seeds, self.constrained_seeds, self.ax_seeds)
+        halves = ["dev", "confirm"] if split == "all" else [split]
+        for i in range(n_idx):
+            for half in halves:
+                seed = split_seeds(half, i + 1)[-1]
+                out += keep([Task("seq", m, p, seed, n_evals=self.n_evals) for p in self.problems
+                             for m in self.methods if i < self.n_seeds(m)])
+                if i < self.constrained_seeds:
+                    out += keep([Task("constrained", m, "constrained_hartmann6", seed, n_evals=self.n_evals)
+                                 for m in self.constrained_methods])
+                if i < self.cost_seeds:
+                    out += keep([Task("cost", m, "cost_hartmann6", seed, n_evals=self.cost_max_evals,
+                                      cost_budget=self.cost_budget) for m in self.cost_methods])
+                if i < self.batch_seeds:
+                    out += keep([Task("batch", m, self.batch_problem, seed, mode=mode, n_evals=self.rounds * self.q,
+                                      rounds=self.rounds, q=self.q) for m, mode in self.batch_methods])
+            if i == 0:
                 out += probe([n for n in self.asktime_n if n <= 1000])
-            if seed < self.ax_seeds:
-                out += [Task("seq", "ax", p, seed, n_evals=self.n_evals) for p in self.ax_problems]
+            for half in halves:
+                seed = split_seeds(half, i + 1)[-1]
+                if i < self.ax_seeds:
+                    out += keep([Task("seq", "ax", p, seed, n_evals=self.n_evals) for p in self.ax_problems])
         out += probe([n for n in self.asktime_n if n > 1000])
         return out
 
 
-SEQ_PROBLEMS = ["branin", "hartmann6", "ackley10", "levy4", "rosenbrock4", "styblinski_tang4", "mixed",
-                "svc_breast_cancer"]
+# The issue's original problems (the defaults were tuned on them: all in the development half),
+# then the broadened suite (issue 12): Levy-6, shifted boxes, BBOB, scikit-learn tuning, the table.
+SEQ_PROBLEMS_V1 = ["branin", "hartmann6", "ackley10", "levy4", "rosenbrock4", "styblinski_tang4", "mixed",
+                   "svc_breast_cancer"]
+SEQ_PROBLEMS = [p for p in PROBLEM_NAMES if p not in ("constrained_hartmann6", "cost_hartmann6")]
+PEERS = ["random", "optuna-tpe", "optuna-gp", "autotune"]
+FULL_SEEDS = {"autotune": 20, "optuna-gp": 20, "optuna-tpe": 10, "random": 10}
+"""Seeds per half and per cell in the full size (issue 12); Ax gets 5."""
 
 SIZES: dict[str, Plan] = {
     "full": Plan(
-        seeds=10, n_evals=60, problems=SEQ_PROBLEMS, methods=["random", "optuna-tpe", "optuna-gp", "autotune"],
+        seeds=10, n_evals=60, problems=SEQ_PROBLEMS, methods=PEERS, method_seeds=FULL_SEEDS,
         ax_problems=SEQ_PROBLEMS, ax_seeds=5,
         batch_methods=[("autotune", "sync"), ("autotune", "async"), ("autotune-local_penalization", "async"),
                        ("random", "sync")], batch_seeds=10,
@@ -348,7 +462,7 @@ SIZES: dict[str, Plan] = {
     ),
     # What fitted one session on the shared 2-core machine (see the report's notes): 3 seeds, 30 evaluations.
     "reduced": Plan(
-        seeds=3, n_evals=30, problems=SEQ_PROBLEMS, methods=["random", "optuna-tpe", "optuna-gp", "autotune"],
+        seeds=3, n_evals=30, problems=SEQ_PROBLEMS_V1, methods=PEERS,
         ax_problems=["branin", "hartmann6"], ax_seeds=1,
         batch_methods=[("autotune", "sync"), ("autotune", "async"), ("random", "sync")], batch_seeds=3, rounds=10,
         cost_methods=["random", "autotune-ei", "autotune-ei_per_cost"], cost_seeds=3,
