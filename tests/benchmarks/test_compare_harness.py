@@ -363,3 +363,17 @@ def test_code_state_names_the_autotune_tree_and_enters_autotune_keys_only() -> N
     t = Task("seq", "autotune", "branin", 0, n_evals=6, code="abc")
     assert t.key == "seq__autotune__branin__s0__e6__aabc" and t.split == "dev"
     assert Task("seq", "random", "levy6", 1000).split == "confirm"
+
+
+def test_table_script_trains_cells_and_resumes(tmp_path: Path) -> None:
+    from benchmarks.tables.make_mlp_digits import SEEDS, read_rows
+    from benchmarks.tables.make_mlp_digits import main as make_table
+
+    out = tmp_path / "t.csv.gz"
+    assert make_table(["--out", str(out), "--limit", "1"]) == 0
+    first = read_rows(out)
+    assert len(first) == len(SEEDS) and {int(r["seed"]) for r in first} == set(SEEDS)
+    assert all(0.0 < float(r["val_loss"]) < 5.0 and 0.0 <= float(r["val_error"]) <= 1.0 for r in first)
+    assert make_table(["--out", str(out), "--limit", "1"]) == 0  # resumes: the next cell, the first kept
+    rows = read_rows(out)
+    assert rows[: len(SEEDS)] == first and len(rows) == 2 * len(SEEDS)
