@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="report autotune runs of this code state only: current (default), any, or a state")
     ap.add_argument("--stop-at", default=None, help="HH:MM local time after which no new run starts")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--dry-run", action="store_true", help="list what would run (per section and method) and exit")
     ap.add_argument("--note", action="append", default=[], help="a line for the report (e.g. what was cut)")
     args = ap.parse_args(argv)
 
@@ -68,6 +69,20 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             ap.error(f"--stop-at: expected HH:MM, got {args.stop_at!r}")
         stop_at = dt.datetime.now().replace(hour=hh, minute=mm, second=0, microsecond=0).timestamp()
+    if args.dry_run:
+        from collections import Counter
+
+        from benchmarks.compare.runner import code_state
+
+        current = code_state()
+        keys = [(dataclasses.replace(t, code=current) if t.method.startswith("autotune") else t) for t in tasks]
+        todo = Counter((t.section, t.method) for t in keys if not (args.raw / f"{t.key}.json").exists())
+        total = Counter((t.section, t.method) for t in keys)
+        print(f"split {args.split}, size {args.size}, autotune code {current}: {sum(todo.values())} of {len(keys)} "
+              "runs not cached")
+        for k in sorted(total):
+            print(f"  {k[0]:12s} {k[1]:32s} {todo[k]:5d} to run of {total[k]}")
+        return 0
     status = None
     code = args.autotune_code
     if not args.report_only:

@@ -377,3 +377,12 @@ def test_table_script_trains_cells_and_resumes(tmp_path: Path) -> None:
     assert make_table(["--out", str(out), "--limit", "1"]) == 0  # resumes: the next cell, the first kept
     rows = read_rows(out)
     assert rows[: len(SEEDS)] == first and len(rows) == 2 * len(SEEDS)
+
+
+def test_dry_run_lists_one_half_and_runs_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = tmp_path / "raw"
+    assert main(["--size", "smoke", "--split", "confirm", "--problems", "branin", "--dry-run", "--raw", str(raw)]) == 0
+    out = capsys.readouterr().out
+    n = len([t for t in SIZES["smoke"].tasks("confirm") if t.section != "seq" or t.problem == "branin"])
+    assert "split confirm, size smoke" in out and f"{n} of {n} runs not cached" in out
+    assert "seq          autotune" in out and not raw.exists()
