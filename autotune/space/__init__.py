@@ -13,6 +13,7 @@ from autotune.space._params import (
     make_parameter,
     path_problem,
 )
+from autotune.space._shipped import shipped_space_names, shipped_space_path
 from autotune.space._space import SearchSpace
 from autotune.space._yaml import load_space, read_yaml, space_from_spec
 
@@ -31,5 +32,7 @@ __all__ = [
     "make_parameter",
     "path_problem",
     "read_yaml",
+    "shipped_space_names",
+    "shipped_space_path",
     "space_from_spec",
 ]

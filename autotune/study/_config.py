@@ -3,7 +3,7 @@
 A study file is YAML under ``studies/``::
 
     name: quadratic
-    space: [../../search_spaces/mlp.yaml, {parameters: {lr: {type: float, low: 1.0e-4, high: 0.1, log: true}}}]
+    space: [mlp, {parameters: {lr: {type: float, low: 1.0e-4, high: 0.1, log: true}}}]
     objective: {metric: val_loss, direction: minimize}
     constraints: ["n_params <= 2e6"]
     strategy: {name: ei}
@@ -288,7 +288,7 @@ class StudyConfig(_Section):
     """
 
     name: StrictStr = Field(max_length=200, examples=["my_study"])
-    space: Any = Field(examples=["../search_spaces/mlp.yaml"])
+    space: Any = Field(examples=["mlp"])
     objective: ObjectiveConfig = Field(examples=["{metric: val_loss, direction: minimize}"])
     constraints: list[StrictStr] = Field(default_factory=list, max_length=100, examples=['["n_params <= 2e6"]'])
     cost_metric: StrictStr | None = Field(default=None, min_length=1, max_length=250, examples=["train_seconds"])
@@ -493,24 +493,24 @@ def _space_items(space: Any) -> list[Any]:
     items = space if isinstance(space, list) else [space]
     if not items:
         raise ConfigError("space", "must name at least one search space", space,
-                          "write space: ../search_spaces/mlp.yaml, or space: {parameters: {...}}.")
+                          "write space: mlp (a shipped space), a path to a space file, or space: {parameters: {...}}.")
     from autotune.space import path_problem
 
     for i, item in enumerate(items):
         where = "space" if not isinstance(space, list) else f"space[{i}]"
         if not isinstance(item, (str, Path, Mapping)):
             raise ConfigError(where, "must be a path to a space file or a {parameters: ...} mapping",
-                              shown(item), "write space: ../search_spaces/mlp.yaml, or space: {parameters: {lr: {...}}}.")
+                              shown(item), "write space: mlp (a shipped space), a path to a space file, or space: {parameters: {lr: {...}}}.")
         problem = None if isinstance(item, Mapping) else path_problem(str(item))
         if problem:
-            raise ConfigError(where, problem, str(item), "write space: ../search_spaces/mlp.yaml.")
+            raise ConfigError(where, problem, str(item), "write space: mlp (a shipped space) or a path to a space file.")
     return items
 
 
 def _build_space(space: Any, base_dir: Path) -> SearchSpace:
     """The search space of ``space`` (paths relative to ``base_dir``), concatenated in order."""
     from autotune.exceptions import SearchSpaceError
-    from autotune.space import load_space, space_from_spec
+    from autotune.space import load_space, shipped_space_names, space_from_spec
 
     items = _space_items(space)
     parts = []
@@ -523,10 +523,11 @@ def _build_space(space: Any, base_dir: Path) -> SearchSpace:
                 sep = ": " if Path(exc.where.split(":", 1)[0]).is_absolute() else "."
                 raise SearchSpaceError(f"{where}{sep}{exc.where}", exc.rule, exc.value, exc.fix) from None
             continue
-        file = (base_dir / item).resolve()
-        if not file.is_file():
+        file = _space_file(item, base_dir)
+        if file is None:
             raise SearchSpaceError(where, "names a space file that does not exist", str(item),
-                                   f"give a path relative to the study file's folder ({base_dir}).")
+                                   f"give a path relative to the study file's folder ({base_dir}), or the "
+                                   f"name of a shipped space ({', '.join(shipped_space_names())}).")
         try:
             parts.append(load_space(file, fragment=True))  # the whole space is checked for a choice below
         except SearchSpaceError as exc:
@@ -544,9 +545,22 @@ def _build_space(space: Any, base_dir: Path) -> SearchSpace:
 def _resolved_space_source(space: Any, base_dir: Path) -> Any:
     """``space`` with every file path made absolute."""
     def resolve(item: Any) -> Any:
-        return str((base_dir / item).resolve()) if isinstance(item, (str, Path)) else item
+        if not isinstance(item, (str, Path)):
+            return item
+        file = _space_file(item, base_dir)
+        return str(file if file is not None else (base_dir / item).resolve())
 
     return [resolve(item) for item in space] if isinstance(space, list) else resolve(space)
+
+
+def _space_file(item: str | Path, base_dir: Path) -> Path | None:
+    """The space file ``item`` names: a path relative to ``base_dir`` first, else a shipped space's name."""
+    from autotune.space import shipped_space_path
+
+    file = (base_dir / item).resolve()
+    if file.is_file():
+        return file
+    return shipped_space_path(str(item)) if isinstance(item, str) else None
 
 
 def _resolved_entry_point(entry_point: str, base_dir: Path) -> str:

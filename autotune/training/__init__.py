@@ -1,7 +1,7 @@
 """Training building blocks for the studies: model builders, optimisers, a training loop.
 
 Each builder reads a trial's ``params`` by the names of the search spaces under
-``search_spaces/`` (MLP, 1-D CNN, RNN, training); a name that is absent (an inactive
+``autotune/search_spaces/`` (MLP, 1-D CNN, RNN, training); a name that is absent (an inactive
 conditional parameter, or a smaller user space) takes its entry in :data:`DEFAULTS`::
 
     from autotune.training import build_mlp, train_model

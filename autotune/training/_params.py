@@ -1,6 +1,6 @@
 """Reading a trial's parameters: defaults for absent keys, type checks, error messages.
 
-The builders take the parameter names of the search spaces under ``search_spaces/``. A
+The builders take the parameter names of the search spaces under ``autotune/search_spaces/``. A
 conditional parameter is absent from ``params`` when it is inactive, and a user's smaller
 space may leave any name out: an absent (or ``None``) value takes its entry in
 :data:`DEFAULTS`, the one place where training defaults live.

@@ -19,7 +19,7 @@ Baselines on the same targets: seasonal naive with the 11-year solar cycle
 one-step forecasts.
 
 Each trial builds the net with :func:`autotune.training.build_rnn` from the
-``search_spaces/rnn.yaml`` parameters (cell, hidden size, layers, window, dropout,
+``autotune/search_spaces/rnn.yaml`` parameters (cell, hidden size, layers, window, dropout,
 bidirectional) plus ``lr``, trains it with :func:`autotune.training.train_model` (Adam, early
 stopping on the validation loss) and returns ``val_mae`` (the objective), ``test_mae``, both
 baselines and ``n_params``. Run one trial by hand, or print the baselines, with::
@@ -153,7 +153,7 @@ def train(
 
     Args:
         params: ``cell``, ``hidden_size``, ``n_layers``, ``window``, ``dropout``,
-            ``bidirectional`` (``search_spaces/rnn.yaml``) and ``lr``.
+            ``bidirectional`` (``autotune/search_spaces/rnn.yaml``) and ``lr``.
         report: Called once per epoch with ``train_loss``, ``val_loss``, ``val_rmse`` (on the
             standardised scale) and ``lr``.
         size: ``smoke`` or ``full`` (see :data:`SIZES`).

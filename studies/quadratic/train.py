@@ -2,7 +2,7 @@
 
 The data are synthetic (no download, no scikit-learn): ``y = x^T A x + b^T x + noise`` for a
 task ``(A, b)`` fixed by ``task_seed``, standardised. Each trial builds an MLP from the
-``search_spaces/mlp.yaml`` parameters plus ``lr``, trains it with Adam and reports the
+``autotune/search_spaces/mlp.yaml`` parameters plus ``lr``, trains it with Adam and reports the
 validation loss every epoch. Run one trial by hand with::
 
     python studies/quadratic/train.py

@@ -2,7 +2,7 @@
 
 The curves come from ``data.py`` beside this file (sasmodels, six models, random sizes,
 polydispersity, background and noise, log-scaled). Each trial builds the CNN of
-``search_spaces/cnn1d.yaml`` plus ``lr`` with :func:`autotune.training.build_cnn1d`, trains it
+``autotune/search_spaces/cnn1d.yaml`` plus ``lr`` with :func:`autotune.training.build_cnn1d`, trains it
 with cross-entropy and returns ``val_accuracy`` (the objective) and ``train_seconds`` (the
 cost the cost-sensitive strategy models). The data set is generated once per size and seed
 and cached in ``<output_dir>/data`` (the local executor runs a trial in
@@ -53,7 +53,7 @@ def train(
     """Train one CNN classifier and return its validation accuracy and cost.
 
     Args:
-        params: The CNN architecture (``search_spaces/cnn1d.yaml``) and ``lr``.
+        params: The CNN architecture (``autotune/search_spaces/cnn1d.yaml``) and ``lr``.
         report: Called once per epoch with ``train_loss``, ``val_loss``, ``val_accuracy``, ``lr``.
         size: ``smoke`` or ``full`` (see :data:`SIZES`).
         seed: The data sets (training ``seed``, validation ``seed + 1``) and the weights.

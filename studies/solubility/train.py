@@ -3,7 +3,7 @@
 The data, descriptors and preprocessing are in ``data.py`` beside this file. The training
 file's 1,025 molecules are split once (``split_seed``) into 820 for training and 205 for
 validation; the 257 molecules of the test file are never used for training or selection.
-Each trial builds an MLP from the ``search_spaces/solubility_mlp.yaml`` parameters with
+Each trial builds an MLP from the ``autotune/search_spaces/solubility_mlp.yaml`` parameters with
 :func:`autotune.training.build_mlp`, trains it on standardised log S with
 :func:`autotune.training.train_model` (early stopping on the validation loss) and returns:
 
@@ -53,7 +53,7 @@ def train(
     """Train one MLP and return its validation and test errors.
 
     Args:
-        params: MLP architecture and training parameters (``search_spaces/solubility_mlp.yaml``).
+        params: MLP architecture and training parameters (``autotune/search_spaces/solubility_mlp.yaml``).
         report: Called once per epoch with ``train_loss``, ``val_loss``, ``val_rmse`` (log S), ``lr``.
         size: ``smoke`` or ``full`` (see :data:`SIZES`).
         seed: Weight initialisation and batch order.

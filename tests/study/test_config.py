@@ -321,3 +321,22 @@ def test_strategy_constructors_check_ranges_directly() -> None:
                           ("ei_per_cost", {"alpha": float("inf")}), ("constant_liar", {"lie": ["min"]})]:
         with pytest.raises(ConfigError, match=rf"^strategy\.options\.{next(iter(options))}: "):
             get_strategy(name, **options)
+
+
+def test_a_study_file_names_a_shipped_space_by_name(tmp_path: Path) -> None:
+    """``space: mlp`` reads the space shipped in the package; a local file of that name wins."""
+    from autotune.space import load_space, shipped_space_path
+
+    lr = {"parameters": {"lr": {"type": "float", "low": 1.0e-4, "high": 0.1, "log": True}}}
+    config = load_study_config(_write(tmp_path, study_dict(space=["mlp", lr])))
+    shipped = load_space(shipped_space_path("mlp"))
+    assert list(config.search_space.parameters) == [*shipped.parameters, "lr"]
+    assert config.space[0] == str(shipped_space_path("mlp"))  # resolved once, where the value enters
+
+    _write(tmp_path, lr, name="mlp")  # a file called 'mlp' next to the study file is read instead
+    assert list(load_study_config(_write(tmp_path, study_dict(space="mlp"))).search_space.parameters) == ["lr"]
+
+
+def test_an_unknown_space_name_lists_the_shipped_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    message = _error(tmp_path, monkeypatch, study_dict(space="mpl"))
+    assert "names a space file that does not exist" in message and "mpl" in message and "mlp" in message
