@@ -11,6 +11,10 @@ Every error autotune raises on purpose derives from :class:`AutotuneError`::
     ├── ModelFitError               the surrogate could not be fitted even after the fallbacks
     ├── TrialError                  a trial could not be launched or its result not read
     └── TrackingError               the MLflow record is unusable (for example a study mismatch)
+        └── StudyLockedError        another process is writing the same study record
+
+Raised where they arise and documented there: ``autotune.executors.SubmitError`` (an
+``AutotuneError``: the executor cannot start trials at all, so the study stops).
 
 Messages follow one template: *where* (file and key path), *the rule*, *the value received*,
 and *the fix*, e.g.
@@ -130,3 +134,18 @@ class TrialError(AutotuneError):
 
 class TrackingError(AutotuneError):
     """The MLflow record cannot be used (unreachable store, mismatched study)."""
+
+
+class StudyLockedError(TrackingError):
+    """Another process holds the lock of a study record (or of a store being created).
+
+    Attributes:
+        path: The lock file.
+        owner: Who holds it, as written in the lock file (an
+            :class:`autotune.tracking.LockOwner`; ``None`` if it could not be read).
+    """
+
+    def __init__(self, message: str, path: Any, owner: Any | None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.owner = owner

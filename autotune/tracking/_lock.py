@@ -43,26 +43,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from autotune.exceptions import TrackingError
+from autotune.exceptions import StudyLockedError, TrackingError
 
 __all__ = ["LockOwner", "StudyLockedError", "read_lock_owner", "record_lock", "record_lock_path"]
 
 _POLL_S = 0.05
 _LOCKS_SUFFIX = ".locks"
-
-
-class StudyLockedError(TrackingError):
-    """Another process holds the lock of a study record (or of a store being created).
-
-    Attributes:
-        path: The lock file.
-        owner: Who holds it, as written in the lock file (``None`` if it could not be read).
-    """
-
-    def __init__(self, message: str, path: Path, owner: LockOwner | None) -> None:
-        super().__init__(message)
-        self.path = path
-        self.owner = owner
 
 
 @dataclasses.dataclass(frozen=True)
