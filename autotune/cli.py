@@ -7,7 +7,9 @@
     autotune resume STUDY [--no-progress] [--max-trials N]
     autotune status STUDY [--format table|json]
     autotune best STUDY [--format table|json]
-    autotune ui STUDY [--port PORT]          the MLflow UI on the study's record
+    autotune trials STUDY [--state S ...] [--sort objective|id|duration] [--format table|json|csv] [--limit N]
+    autotune report STUDY [-o PATH]          every analysis view in one self-contained HTML file
+    autotune ui STUDY [--port PORT]          the MLflow UI on the study's record, sorted by the objective
     autotune ask STUDY                       the next point to measure, as JSON
     autotune tell STUDY --trial ID --value V [--metric NAME=V ...] [--state STATE]
 
@@ -33,11 +35,13 @@ from typing import TYPE_CHECKING, Any
 
 from autotune import __version__
 from autotune.exceptions import AutotuneError, ConfigError
+from autotune.trial import TrialState
 
 if TYPE_CHECKING:
     from autotune.study import StudyConfig, StudyStatus, StudySummary
+    from autotune.study._record import StudyRecord
 
-__all__ = ["build_parser", "main", "ui_argv"]
+__all__ = ["DEFAULT_UI_PORT", "build_parser", "check_port_free", "main", "ui_argv"]
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -45,6 +49,8 @@ EXIT_USAGE = 2
 EXIT_NO_COMPLETED = 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
+DEFAULT_UI_PORT = 5000
+_STATES = tuple(state.value for state in TrialState)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -121,8 +127,22 @@ def build_parser() -> argparse.ArgumentParser:
     command("validate", "Check a study file and print it resolved (defaults applied).", _validate).add_argument(
         "--format", choices=("yaml", "json"), default="yaml"
     )
-    command("ui", "Open the MLflow UI on the study's record (on 127.0.0.1).", _ui).add_argument(
-        "--port", type=int, default=5000, help="the port (default 5000)"
+    command("ui", "Serve the MLflow UI on the study's record (on 127.0.0.1); print the link to its runs, "
+            "sorted by the objective.", _ui).add_argument(
+        "--port", type=int, default=DEFAULT_UI_PORT, help=f"the port (default {DEFAULT_UI_PORT})"
+    )
+    trials = command("trials", "The study's trials as a table: id, state, objective, duration, device, "
+                     "parameters, one-line failure, start time (from the MLflow record).", _trials)
+    trials.add_argument("--state", action="append", choices=_STATES, metavar="STATE",
+                        help=f"only trials in this state (repeatable): {', '.join(_STATES)}")
+    trials.add_argument("--sort", choices=("objective", "id", "duration"), default="id",
+                        help="id (ascending, the default), objective (best first for the study's direction) "
+                        "or duration (longest first)")
+    trials.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    trials.add_argument("--limit", type=int, metavar="N", help="show the first N trials (after sorting)")
+    command("report", "Write every analysis view of the study (importance, slices, contour, EDF, learning "
+            "curves) to one self-contained HTML file; print its path.", _report).add_argument(
+        "-o", "--output", metavar="PATH", help="the HTML file (default: <output_dir>/report.html)"
     )
     command("ask", "Propose the next point of an externally run study; print {trial_id, params} as JSON "
             "(the point stays pending in the MLflow record until told).", _ask)
@@ -159,8 +179,9 @@ def _optimize(args: argparse.Namespace, resume: bool) -> int:
     from autotune.study import Study
 
     _log_to_stderr()
-    summary = Study(_load(args)).optimize(progress=not args.no_progress, resume=resume)
-    print(_summary_text(summary, args.study))
+    config = _load(args)
+    summary = Study(config).optimize(progress=not args.no_progress, resume=resume)
+    print(_summary_text(summary, args.study, _safe_ui_hint(config, args.study)))
     if summary.interrupted:
         return EXIT_TERMINATED if summary.stop_reason == "SIGTERM" else EXIT_INTERRUPTED
     if not summary.counts.get("completed"):
@@ -216,10 +237,69 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    argv = ui_argv(_load(args), args.port)
+    config = _load(args)
+    argv = ui_argv(config, args.port)
+    check_port_free(args.port)
+    url = _study_link(config, f"http://127.0.0.1:{args.port}")
     print(f"autotune: {' '.join(argv)}", file=sys.stderr)
+    print(f"Open {url}", flush=True)
+    sys.stderr.flush()
     os.execv(argv[0], argv)
     return EXIT_OK  # not reached: execv replaces this process
+
+
+def _open_record(args: argparse.Namespace) -> tuple[StudyConfig, StudyRecord] | None:
+    """The study and its record, or ``None`` (after one line on stderr) when it has no record."""
+    from autotune.study._record import StudyRecord
+
+    config = _load(args)
+    record = StudyRecord(config)
+    if not record.exists():
+        print(f"autotune: error: study {config.name!r} has no record in {config.resolved_tracking_uri}. "
+              f"Fix: run it first (`autotune run {args.study}`), or check name, output_dir and tracking_uri.",
+              file=sys.stderr)
+        return None
+    return config, record
+
+
+def _trials(args: argparse.Namespace) -> int:
+    from autotune.study._trials import filter_rows, sort_rows, trials_table
+
+    if args.limit is not None and args.limit < 0:
+        raise ConfigError("--limit", "must be >= 0", args.limit, "use e.g. --limit 10.")
+    opened = _open_record(args)
+    if opened is None:
+        return EXIT_ERROR
+    config, record = opened
+    metric, direction = config.objective.metric, config.objective.direction
+    rows = sort_rows(filter_rows(trials_table(record, metric), args.state), args.sort, direction)
+    if args.limit is not None:
+        rows = rows[: args.limit]
+    if args.format == "json":
+        print(json.dumps([{**row, metric: row["value"]} for row in rows], indent=2))
+    elif args.format == "csv":
+        _print_csv(rows, metric)
+    else:
+        _print_trials_table(rows, config.name, metric, direction)
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from autotune.analysis import write_report
+    from autotune.study._trials import read_reports
+
+    opened = _open_record(args)
+    if opened is None:
+        return EXIT_ERROR
+    config, record = opened
+    optimizer = record.new_optimizer()
+    record.rebuild(optimizer, pending=True)  # as resume rebuilds it; open trials stay pending, not failures
+    reports = read_reports(record)
+    path = Path(args.output) if args.output else config.resolved_output_dir / "report.html"
+    written = write_report(optimizer, reports, path, title=f"Study {config.name}", objective=config.objective.metric,
+                           seed=config.seed)
+    print(written)
+    return EXIT_OK
 
 
 def _ask(args: argparse.Namespace) -> int:
@@ -248,7 +328,63 @@ def _tell(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def ui_argv(config: StudyConfig, port: int = 5000) -> list[str]:
+def check_port_free(port: int, host: str = "127.0.0.1") -> None:
+    """Fail at once when ``host:port`` is taken (``mlflow ui`` would log it and hang).
+
+    Args:
+        port: The port ``autotune ui`` is about to serve on.
+        host: The address it binds.
+
+    Raises:
+        AutotuneError: Another process listens there; the message names a free ``--port``.
+    """
+    import errno
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is no conflict
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
+                raise
+            why = "is already in use" if exc.errno == errno.EADDRINUSE else "needs privileges to bind"
+            raise AutotuneError(f"--port: {host}:{port} {why} (another `autotune ui` or `mlflow ui`?). "
+                                f"Fix: pass a free port, e.g. --port {_free_port(host)}, or stop the other "
+                                f"server.") from None
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _study_link(config: StudyConfig, base_url: str) -> str:
+    """The study's runs view on ``base_url``, sorted by its objective (the experiment list without a record)."""
+    from autotune.study._record import StudyRecord
+    from autotune.study._trials import study_url
+
+    record = StudyRecord(config)
+    experiment_id = record.tracker.experiment_id if record.exists() else None
+    return study_url(base_url, experiment_id, config.objective.metric, config.objective.direction)
+
+
+def _ui_hint(config: StudyConfig, study_file: str) -> str:
+    """Where to browse the record: the server's own link for an http(s) URI, else `autotune ui` and its link."""
+    from urllib.parse import urlsplit
+
+    uri = config.resolved_tracking_uri
+    if urlsplit(uri).scheme in ("http", "https"):
+        return f"browse it: {_study_link(config, uri)}"
+    link = _study_link(config, f"http://127.0.0.1:{DEFAULT_UI_PORT}")
+    return f"browse it: autotune ui {study_file} --port {DEFAULT_UI_PORT}, then open {link}"
+
+
+def ui_argv(config: StudyConfig, port: int = DEFAULT_UI_PORT) -> list[str]:
     """The ``mlflow ui`` command line of a study's record, as an argv list.
 
     Args:
@@ -264,7 +400,7 @@ def ui_argv(config: StudyConfig, port: int = 5000) -> list[str]:
         AutotuneError: The ``mlflow`` command cannot be found.
     """
     if not 1 <= port <= 65535:
-        raise ConfigError("--port", "must be between 1 and 65535", port, "use e.g. --port 5000.")
+        raise ConfigError("--port", "must be between 1 and 65535", port, f"use e.g. --port {DEFAULT_UI_PORT}.")
     beside = Path(sys.executable).with_name("mlflow")
     mlflow = str(beside) if beside.is_file() else shutil.which("mlflow")
     if mlflow is None:
@@ -322,7 +458,58 @@ def _status_text(status: StudyStatus) -> str:
     return "\n".join(lines)
 
 
-def _summary_text(summary: StudySummary, study_file: str) -> str:
+def _safe_ui_hint(config: StudyConfig, study_file: str) -> str:
+    try:
+        return _ui_hint(config, study_file)
+    except Exception:  # noqa: BLE001 (the record could not be read for the link: a hint without it)
+        return f"browse it: autotune ui {study_file} --port {DEFAULT_UI_PORT}"
+
+
+def _print_csv(rows: Sequence[dict[str, Any]], metric: str) -> None:
+    import csv
+
+    names = sorted({name for row in rows for name in row["params"]})
+    columns = ["trial_id", "state", metric, "duration_s", "device", "failure", "started", "run_id"]
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(columns + [f"params.{name}" for name in names])
+    for row in rows:
+        flat = {**row, metric: row["value"]}
+        writer.writerow([_cell(flat.get(c)) for c in columns] + [_cell(row["params"].get(n)) for n in names])
+
+
+def _cell(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _print_trials_table(rows: Sequence[dict[str, Any]], name: str, metric: str, direction: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    names = sorted({p for row in rows for p in row["params"]})
+    table = Table(title=f"Study {name}: {len(rows)} trials ({direction} {metric})", title_justify="left")
+    for column, justify in (("trial", "right"), ("state", "left"), (metric, "right"), ("duration_s", "right"),
+                            ("device", "left"), *((n, "right") for n in names), ("failure", "left"),
+                            ("started", "left")):
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    style = {"completed": "green", "running": "cyan", "pending": "cyan", "killed": "yellow"}
+    for row in rows:
+        params = [_short(row["params"].get(n)) for n in names]
+        table.add_row(str(row["trial_id"]), f"[{style.get(row['state'], 'red')}]{row['state']}[/]",
+                      _short(row["value"]), _short(row["duration_s"], ".1f"), row["device"] or "",
+                      *params, row["failure"] or "", (row["started"] or "").replace("+00:00", "Z"))
+    width = None if sys.stdout.isatty() else 200  # piped or captured: do not fold at 80 columns
+    Console(width=width, highlight=False).print(table)
+
+
+def _short(value: Any, spec: str = ".6g") -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return format(value, spec)
+    return str(value)
+
+
+def _summary_text(summary: StudySummary, study_file: str, ui_hint: str | None = None) -> str:
     if summary.interrupted:
         head = (f"Study {summary.name}: stopped by {summary.stop_reason} after {summary.duration_s:.1f} s; "
                 f"running trials were cancelled (recorded killed). Continue with: autotune resume {study_file}")
@@ -341,7 +528,7 @@ def _summary_text(summary: StudySummary, study_file: str) -> str:
         head,
         f"Trials in the record: {summary.n_trials} ({_counts_text(summary.counts)}).",
         best_text,
-        f"Record: {summary.tracking_uri} (browse it: autotune ui {study_file})",
+        f"Record: {summary.tracking_uri} ({ui_hint or f'browse it: autotune ui {study_file}'})",
     ])
 
 
