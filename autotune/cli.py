@@ -237,7 +237,13 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _ui(args: argparse.Namespace) -> int:
+    from urllib.parse import urlsplit
+
     config = _load(args)
+    uri = config.resolved_tracking_uri
+    if urlsplit(uri).scheme in ("http", "https"):  # the record is served already: its link, no second server
+        print(f"Open {_study_link(config, uri)}")
+        return EXIT_OK
     argv = ui_argv(config, args.port)
     check_port_free(args.port)
     url = _study_link(config, f"http://127.0.0.1:{args.port}")

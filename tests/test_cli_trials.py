@@ -9,10 +9,11 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
-from autotune.cli import main
+from autotune.cli import _ui_hint, main
 from autotune.study import load_study_config
 from autotune.study._record import StudyRecord
 from autotune.study._trials import (
@@ -184,16 +185,24 @@ def test_ui_prints_the_sorted_link_then_starts_mlflow(study: Path, capsys: pytes
     assert started and started[0][started[0].index("--port") + 1] == str(port)
 
 
-def test_run_hint_names_the_port_and_the_link(study: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from autotune.cli import _ui_hint
-
+def test_run_hint_names_the_port_and_the_link(study: Path) -> None:
     config = load_study_config(study / "study.yaml")
+    record = StudyRecord(config)
+    assert record.exists()
     hint = _ui_hint(config, "study.yaml")
-    assert hint.startswith("browse it: autotune ui study.yaml --port 5000, then open http://127.0.0.1:5000/#/")
-    served = config.model_copy(update={"tracking_uri": "http://127.0.0.1:5999"}) \
-        if hasattr(config, "model_copy") else None
-    if served is not None and served.resolved_tracking_uri.startswith("http"):
-        from unittest import mock
+    assert hint == (f"browse it: autotune ui study.yaml --port 5000, then open http://127.0.0.1:5000/#/experiments/"
+                    f"{record.tracker.experiment_id}/runs?searchFilter=&orderByKey=metrics.%60loss%60&orderByAsc=true")
 
-        with mock.patch("autotune.cli._study_link", lambda cfg, base: f"{base}/#/x"):
-            assert _ui_hint(served, "study.yaml") == "browse it: http://127.0.0.1:5999/#/x"
+
+def test_a_served_record_gets_its_own_server_link(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_study(tmp_path, tracking_uri="http://127.0.0.1:5999", objective={"metric": "acc", "direction": "maximize"})
+    config = load_study_config(tmp_path / "study.yaml")
+    monkeypatch.setattr(StudyRecord, "exists", lambda self: True)
+    monkeypatch.setattr(StudyRecord, "tracker", property(lambda self: mock.Mock(experiment_id="12")))
+    link = "http://127.0.0.1:5999/#/experiments/12/runs?searchFilter=&orderByKey=metrics.%60acc%60&orderByAsc=false"
+    assert _ui_hint(config, "study.yaml") == f"browse it: {link}"  # the URI's port, not 5000
+    monkeypatch.setattr(os, "execv", mock.Mock(side_effect=AssertionError("no second server for a served record")))
+    assert main(["ui", "study.yaml"]) == 0
+    assert capsys.readouterr().out == f"Open {link}\n"
