@@ -495,11 +495,13 @@ def first_start_markdown(window_s: float, tries: Sequence[FirstStartKill]) -> li
     usable = sum(t.usable for t in tries)
     lines = [(f"Store usable afterwards: **{usable} of {len(tries)}** (target: all). Kill moments: uniform 0..{window_s:.1f} s "
              "after the output folder appeared (the time an unkilled first start takes from there to its first trial)."),
-             "", "| # | kill after | store at the kill | next start rc | usable | error |", "|---|---|---|---|---|---|"]
+             "", "| # | kill after | store at the kill | output folder at the kill | next start rc | usable | error |",
+             "|---|---|---|---|---|---|---|"]
     for i, t in enumerate(tries):
         error = t.error.strip().splitlines()[-1][:200] if t.error.strip() else ""
-        lines.append(f"| {i} | {t.delay_s} s | {t.store_at_kill} | {t.rc} | {'yes' if t.usable else '**no**'} | "
-                     f"{error} |")
+        files = " ".join(t.files_at_kill)[:120]
+        lines.append(f"| {i} | {t.delay_s} s | {t.store_at_kill} | {files} | {t.rc} | {'yes' if t.usable else '**no**'} "
+                     f"| {error} |")
     return lines
 
 
