@@ -5,6 +5,12 @@
     nice python -m benchmarks.faults.run_all --size long                 # every suite
     nice python -m benchmarks.faults.run_all --size long --only outage   # one suite; the others' sections stay
 
+To measure one commit while others edit the tree, run a snapshot of it (the stamp then names
+the snapshot's commit)::
+
+    git archive HEAD autotune | tar -x -C /tmp/snap && git log -1 --format='%h %s' > /tmp/snap/COMMIT
+    cd /tmp && PYTHONPATH=/tmp/snap:$REPO nice python -m benchmarks.faults.run_all --size long
+
 Each suite owns one section of the report, between ``<!-- faults:NAME -->`` markers, stamped
 with its command, date, autotune commit, machine and the CPU time it cost; running one suite
 replaces only its section.
