@@ -17,6 +17,7 @@ from autotune.executors._local import PID_FILE, LocalExecutor, kill_orphan_trial
 from autotune.executors._registry import (
     available_executors,
     get_executor,
+    get_executor_class,
     register_executor,
 )
 from autotune.executors._simulated import SimulatedExecutor
@@ -33,6 +34,7 @@ __all__ = [
     "available_executors",
     "discover_devices",
     "get_executor",
+    "get_executor_class",
     "kill_orphan_trial",
     "parse_visible_devices",
     "read_new_reports",

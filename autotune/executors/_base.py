@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from autotune.exceptions import AutotuneError, ConfigError, TrialError
 from autotune.executors._outcome import latest_values
@@ -23,6 +23,7 @@ __all__ = [
     "Job",
     "PolledJob",
     "PollingExecutor",
+    "StudyParallelism",
     "SubmitError",
     "check_positive_int",
     "read_new_reports",
@@ -166,6 +167,18 @@ class Job(abc.ABC):
         return f"{type(self).__name__}(trial_id={self.trial_id}, state={self.state.value}, device={self.device!r})"
 
 
+class StudyParallelism(Protocol):
+    """A study's ``parallelism`` settings as :meth:`Executor.for_study` reads them."""
+
+    @property
+    def workers(self) -> int:
+        """How many trials run at once."""
+
+    @property
+    def trials_per_gpu(self) -> int:
+        """How many trials may share one GPU."""
+
+
 class Executor(abc.ABC):
     """Runs trials: ``submit`` a :class:`~autotune.trial.TrialSpec`, ``wait`` for jobs to finish.
 
@@ -179,6 +192,55 @@ class Executor(abc.ABC):
     def __init__(self, n_workers: int = 1) -> None:
         check_positive_int(f"{type(self).__name__}(n_workers=...)", n_workers)
         self.n_workers = n_workers
+
+    @classmethod
+    def for_study(cls, study_dir: str | os.PathLike[str], parallelism: StudyParallelism,
+                  options: dict[str, Any]) -> Self:
+        """Build the executor a study file names, adapting the study's generic settings.
+
+        The study calls this hook (never the constructor) so that each executor decides
+        itself what the study's folder and parallelism mean to it: executors that start
+        trial processes put ``study_dir`` on the trials' import path, those that run trials
+        in the driver's process put it on ``sys.path``. This default passes
+        ``n_workers=parallelism.workers`` and ``options`` to the constructor; plugins
+        inherit it and override it when they need more.
+
+        Args:
+            study_dir: The study file's folder (trials import ``module:function`` from it).
+            parallelism: The study's ``parallelism`` settings.
+            options: The study file's ``executor.options`` (not changed).
+
+        Returns:
+            The executor.
+
+        Raises:
+            TypeError: ``options`` holds an argument the constructor does not accept.
+        """
+        return cls(n_workers=parallelism.workers, **options)
+
+    @property
+    def leaves_trial_files(self) -> bool:
+        """Whether trials run on this machine and leave their output in their workdir.
+
+        A resumed study then reads a dead driver's trials from their folders (result file,
+        logs) and kills trial processes still running there. ``False`` by default.
+        """
+        return False
+
+    def adopt(self, workdir: str | os.PathLike[str], spec: TrialSpec, *,
+              root: str | os.PathLike[str] | None = None, reports_seen: int = 0) -> Job | None:
+        """Take back a trial a dead driver started in ``workdir``, if it still runs or has finished.
+
+        Args:
+            workdir: The trial's folder.
+            spec: The trial, as it was submitted.
+            root: The study's output folder (a trial's folder must lie inside it).
+            reports_seen: How many of its reports the record already holds.
+
+        Returns:
+            A job following the trial, or ``None``: this executor cannot re-attach (the default).
+        """
+        return None
 
     @abc.abstractmethod
     def submit(self, spec: TrialSpec) -> Job:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from autotune.executors._base import Executor, Job
+from autotune.executors._base import Executor, Job, StudyParallelism
 from autotune.executors._outcome import (
     Outcome,
     latest_values,
@@ -16,11 +17,15 @@ from autotune.executors._outcome import (
     resolve_entry_point,
     run_entry_point,
 )
+from autotune.executors._paths import add_to_sys_path
 from autotune.executors._registry import register_executor
 from autotune.report import Reporter, TrialStopped
 from autotune.trial import TrialResult, TrialSpec, TrialState
 
 __all__ = ["InProcessExecutor"]
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 
 class _InProcessJob(Job):
@@ -138,6 +143,13 @@ class InProcessExecutor(Executor):
         self._cond = threading.Condition()
         self._jobs: list[_InProcessJob] = []
         self._pool: ThreadPoolExecutor | None = None
+
+    @classmethod
+    def for_study(cls, study_dir: str | os.PathLike[str], parallelism: StudyParallelism,
+                  options: dict[str, Any]) -> Self:
+        """See :meth:`Executor.for_study`: trials import from ``study_dir`` in this process."""
+        add_to_sys_path(study_dir)
+        return cls(n_workers=parallelism.workers, **options)
 
     def submit(self, spec: TrialSpec) -> Job:
         """Run (or start, with ``threaded=True``) a trial; see :meth:`Executor.submit`."""

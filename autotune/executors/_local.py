@@ -23,19 +23,21 @@ import warnings
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autotune.exceptions import ConfigError, TrialError
 from autotune.executors._base import (
     Job,
     PolledJob,
     PollingExecutor,
+    StudyParallelism,
     SubmitError,
     check_positive_int,
     read_new_reports,
 )
 from autotune.executors._gpu import GpuAllocator, parse_visible_devices
 from autotune.executors._outcome import is_script, says_out_of_memory, write_json_atomic
+from autotune.executors._paths import trial_pythonpath, with_import_path
 from autotune.executors._proctree import (
     cmdline,
     descendants,
@@ -50,6 +52,9 @@ from autotune.report import FIXED_ARGS_ENV, PARAMS_ENV, REPORT_ENV
 from autotune.trial import TrialResult, TrialSpec, TrialState
 
 __all__ = ["DEFAULT_MAX_LOG_BYTES", "PID_FILE", "LocalExecutor", "cap_log", "kill_orphan_trial"]
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 logger = logging.getLogger(__name__)
 
@@ -407,6 +412,19 @@ class LocalExecutor(PollingExecutor["_LocalJob"]):
         self._last_scan = float("-inf")
         self._finalizer = weakref.finalize(self, _kill_groups, self._procs)
 
+    @classmethod
+    def for_study(cls, study_dir: str | os.PathLike[str], parallelism: StudyParallelism,
+                  options: dict[str, Any]) -> Self:
+        """See :meth:`Executor.for_study`: trials import from ``study_dir`` first; GPUs are shared
+        ``parallelism.trials_per_gpu`` ways."""
+        options = {**with_import_path(options, os.fspath(study_dir)), "trials_per_gpu": parallelism.trials_per_gpu}
+        return cls(n_workers=parallelism.workers, **options)
+
+    @property
+    def leaves_trial_files(self) -> bool:
+        """``True``: trials run on this machine with their output in their workdir."""
+        return True
+
     # -- public API -----------------------------------------------------------------------
 
     def submit(self, spec: TrialSpec) -> Job:
@@ -549,20 +567,12 @@ class LocalExecutor(PollingExecutor["_LocalJob"]):
         env = dict(os.environ)
         env.update(self.env)
         threads = str(job.spec.resources.cpus)
-        # The executor's own path entries (e.g. the study's folder) first, so a study's
-        # ``train.py`` wins over one that happens to lie in the driver's working directory.
-        paths = [
-            _PACKAGE_ROOT,
-            *self.env.get("PYTHONPATH", "").split(os.pathsep),
-            os.getcwd(),
-            *os.environ.get("PYTHONPATH", "").split(os.pathsep),
-        ]
         env.update(
             {
                 "CUDA_VISIBLE_DEVICES": ",".join(job.gpu_ids),
                 "OMP_NUM_THREADS": threads,
                 "MKL_NUM_THREADS": threads,
-                "PYTHONPATH": os.pathsep.join(dict.fromkeys(p for p in paths if p)),
+                "PYTHONPATH": trial_pythonpath(self.env, _PACKAGE_ROOT),
                 "PYTHONUNBUFFERED": "1",
                 PARAMS_ENV: str(job.params_path),
                 FIXED_ARGS_ENV: str(job.fixed_args_path),

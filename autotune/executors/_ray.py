@@ -29,13 +29,23 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autotune.exceptions import ConfigError, MissingExtraError
-from autotune.executors._base import Job, PolledJob, PollingExecutor, check_positive_int
+from autotune.executors._base import (
+    Job,
+    PolledJob,
+    PollingExecutor,
+    StudyParallelism,
+    check_positive_int,
+)
+from autotune.executors._paths import trial_pythonpath, with_import_path
 from autotune.trial import TrialResult, TrialSpec, TrialState
 
 __all__ = ["RayExecutor"]
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 logger = logging.getLogger(__name__)
 
@@ -49,23 +59,6 @@ def _import_ray() -> Any:
     except ImportError as exc:
         raise MissingExtraError("ray", "ray") from exc
     return ray
-
-
-def driver_pythonpath(env: Mapping[str, str]) -> str:
-    """The ``PYTHONPATH`` a remote trial gets: ``env``'s, the driver's working directory, the driver's.
-
-    A trial started elsewhere then imports ``mypkg.train:train`` as it would in the driver (on a
-    cluster whose nodes share the driver's file system).
-
-    Args:
-        env: The executor's extra environment variables.
-
-    Returns:
-        The joined path list, without duplicates.
-    """
-    paths = [*env.get("PYTHONPATH", "").split(os.pathsep), os.getcwd(),
-             *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
-    return os.pathsep.join(dict.fromkeys(p for p in paths if p))
 
 
 class _TrialRunner:
@@ -256,6 +249,12 @@ class RayExecutor(PollingExecutor["_RayJob"]):
         self._actor_class: Any = None
         self._idle: list[tuple[tuple[int, float], Any, Any]] = []  # (resources, actor, where_ref)
 
+    @classmethod
+    def for_study(cls, study_dir: str | os.PathLike[str], parallelism: StudyParallelism,
+                  options: dict[str, Any]) -> Self:
+        """See :meth:`Executor.for_study`: trial processes import from ``study_dir`` first."""
+        return cls(n_workers=parallelism.workers, **with_import_path(options, os.fspath(study_dir)))
+
     # -- public API -----------------------------------------------------------------------
 
     def submit(self, spec: TrialSpec) -> Job:
@@ -346,7 +345,7 @@ class RayExecutor(PollingExecutor["_RayJob"]):
         else:
             while self._idle:  # free their resources for the new actor
                 self._kill(self._idle.pop()[1])
-            env = {**self.env, "PYTHONPATH": driver_pythonpath(self.env)}
+            env = {**self.env, "PYTHONPATH": trial_pythonpath(self.env)}
             job.actor = self._actor_class.options(
                 num_cpus=resources.cpus, num_gpus=gpus, max_concurrency=4, max_restarts=0
             ).remote(env, self.kill_grace_s, self.poll_interval_s)

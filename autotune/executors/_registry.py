@@ -20,7 +20,7 @@ from autotune.exceptions import ConfigError, UnknownNameError
 if TYPE_CHECKING:
     from autotune.executors._base import Executor
 
-__all__ = ["ENTRY_POINT_GROUP", "available_executors", "get_executor", "register_executor"]
+__all__ = ["ENTRY_POINT_GROUP", "available_executors", "get_executor", "get_executor_class", "register_executor"]
 
 ENTRY_POINT_GROUP = "autotune.executors"
 
@@ -68,6 +68,44 @@ def available_executors() -> list[str]:
     return sorted(set(_REGISTRY) | {ep.name for ep in _entry_points()})
 
 
+def _factory(name: str) -> Callable[..., Executor]:
+    """What is registered under ``name``, loading a plugin's entry point if needed."""
+    factory = _REGISTRY.get(name)
+    if factory is None:
+        matches = [ep for ep in _entry_points() if ep.name == name]
+        if not matches:
+            raise UnknownNameError("executor", name, available_executors())
+        factory = matches[0].load()
+        _REGISTRY.setdefault(name, factory)
+    return factory
+
+
+def get_executor_class(name: str) -> type[Executor]:
+    """The executor class registered under ``name`` (a plugin's entry point is loaded if needed).
+
+    A study builds its executor with the class's :meth:`~Executor.for_study` hook.
+
+    Args:
+        name: ``"inprocess"``, ``"local"``, ``"simulated"``, or a plugin's name.
+
+    Returns:
+        The :class:`Executor` subclass.
+
+    Raises:
+        UnknownNameError: No executor has that name (the message lists the valid ones).
+        ConfigError: The name is registered to a factory function, not an ``Executor`` subclass.
+    """
+    from autotune.executors._base import (
+        Executor,  # deferred: the base imports nothing from here
+    )
+
+    factory = _factory(name)
+    if not (isinstance(factory, type) and issubclass(factory, Executor)):
+        raise ConfigError(f"executor {name!r}", "must be registered as an Executor subclass", factory,
+                          "register the class itself (it inherits Executor.for_study, or overrides it).")
+    return factory
+
+
 def get_executor(name: str, **options: Any) -> Executor:
     """Build the executor registered under ``name``.
 
@@ -81,11 +119,4 @@ def get_executor(name: str, **options: Any) -> Executor:
     Raises:
         UnknownNameError: No executor has that name (the message lists the valid ones).
     """
-    factory = _REGISTRY.get(name)
-    if factory is None:
-        matches = [ep for ep in _entry_points() if ep.name == name]
-        if not matches:
-            raise UnknownNameError("executor", name, available_executors())
-        factory = matches[0].load()
-        _REGISTRY.setdefault(name, factory)
-    return factory(**options)
+    return _factory(name)(**options)

@@ -15,23 +15,29 @@ from __future__ import annotations
 import contextlib
 import heapq
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autotune.exceptions import ConfigError
-from autotune.executors._base import Executor, Job
+from autotune.executors._base import Executor, Job, StudyParallelism
 from autotune.executors._outcome import (
     Outcome,
     latest_values,
     outcome_from_exception,
     outcome_from_return,
+    resolve_entry_point,
 )
+from autotune.executors._paths import add_to_sys_path
 from autotune.executors._registry import register_executor
 from autotune.report import to_metrics
 from autotune.trial import TrialResult, TrialSpec, TrialState
 
 __all__ = ["SimulatedExecutor"]
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 ObjectiveValue = float | Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
@@ -125,6 +131,18 @@ class SimulatedExecutor(Executor):
         """Virtual seconds charged for the driver's own time (``driver_clock=True``)."""
         self._left_at: float | None = None  # wall-clock time the driver last left this executor
         self._in_call = False
+
+    @classmethod
+    def for_study(cls, study_dir: str | os.PathLike[str], parallelism: StudyParallelism,
+                  options: dict[str, Any]) -> Self:
+        """See :meth:`Executor.for_study`: ``study_dir`` goes on ``sys.path``, and
+        ``duration_fn``/``objective_fn`` may be ``"module:function"`` strings (imported from there)."""
+        add_to_sys_path(study_dir)
+        options = dict(options)
+        for key in ("duration_fn", "objective_fn"):
+            if isinstance(options.get(key), str):
+                options[key] = resolve_entry_point(options[key])
+        return cls(n_workers=parallelism.workers, **options)
 
     # -- public API -----------------------------------------------------------------------
 

@@ -35,22 +35,26 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autotune.exceptions import ConfigError, MissingExtraError
 from autotune.executors._base import (
     Job,
     PolledJob,
     PollingExecutor,
+    StudyParallelism,
     SubmitError,
     check_positive_int,
     read_new_reports,
 )
 from autotune.executors._outcome import write_json_atomic
-from autotune.executors._ray import driver_pythonpath
+from autotune.executors._paths import trial_pythonpath, with_import_path
 from autotune.trial import TrialResult, TrialSpec, TrialState
 
 __all__ = ["SlurmExecutor", "sbatch_parameters"]
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 logger = logging.getLogger(__name__)
 
@@ -307,6 +311,12 @@ class SlurmExecutor(PollingExecutor["_SlurmJob"]):
         self._last_sacct = float("-inf")
         self._folder: Path | None = None
 
+    @classmethod
+    def for_study(cls, study_dir: str | os.PathLike[str], parallelism: StudyParallelism,
+                  options: dict[str, Any]) -> Self:
+        """See :meth:`Executor.for_study`: trial processes import from ``study_dir`` first."""
+        return cls(n_workers=parallelism.workers, **with_import_path(options, os.fspath(study_dir)))
+
     # -- public API -----------------------------------------------------------------------
 
     def submit(self, spec: TrialSpec) -> Job:
@@ -393,7 +403,7 @@ class SlurmExecutor(PollingExecutor["_SlurmJob"]):
 
     def _send(self, jobs: list[_SlurmJob]) -> None:
         """Submit trials of equal needs together (a job array when there are several)."""
-        env = {**self.env, "PYTHONPATH": driver_pythonpath(self.env)}
+        env = {**self.env, "PYTHONPATH": trial_pythonpath(self.env)}
         executor = self._executor(jobs[0])
         executor.update_parameters(**sbatch_parameters(jobs[0].spec, array_parallelism=self.n_workers,
                                                        **self.sbatch_options))

@@ -26,9 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import signal
-import sys
 import threading
 import time
 from collections import deque
@@ -194,7 +192,7 @@ class Study:
         record = self.record
         with record.lock():
             record.open(self._study_tags(), resume=resume)
-            recovery = record.recover(started_here=_starts_local_processes(executor),
+            recovery = record.recover(started_here=executor.leaves_trial_files,
                                       reattach=self._reattacher(executor))
             requeue = record.rebuild(optimizer, pending=True)  # the re-attached trials are pending
             driver = _Driver(cfg, record, optimizer, executor, requeue)
@@ -204,16 +202,12 @@ class Study:
         return dataclasses.replace(summary, recovered=recovery.counts())
 
     def _reattacher(self, executor: Executor) -> Callable[[LoadedTrial, Path, int], Job | None] | None:
-        """How to take back a dead driver's trial, if the executor can (``adopt``)."""
-        adopt = getattr(executor, "adopt", None)
-        if adopt is None:
-            return None
+        """How to take back a dead driver's trial (:meth:`Executor.adopt` returns ``None`` if it cannot)."""
         root = self.config.resolved_output_dir
 
         def reattach(trial: LoadedTrial, workdir: Path, reports_sent: int) -> Job | None:
             spec = _trial_spec(self.config, trial.trial_id, trial.params, workdir)
-            job: Job | None = adopt(workdir, spec, root=root, reports_seen=reports_sent)
-            return job
+            return executor.adopt(workdir, spec, root=root, reports_seen=reports_sent)
 
         return reattach
 
@@ -231,33 +225,17 @@ class Study:
         return self.record.new_optimizer()
 
     def _make_executor(self) -> Executor:
-        """The executor the config names, wired to the study's parallelism and folder."""
-        from autotune.executors import get_executor
+        """The executor the config names, built by its own :meth:`Executor.for_study` hook."""
+        from autotune.executors import get_executor_class
 
         cfg = self.config
-        name = cfg.executor.name
-        options = dict(cfg.executor.options)
-        study_dir = str(cfg.base_dir)
-        if name in ("local", "ray", "slurm"):  # trial processes import 'module:function' from the study's folder too
-            env = dict(options.get("env") or {})
-            inherited = env.get("PYTHONPATH", "")  # the driver's own PYTHONPATH comes after its cwd
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (study_dir, inherited) if p)
-            options["env"] = env
-        if name == "local":
-            options["trials_per_gpu"] = cfg.parallelism.trials_per_gpu
-        elif name in ("inprocess", "simulated") and study_dir not in sys.path:  # trials import in this process
-            sys.path.append(study_dir)
-        if name == "simulated":
-            from autotune.executors._outcome import resolve_entry_point
-
-            for key in ("duration_fn", "objective_fn"):
-                if isinstance(options.get(key), str):
-                    options[key] = resolve_entry_point(options[key])
+        executor_class = get_executor_class(cfg.executor.name)
         try:
-            return get_executor(name, n_workers=cfg.parallelism.workers, **options)
+            return executor_class.for_study(cfg.base_dir, cfg.parallelism, dict(cfg.executor.options))
         except TypeError as exc:
             raise StudyConfigError(f"{self.record.where}: executor.options",
-                                   f"are not accepted by the {name!r} executor ({exc})", cfg.executor.options,
+                                   f"are not accepted by the {cfg.executor.name!r} executor ({exc})",
+                                   cfg.executor.options,
                                    "remove the unknown option; see the executor's documentation.") from None
 
 
@@ -587,13 +565,6 @@ def _graceful_stop(driver: _Driver) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def _starts_local_processes(executor: Executor) -> bool:
-    """Whether trial processes start on this machine with their output in the trial folder."""
-    from autotune.executors import LocalExecutor
-
-    return isinstance(executor, LocalExecutor)
 
 
 class _View:
