@@ -27,7 +27,11 @@ from benchmarks.compare.runner import (
 )
 
 
-def test_smoke_run_writes_report_tables_and_plots_and_resumes(tmp_path: Path) -> None:
+def test_smoke_run_writes_report_tables_and_plots_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks.compare import runner
+
+    # pin the code state: others may edit autotune/ in this tree between the two runs below
+    monkeypatch.setattr(runner, "code_state", lambda: "0123456789")
     raw, out = tmp_path / "raw", tmp_path / "compare_smoke.md"
     # both halves: 2 problems x 2 seeds (one per half) x 6 evaluations
     assert main(["--size", "smoke", "--split", "all", "--raw", str(raw), "--out", str(out)]) == 0
@@ -36,7 +40,7 @@ def test_smoke_run_writes_report_tables_and_plots_and_resumes(tmp_path: Path) ->
     files = sorted(raw.glob("*.json"))
     (first,) = raw.glob("seq__autotune__branin__s0__e6__a*.json")  # one code state for the whole run
     code = json.loads(first.read_text())["code"]
-    assert code and first.stem.endswith(f"__a{code}")
+    assert code == "0123456789" and first.stem.endswith(f"__a{code}")
     expected = {(replace(t, code=code) if t.method.startswith("autotune") else t).key for t in plan.tasks("all")}
     assert {f.stem for f in files} == expected
     text = out.read_text()
