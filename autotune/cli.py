@@ -180,6 +180,7 @@ def _optimize(args: argparse.Namespace, resume: bool) -> int:
 
     _log_to_stderr()
     config = _load(args)
+    config.check_entry_point()  # a missing training function fails here, not once per trial
     summary = Study(config).optimize(progress=not args.no_progress, resume=resume)
     print(_summary_text(summary, args.study, _safe_ui_hint(config, args.study)))
     if summary.interrupted:
@@ -227,6 +228,7 @@ def _best(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     config = _load(args)
+    config.check_entry_point()
     if args.format == "json":
         print(json.dumps(config.to_dict(), indent=2))
     else:
@@ -435,7 +437,16 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def _log_to_stderr() -> None:
-    """Show autotune's per-trial lines (INFO) on standard error (installed once)."""
+    """Show autotune's per-trial lines (INFO) on standard error (installed once); quiet MLflow's.
+
+    MLflow's INFO lines (store creation, migrations) and its "View run" line after every run
+    would bury the study's own progress; the record and ``autotune ui`` show the same.
+    """
+    import os
+
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     logger = logging.getLogger("autotune")
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         logger.addHandler(_StderrHandler())

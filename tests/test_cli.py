@@ -76,6 +76,17 @@ def test_config_errors_are_one_line_and_exit_2(tmp_path: Path, monkeypatch: pyte
                           "start at the current directory).\n"
 
 
+def test_a_missing_entry_point_fails_validate_and_run_before_any_trial(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_study(tmp_path, trial={"entry_point": "nosuch_module_xyz:train"})
+    for argv in (["validate", "study.yaml"], ["run", "study.yaml"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "trial.entry_point" in err and "nosuch_module_xyz:train" in err and "Fix:" in err
+    assert not (tmp_path / "runs").exists()  # no record, no trial was started
+
+
 def test_run_status_best_and_resume(inprocess_study: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "study.yaml", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["started"] is False

@@ -802,6 +802,8 @@ class MlflowTracker:
                 f"{self._tracking_uri}: cannot create experiment {self.study_name!r} ({exc}). "
                 "Fix: check the study name and the store."
             ) from exc
+        # MLflow 3 opens an experiment on its GenAI overview unless it is marked as model training.
+        self.client.set_experiment_tag(experiment_id, "mlflow.experimentKind", "custom_model_development")
         self._experiment_id = experiment_id
         return experiment_id
 

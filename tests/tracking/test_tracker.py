@@ -64,6 +64,9 @@ def test_second_start_study_resumes_the_one_parent_run(
         key.removeprefix("autotune.version.") for key in run.data.tags
     }
     assert set(_artifacts(again, parent, "study")) == {"study/config.yaml", "study/demo.yaml"}
+    # MLflow 3's UI opens the experiment on its model-training view, not the GenAI overview.
+    experiment = again.client.get_experiment(again.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_params_round_trip_with_their_types(tracker: MlflowTracker) -> None:
