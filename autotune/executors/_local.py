@@ -86,6 +86,32 @@ def _signal_group(pgid: int, sig: int) -> None:
 PID_FILE = "worker.pid"
 """In a trial's workdir while its process runs: ``"<pid> <start ticks>"``, for :func:`kill_orphan_trial`."""
 
+_LAUNCHER = f"""\
+import os, sys
+def _write_pid_file():
+    try:
+        with open('/proc/self/stat') as f:
+            ticks = f.read().rsplit(')', 1)[1].split()[19]
+    except (OSError, IndexError):
+        ticks = '-'
+    folder = os.environ.get('AUTOTUNE_WORKDIR') or os.getcwd()
+    tmp = os.path.join(folder, '.{PID_FILE}.%d.tmp' % os.getpid())
+    try:
+        with open(tmp, 'w') as f:
+            f.write('%d %s\\n' % (os.getpid(), ticks))
+        os.replace(tmp, os.path.join(folder, '{PID_FILE}'))
+    except OSError as exc:
+        sys.stderr.write('autotune worker: could not write {PID_FILE}: %s\\n' % exc)
+_write_pid_file()
+del _write_pid_file
+import runpy
+sys.argv = sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)
+"""
+"""The trial process's ``-c`` program: it writes :data:`PID_FILE` (its pid and start ticks,
+atomically) before anything else, standard library only, then runs the worker module. A
+driver killed right after starting it thus never leaves a trial without a pid file."""
+
 
 def _start_ticks(pid: int) -> str | None:
     """Kept for callers of the old private name; see :func:`autotune.executors._proctree.start_ticks`."""
@@ -310,10 +336,11 @@ class _LocalJob(PolledJob):
         return self.pid is None or not is_running(self.pid, self.ticks)
 
     def argv(self, python: str) -> list[str]:
-        """The worker command line."""
+        """The worker command line: the launcher (:data:`_LAUNCHER`), then the worker module and its arguments."""
         return [
             python,
-            "-m",
+            "-c",
+            _LAUNCHER,
             _WORKER_MODULE,
             str(self.params_path),
             "--entry-point",
@@ -333,7 +360,8 @@ class _LocalJob(PolledJob):
 class LocalExecutor(PollingExecutor["_LocalJob"]):
     """Runs each trial in a fresh Python process on this machine.
 
-    The child is ``[python, "-m", "autotune.executors._worker", params.json, ...]`` started in
+    The child is ``[python, "-c", LAUNCHER, "autotune.executors._worker", params.json, ...]``
+    (the launcher writes the trial's ``worker.pid`` first thing, then runs the worker) started in
     its own session, with the trial's workdir as its working directory, its standard output
     and error in ``stdout.log``/``stderr.log`` there, and an environment that is a copy of the
     driver's plus: ``CUDA_VISIBLE_DEVICES`` (the allocated GPUs, ``""`` for a CPU trial),
@@ -616,7 +644,8 @@ class LocalExecutor(PollingExecutor["_LocalJob"]):
                     start_new_session=True,
                 )
         except OSError as exc:
-            message = f"could not start the trial process {job.argv(self.python)}: {exc}"
+            shown = [self.python, "-c", "<launcher>", *job.argv(self.python)[3:]]
+            message = f"could not start the trial process {shown}: {exc}"
             if raising or exc.errno in (errno.ENOENT, errno.EACCES, errno.ENOEXEC):
                 self.allocator.release(job.trial_id)
                 job.device = None
@@ -630,7 +659,9 @@ class LocalExecutor(PollingExecutor["_LocalJob"]):
         job.oom_kills_at_start = oom_kill_count(os.getpid())
         self._procs[job.pid] = job.proc
         self._running.append(job)
-        try:
+        if (job.workdir / PID_FILE).exists():  # the launcher wrote it first thing
+            return
+        try:  # a fallback: the launcher could not write it, or has not run yet
             text = f"{job.pid} {job.ticks or '-'}\n"
             tmp = job.workdir / f".{PID_FILE}.tmp"
             tmp.write_text(text, encoding="utf-8")

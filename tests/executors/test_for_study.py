@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -33,7 +33,7 @@ class _Parallelism:
 class RecordingExecutor(InProcessExecutor):
     """A plugin that keeps what the study gave its hook."""
 
-    calls: list[tuple[str, int, dict[str, Any]]] = []
+    calls: ClassVar[list[tuple[str, int, dict[str, Any]]]] = []
 
     @classmethod
     def for_study(cls, study_dir: str | os.PathLike[str], parallelism: Any, options: dict[str, Any]) -> Any:
@@ -95,7 +95,7 @@ def test_local_trials_import_from_the_study_folder_first(tmp_path: Path) -> None
     assert executor.n_workers == 3 and executor.trials_per_gpu == 2 and executor.leaves_trial_files
 
     class _Job:
-        gpu_ids: list[str] = []
+        gpu_ids: ClassVar[list[str]] = []
         trial_id = 0
         workdir = tmp_path
         params_path = fixed_args_path = reports_path = tmp_path / "x"
