@@ -148,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stamp = (f"*Measured {date} on commit `{commit}` with `OMP_NUM_THREADS=1 nice {command}` "
                  f"(size {args.size}): {time.monotonic() - wall0:.0f} s wall, at least "
                  f"{children_cpu_s() - cpu0:.0f} CPU s in subprocesses. Machine: {machine()}.*")
-        with open(args.out.with_name(args.out.name + ".lock"), "w", encoding="utf-8") as lock:
+        lock_path = Path(tempfile.gettempdir()) / "autotune-faults-report.lock"  # not in the repository
+        with open(lock_path, "w", encoding="utf-8") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # suites may run in parallel processes
             text = args.out.read_text(encoding="utf-8") if args.out.is_file() else HEADER
             args.out.write_text(replace_section(text, name, "\n".join([*lines, "", stamp])), encoding="utf-8")
