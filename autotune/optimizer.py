@@ -354,9 +354,11 @@ class Optimizer:
             return
         import torch
 
+        from autotune.models import gp_posterior
+
         X = torch.tensor(points, dtype=torch.float64)
         with torch.no_grad():
-            post = model.posterior(X)
+            post = gp_posterior(model, X)
         sign = -1.0 if self.minimize else 1.0
         for s, m, v in zip(chosen, post.mean.reshape(-1).tolist(), post.variance.reshape(-1).tolist()):
             s.info["pred_mean"] = sign * m
@@ -412,8 +414,10 @@ class Optimizer:
         X = torch.tensor([self.space.encode(p) for p in params], dtype=torch.float64)
         import gpytorch
 
+        from autotune.models import gp_posterior
+
         with torch.no_grad(), gpytorch.settings.max_cholesky_size(10_000):
-            post = model.posterior(X)
+            post = gp_posterior(model, X)
         sign = -1.0 if self.minimize else 1.0
         return [sign * m for m in post.mean.reshape(-1).tolist()], post.variance.clamp_min(0).sqrt().reshape(-1).tolist()
 

@@ -4,7 +4,7 @@
 cost) and the probability of feasibility; :class:`GPFitter` fits each GP.
 """
 
-from autotune.models._gp import ConditionalFill, GPFitter, make_gp
+from autotune.models._gp import ConditionalFill, GPFitter, gp_posterior, make_gp
 from autotune.models._surrogates import Surrogates
 
-__all__ = ["ConditionalFill", "GPFitter", "Surrogates", "make_gp"]
+__all__ = ["ConditionalFill", "GPFitter", "Surrogates", "gp_posterior", "make_gp"]

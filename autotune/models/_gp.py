@@ -27,7 +27,7 @@ import logging
 import math
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import torch
 from botorch.models.transforms.input import InputTransform
@@ -40,10 +40,20 @@ NOISE_FLOOR = 1e-6
 
 if TYPE_CHECKING:
     from botorch.models.model import Model
+    from botorch.posteriors.gpytorch import GPyTorchPosterior
 
     from autotune.space import SearchSpace
 
 logger = logging.getLogger(__name__)
+
+
+def gp_posterior(model: Model, X: Tensor) -> GPyTorchPosterior:
+    """``model.posterior(X)``, typed as the GPyTorch posterior it is.
+
+    Every model here is a single-output GPyTorch GP, whose posterior has ``mean`` and
+    ``variance``; BoTorch types ``Model.posterior`` as the base ``Posterior``, which has neither.
+    """
+    return cast("GPyTorchPosterior", model.posterior(X))
 
 Kernel = Literal["matern52", "rbf"]
 
@@ -54,6 +64,8 @@ class ConditionalFill(InputTransform, torch.nn.Module):
     Args:
         space: The search space whose conditions decide which columns are active.
     """
+
+    fill: Tensor  # a registered buffer (torch types buffers `Tensor | Module`)
 
     def __init__(self, space: SearchSpace) -> None:
         super().__init__()
@@ -286,6 +298,6 @@ def _load_compatible(model: Model, state: dict[str, Tensor]) -> None:
 
 def _check_finite(model: Model, X: Tensor) -> None:
     with torch.no_grad():
-        post = model.posterior(X[: min(len(X), 64)])
+        post = gp_posterior(model, X[: min(len(X), 64)])
         if not (torch.isfinite(post.mean).all() and torch.isfinite(post.variance).all()):
             raise ModelFitError("non-finite posterior after fitting")

@@ -45,6 +45,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from torch import Tensor
 
+from autotune.models._gp import gp_posterior
+
 if TYPE_CHECKING:
     from botorch.models.model import Model
 
@@ -135,7 +137,7 @@ class Surrogates:
             crash = self.constraint_models()[-1][0]  # the crash model exists: there are failures and successes
             Xf = self.X[self.failed]
             with torch.no_grad():
-                Xf = Xf[crash.posterior(Xf).mean.reshape(-1) < 0.5]  # `f x d`, the crashes it explains
+                Xf = Xf[gp_posterior(crash, Xf).mean.reshape(-1) < 0.5]  # `f x d`, the crashes it explains
             X = torch.cat([X, Xf])
             y = torch.cat([y, y.min().expand(len(Xf))])
         return X, y
@@ -186,7 +188,7 @@ class Surrogates:
 
         total = torch.zeros(X.shape[:-2], dtype=X.dtype, device=X.device)
         for model, thr in self.constraint_models():
-            post = model.posterior(X)
+            post = gp_posterior(model, X)
             mean = post.mean.squeeze(-1)
             sd = post.variance.clamp_min(1e-12).sqrt().squeeze(-1)
             total = total + log_ndtr((mean - thr) / sd).sum(-1)

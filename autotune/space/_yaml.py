@@ -226,8 +226,8 @@ def read_yaml(path: str | Path, error: type[ConfigError] = SearchSpaceError, wha
             return _parse(loaders[0], text)
         except yaml.MarkedYAMLError as exc:
             if "nesting depth" in str(exc.problem):  # libyaml's own limit (1000 levels)
-                line = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
-                raise _YamlRefusal(line, f"nests deeper than {MAX_YAML_DEPTH} levels", "over 1000",
+                mark_line = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
+                raise _YamlRefusal(mark_line, f"nests deeper than {MAX_YAML_DEPTH} levels", "over 1000",
                                    "flatten the file: a study or space file needs a few levels.") from None
             if len(loaders) == 1 or len(text) > _REPARSE_BYTES:
                 raise

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TypeVar, cast
 
 import torch
 from botorch.acquisition import AcquisitionFunction
@@ -22,6 +23,19 @@ from botorch.models.model import Model
 from botorch.utils.probability.utils import log_ndtr
 from botorch.utils.transforms import t_batch_mode_transform
 from torch import Tensor
+
+from autotune.models import gp_posterior
+
+_Forward = TypeVar("_Forward", bound=Callable[..., Tensor])
+
+
+def _t_batch(forward: _Forward) -> _Forward:
+    """BoTorch's ``t_batch_mode_transform()``, keeping the method's type.
+
+    BoTorch types the decorated method as taking an ``AcquisitionFunction``, which a subclass's
+    method (taking the subclass) does not match.
+    """
+    return cast("_Forward", t_batch_mode_transform()(forward))
 
 
 class LogLocalPenalization(AcquisitionFunction):
@@ -41,6 +55,12 @@ class LogLocalPenalization(AcquisitionFunction):
         distance_scale: A `d` tensor multiplying columns before distances (unit-cube scaling).
     """
 
+    # Registered buffers (torch types buffers `Tensor | Module`).
+    centres: Tensor
+    scale: Tensor
+    mu: Tensor
+    sd: Tensor
+
     def __init__(
         self, base: AcquisitionFunction, model: Model, centres: Tensor, lipschitz: float, best: float,
         distance_scale: Tensor | None = None,
@@ -53,7 +73,7 @@ class LogLocalPenalization(AcquisitionFunction):
         self.register_buffer("centres", centres.detach().clone())
         self.register_buffer("scale", distance_scale if distance_scale is not None else torch.ones(d, dtype=centres.dtype))
         with torch.no_grad():
-            post = model.posterior(centres)
+            post = gp_posterior(model, centres)
             self.register_buffer("mu", post.mean.squeeze(-1))
             self.register_buffer("sd", post.variance.clamp_min(1e-12).sqrt().squeeze(-1))
 
@@ -66,7 +86,7 @@ class LogLocalPenalization(AcquisitionFunction):
         z = (self.lipschitz * dist - self.best + self.mu) / self.sd
         return log_ndtr(z).sum(-1)
 
-    @t_batch_mode_transform()
+    @_t_batch
     def forward(self, X: Tensor) -> Tensor:
         return self.base(X) + self.log_penalty(X).sum(-1)
 
@@ -86,7 +106,7 @@ class LogCostWeighted(AcquisitionFunction):
         self.log_cost = log_cost
         self.alpha = float(alpha)
 
-    @t_batch_mode_transform()
+    @_t_batch
     def forward(self, X: Tensor) -> Tensor:
         return self.base(X) - self.alpha * self.log_cost(X).sum(-1)
 
@@ -107,7 +127,7 @@ class FeasibilityWeighted(AcquisitionFunction):
         self.base = base
         self.log_feasibility = log_feasibility
 
-    @t_batch_mode_transform()
+    @_t_batch
     def forward(self, X: Tensor) -> Tensor:
         lf = self.log_feasibility(X)
         return lf if self.base is None else self.base(X) + lf
@@ -125,7 +145,7 @@ def estimate_lipschitz(model: Model, X: Tensor, cols: list[int] | None = None) -
         The estimate (at least ``1e-7``).
     """
     Xg = X.detach().clone().requires_grad_(True)
-    mean = model.posterior(Xg.unsqueeze(-2)).mean.sum()
+    mean = gp_posterior(model, Xg.unsqueeze(-2)).mean.sum()
     (grad,) = torch.autograd.grad(mean, Xg)
     if cols is not None:
         grad = grad[:, cols]

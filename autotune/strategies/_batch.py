@@ -12,7 +12,9 @@ batch do, so asynchronous and synchronous use are the same code.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Literal, cast
 
 import torch
 from torch import Tensor
@@ -35,6 +37,7 @@ from autotune.strategies._sequential import (
 
 if TYPE_CHECKING:
     from botorch.acquisition import AcquisitionFunction
+    from botorch.models.gpytorch import GPyTorchModel
     from botorch.models.model import Model
 
 
@@ -171,6 +174,16 @@ class ThompsonSampling(AcquisitionStrategy):
         return pool[j], float(f[j])
 
 
+def _constraint_slack(Z: Tensor, k: int, threshold: float) -> Tensor:
+    """``threshold - Z[..., k]``: feasible where negative (BoTorch's outcome-constraint convention)."""
+    return threshold - Z[..., k]
+
+
+def _objective_column(Z: Tensor, X: Tensor | None = None) -> Tensor:
+    """The objective model's output, column 0 of the model list's samples."""
+    return Z[..., 0]
+
+
 @register
 class QExpectedImprovement(AcquisitionStrategy):
     """Joint Monte Carlo qEI (qLogNEI) over the whole batch, with running points as ``X_pending``.
@@ -202,14 +215,14 @@ class QExpectedImprovement(AcquisitionStrategy):
         if not cons:
             return qLogNoisyExpectedImprovement(model, X_baseline=ctx.X[ctx.ok], sampler=sampler,
                                                 X_pending=pending, prune_baseline=True, cache_root=False)
-        mlist = ModelListGP(model, *[m for m, _ in cons])
-        thresholds = [t for _, t in cons]
-        constraints = [
-            (lambda Z, k=k + 1, t=t: t - Z[..., k]) for k, t in enumerate(thresholds)
+        # Every model here is a GPyTorch GP (BoTorch types the getters' result as the base Model).
+        mlist = ModelListGP(*cast("list[GPyTorchModel]", [model, *(m for m, _ in cons)]))
+        constraints: list[Callable[[Tensor], Tensor]] = [
+            partial(_constraint_slack, k=k + 1, threshold=t) for k, (_, t) in enumerate(cons)
         ]
         return qLogNoisyExpectedImprovement(
             mlist, X_baseline=ctx.X[ctx.ok], sampler=sampler, X_pending=pending, prune_baseline=True,
-            objective=GenericMCObjective(lambda Z, X=None: Z[..., 0]), constraints=constraints, cache_root=False,
+            objective=GenericMCObjective(_objective_column), constraints=constraints, cache_root=False,
         )
 
     def ask(self, ctx: Context, n: int) -> list[Candidate]:

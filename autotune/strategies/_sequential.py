@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from autotune.exceptions import ConfigError, shown
+from autotune.models import gp_posterior
 from autotune.strategies._acquisitions import FeasibilityWeighted, LogCostWeighted
 from autotune.strategies._base import Candidate, Context, Strategy, register
 from autotune.strategies._optimize import (
@@ -78,7 +79,7 @@ class AcquisitionStrategy(Strategy):
             A `m x 1` tensor.
         """
         with torch.no_grad():
-            return model.posterior(X).mean.detach()
+            return gp_posterior(model, X).mean.detach()
 
     def acquisition_for(self, model: Model, ctx: Context, busy: Tensor, lies: Tensor) -> AcquisitionFunction:
         """The acquisition to maximise for the next point, given the busy points.
@@ -298,6 +299,6 @@ class CostSensitiveEI(ExpectedImprovement):
                 return base
 
             def log_cost(X: Tensor) -> Tensor:
-                return cost_model.posterior(X).mean.squeeze(-1)
+                return gp_posterior(cost_model, X).mean.squeeze(-1)
 
         return LogCostWeighted(base, log_cost, self.cost_exponent(ctx))
