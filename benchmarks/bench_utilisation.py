@@ -206,7 +206,7 @@ def run_one(workers: int, strategy: str, median_s: float, sigma: float, trials: 
             tracking.refresh_study_plots = raw_plots
         wall_s, cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
 
-    results = [j.result() for j in jobs if j._result is not None]
+    results = [j.result() for j in jobs if j.done()]
     spans = [(r.start_time, r.end_time) for r in results]
     submits = sorted(r.start_time for r in results)
     last_submit = submits[-1]

@@ -86,14 +86,7 @@ _INFO_TAGS = {"batch_id": TAG_BATCH_ID, "fallback": TAG_FALLBACK}  # plus the tr
 
 
 def _sqlite_path(uri: str) -> Path | None:
-    from autotune import tracking
-
-    exported: Callable[[str], Path | None] | None = getattr(tracking, "sqlite_path", None)
-    if exported is not None:
-        return exported(uri)
-    from autotune.tracking._store import (
-        sqlite_path,  # not exported yet (requested): a public function
-    )
+    from autotune.tracking import sqlite_path  # deferred: keeps `import autotune.study` light
 
     return sqlite_path(uri)
 

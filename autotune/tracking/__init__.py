@@ -21,7 +21,7 @@ from autotune.tracking._plots import (
     plot_parallel_coordinates,
     refresh_study_plots,
 )
-from autotune.tracking._store import check_tracking_server, default_tracking_uri, ensure_store
+from autotune.tracking._store import check_tracking_server, default_tracking_uri, ensure_store, sqlite_path
 from autotune.tracking._tracker import (
     TAG_ACQ_VALUE,
     TAG_FAILURE_REASON,
@@ -63,4 +63,5 @@ __all__ = [
     "record_lock",
     "record_lock_path",
     "refresh_study_plots",
+    "sqlite_path",
 ]

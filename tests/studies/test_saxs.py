@@ -85,9 +85,8 @@ def test_smoke_study_end_to_end(tmp_path: Path, mlflow_store_factory: Callable[[
     summary = study.optimize(progress=False)
     assert summary.counts[TrialState.COMPLETED.value] == 3, summary
     assert list((out / "data").glob("*.npz"))  # the data set was generated once, in the output dir
-    tracker = study._reader()
-    assert tracker is not None
-    trials = tracker.load_trials()
+    trials = study.record.trials()
+    assert trials
     for trial in trials:
         assert trial.metrics["train_seconds"] > 0  # the cost the strategy models
         assert 0.0 <= trial.metrics["val_accuracy"] <= 1.0
