@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from autotune.exceptions import ConfigError, StudyConfigError, TrialError
 from autotune.study._config import StudyConfig, load_study_config
@@ -49,7 +49,7 @@ from autotune.trial import Resources, TrialResult, TrialSpec, TrialState
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from autotune.executors import Executor, Job
+    from autotune.executors import Executor, Job, SubmitError
     from autotune.optimizer import Optimizer, Suggestion
     from autotune.tracking import LoadedTrial
 
@@ -146,11 +146,6 @@ class Study:
     def best(self) -> BestTrial | None:
         """The best feasible completed trial in the MLflow record, or ``None``."""
         return self.status().best
-
-    def _reader(self) -> Any:
-        """The tracker on the study's record, or ``None`` when there is none (kept for old callers)."""
-        record = self.record
-        return record.tracker if record.exists() else None
 
     # -- running --------------------------------------------------------------------------------
 
@@ -296,6 +291,8 @@ class _Driver:
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self, progress: bool) -> StudySummary:
+        from autotune.executors import SubmitError  # loaded already: the executor exists
+
         start = time.monotonic()
         status = "FINISHED"
         try:
@@ -314,7 +311,10 @@ class _Driver:
                         break
                     jobs = [r.job for r in self.running.values()]
                     ahead = self._wants_prefetch()
-                    finished = self.executor.wait(jobs, timeout_s=0.0 if ahead else POLL_S)
+                    try:
+                        finished = self.executor.wait(jobs, timeout_s=0.0 if ahead else POLL_S)
+                    except SubmitError as exc:  # e.g. Slurm refused a queued trial's job
+                        self._stop_on_submit_error(exc)
                     if ahead and not finished:
                         self.ready.append(self.optimizer.ask(1)[0])
                     interval = max(STREAM_EVERY_S, STREAM_S_PER_TRIAL * len(self.running))
@@ -417,6 +417,24 @@ class _Driver:
                     f"Fix: correct the cause, then `autotune resume {self.record.where}`."
                 ) from exc
             self.running[tid] = _Running(job, run_id, suggestion)
+
+    def _stop_on_submit_error(self, exc: SubmitError) -> NoReturn:
+        """Stop as for a failed submit: the executor can start no trial (it sends trials later, e.g. Slurm).
+
+        The trials it ended (those it could not send are ``FAILED``) are recorded; the others
+        are then cancelled and closed by :meth:`run`'s error path.
+
+        Raises:
+            TrialError: Always, naming the study and the fix.
+        """
+        for running in list(self.running.values()):
+            if running.job.state.is_finished:  # no poll: that could send (and fail) again
+                self._finish(running.job)
+        raise TrialError(
+            f"{self.record.where}: the {self.cfg.executor.name!r} executor cannot start trials any more ({exc}); "
+            f"the study stops (the trials it could not start are recorded failed, the running ones killed). "
+            f"Fix: correct the cause, then `autotune resume {self.record.where}`."
+        ) from exc
 
     def _stream(self) -> None:
         """Send the reports made since the last look to each running trial's run (one batch each)."""

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from autotune.exceptions import ConfigError, StudyConfigError, TrackingError
-from autotune.executors import SimulatedExecutor
+from autotune.exceptions import ConfigError, StudyConfigError, TrackingError, TrialError
+from autotune.executors import SimulatedExecutor, SubmitError
 from autotune.strategies import register, strategy_names
 from autotune.strategies._baselines import RandomSearch
 from autotune.study import Study, StudyConfig, load_study_config
@@ -253,3 +253,42 @@ def test_the_study_folder_wins_over_the_drivers_cwd_on_the_import_path(
     assert summary.counts["completed"] == 2
     _, trials = study_runs(load_study_config(path))
     assert [t.data.metrics["loss"] for t in trials] == [1.0, 1.0]
+
+
+class _RefusingLater(SimulatedExecutor):
+    """Sends trials later, like Slurm: once two trials ended, ``wait`` finds the scheduler refusing one."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.refused = False
+
+    def wait(self, jobs: Any, timeout_s: float | None = None) -> list[Any]:
+        if not self.refused and sum(job.state.is_finished for job in self._jobs) >= 2:
+            self.refused = True
+            from autotune.trial import TrialResult, TrialState
+
+            refused = next(job for job in jobs if not job.state.is_finished)
+            refused.set_result(TrialResult(refused.trial_id, TrialState.FAILED, error="sbatch: refused"))
+            raise SubmitError(f"trial {refused.trial_id}: the Slurm job could not be submitted")
+        return super().wait(jobs, timeout_s)
+
+
+def test_a_submit_error_raised_by_wait_stops_the_study_and_keeps_the_record(
+    tmp_path: Path, mlflow_store_factory: Callable[[Path], str]
+) -> None:
+    config = StudyConfig(**study_dict(
+        name="refused", budget={"max_trials": 8}, parallelism={"workers": 2}, executor={"name": "simulated"},
+        output_dir=str(tmp_path / "out"),
+    ))
+    mlflow_store_factory(config.resolved_output_dir)
+    executor = _RefusingLater(2, duration_fn=sim_duration, objective_fn=sim_objective)
+    with pytest.raises(TrialError, match=r"cannot start trials any more .*the Slurm job.*autotune resume"):
+        Study(config, executor=executor).optimize(progress=False)
+    _, trials = study_runs(config)
+    states = sorted((int(r.data.tags["autotune.trial_id"]), r.data.tags["autotune.state"], r.info.status)
+                    for r in trials)
+    by_state = [s for _, s, _ in states]
+    assert by_state.count("completed") == 2 and by_state.count("failed") == 1, states  # nothing recorded was lost
+    assert all(status != "RUNNING" for _, _, status in states), states  # every run closed
+    failed = next(r for r in trials if r.data.tags["autotune.state"] == "failed")
+    assert "sbatch: refused" in failed.data.tags.get("autotune.failure_reason", "") + str(failed.data.params)
