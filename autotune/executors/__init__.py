@@ -14,6 +14,7 @@ from autotune.executors._gpu import (
 )
 from autotune.executors._inprocess import InProcessExecutor
 from autotune.executors._local import PID_FILE, LocalExecutor, kill_orphan_trial
+from autotune.executors._outcome import is_script
 from autotune.executors._registry import (
     available_executors,
     get_executor,
@@ -35,6 +36,7 @@ __all__ = [
     "discover_devices",
     "get_executor",
     "get_executor_class",
+    "is_script",
     "kill_orphan_trial",
     "parse_visible_devices",
     "read_new_reports",
