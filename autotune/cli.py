@@ -38,8 +38,7 @@ from autotune.exceptions import AutotuneError, ConfigError
 from autotune.trial import TrialState
 
 if TYPE_CHECKING:
-    from autotune.study import StudyConfig, StudyStatus, StudySummary
-    from autotune.study._record import StudyRecord
+    from autotune.study import StudyConfig, StudyRecord, StudyStatus, StudySummary
 
 __all__ = ["DEFAULT_UI_PORT", "build_parser", "check_port_free", "main", "ui_argv"]
 
@@ -258,7 +257,7 @@ def _ui(args: argparse.Namespace) -> int:
 
 def _open_record(args: argparse.Namespace) -> tuple[StudyConfig, StudyRecord] | None:
     """The study and its record, or ``None`` (after one line on stderr) when it has no record."""
-    from autotune.study._record import StudyRecord
+    from autotune.study import StudyRecord
 
     config = _load(args)
     record = StudyRecord(config)
@@ -271,7 +270,7 @@ def _open_record(args: argparse.Namespace) -> tuple[StudyConfig, StudyRecord] | 
 
 
 def _trials(args: argparse.Namespace) -> int:
-    from autotune.study._trials import filter_rows, sort_rows, trials_table
+    from autotune.study import filter_rows, sort_rows, trials_table
 
     if args.limit is not None and args.limit < 0:
         raise ConfigError("--limit", "must be >= 0", args.limit, "use e.g. --limit 10.")
@@ -294,7 +293,7 @@ def _trials(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from autotune.analysis import write_report
-    from autotune.study._trials import read_reports
+    from autotune.study import read_reports
 
     opened = _open_record(args)
     if opened is None:
@@ -373,8 +372,7 @@ def _free_port(host: str) -> int:
 
 def _study_link(config: StudyConfig, base_url: str) -> str:
     """The study's runs view on ``base_url``, sorted by its objective (the experiment list without a record)."""
-    from autotune.study._record import StudyRecord
-    from autotune.study._trials import study_url
+    from autotune.study import StudyRecord, study_url
 
     record = StudyRecord(config)
     experiment_id = record.tracker.experiment_id if record.exists() else None

@@ -14,8 +14,7 @@ from unittest import mock
 import pytest
 
 from autotune.cli import _ui_hint, main
-from autotune.study import load_study_config
-from autotune.study._record import StudyRecord
+from autotune.study import Study, StudyRecord, load_study_config
 from autotune.study._trials import (
     read_reports,
     sort_rows,
@@ -124,6 +123,7 @@ def test_trials_and_report_without_a_record_exit_1(tmp_path: Path, monkeypatch: 
 def test_python_api_frame_and_reports(study: Path) -> None:
     record = StudyRecord(load_study_config(study / "study.yaml"))
     frame = trials_frame(record, "loss")
+    assert frame.equals(Study.from_file(study / "study.yaml").trials())  # Study.trials() is the same table
     assert list(frame.index) == list(range(N_RUN + 1))
     assert {"state", "loss", "duration_s", "device", "failure", "started", "params.x", "params.y"} <= set(frame.columns)
     assert frame["loss"].notna().sum() == N_RUN and str(frame["started"].dtype).startswith("datetime64")

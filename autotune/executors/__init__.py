@@ -17,6 +17,7 @@ from autotune.executors._local import PID_FILE, LocalExecutor, kill_orphan_trial
 from autotune.executors._outcome import is_script
 from autotune.executors._registry import (
     available_executors,
+    executor_factory,
     get_executor,
     get_executor_class,
     register_executor,
@@ -33,6 +34,7 @@ __all__ = [
     "SimulatedExecutor",
     "SubmitError",
     "available_executors",
+    "executor_factory",
     "discover_devices",
     "get_executor",
     "get_executor_class",

@@ -80,6 +80,24 @@ def _factory(name: str) -> Callable[..., Executor]:
     return factory
 
 
+def executor_factory(name: str) -> Callable[..., Executor] | None:
+    """The class (or factory) registered as ``name``, without building it.
+
+    A plugin's entry point is loaded (once per process); Ray and submitit are imported only
+    when their executor is built.
+
+    Args:
+        name: An executor's name.
+
+    Returns:
+        The registered class or factory, or ``None`` when no executor has that name.
+    """
+    try:
+        return _factory(name)
+    except UnknownNameError:
+        return None
+
+
 def get_executor_class(name: str) -> type[Executor]:
     """The executor class registered under ``name`` (a plugin's entry point is loaded if needed).
 

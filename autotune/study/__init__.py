@@ -18,6 +18,7 @@ from autotune.study._config import (
 from autotune.study._record import BestTrial, Recovery, StudyRecord, StudyStatus
 from autotune.study._remote import RemoteStudy
 from autotune.study._study import FAIL_FAST_TRIALS, Study, StudySummary
+from autotune.study._trials import filter_rows, read_reports, sort_rows, study_url, trials_frame, trials_table
 
 __all__ = [
     "FAIL_FAST_TRIALS",
@@ -35,5 +36,11 @@ __all__ = [
     "StudyStatus",
     "StudySummary",
     "TrialConfig",
+    "filter_rows",
     "load_study_config",
+    "read_reports",
+    "sort_rows",
+    "study_url",
+    "trials_frame",
+    "trials_table",
 ]

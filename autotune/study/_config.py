@@ -565,7 +565,7 @@ def _space_file(item: str | Path, base_dir: Path) -> Path | None:
 
 def _resolved_entry_point(entry_point: str, base_dir: Path) -> str:
     """A script entry point made absolute (it must exist); a module one checked for its form."""
-    from autotune.executors._outcome import is_script
+    from autotune.executors import is_script
     from autotune.space import path_problem
 
     problem = path_problem(entry_point)
@@ -637,33 +637,12 @@ def _parameters(factory: Callable[..., Any], skip: tuple[str, ...]) -> dict[str,
 def _executor_factory(name: str) -> Callable[..., Any] | None:
     """The class (or factory) registered as executor ``name``, without building it or importing
     its backend (a plugin's module is loaded; Ray and submitit are imported only on first use)."""
-    from importlib import metadata
+    from autotune.executors import executor_factory
 
-    from autotune.executors import (
-        _registry as registry,  # read only: see the report on issue 14.5
-    )
-
-    lookup = getattr(registry, "executor_factory", None)  # the public accessor, once it exists
-    if lookup is not None:
-        factory: Callable[..., Any] | None = lookup(name)
-        return factory
-    built_in: dict[str, Callable[..., Any]] = getattr(registry, "_REGISTRY", {})
-    if name in built_in:
-        return built_in[name]
-    if name not in _PLUGINS:
-        _PLUGINS[name] = None
-        for ep in metadata.entry_points(group=registry.ENTRY_POINT_GROUP):
-            if ep.name == name:
-                try:
-                    _PLUGINS[name] = ep.load()
-                except Exception:  # noqa: BLE001 - a broken plugin is reported when it is built
-                    _PLUGINS[name] = _broken_plugin
-                break
-    return _PLUGINS[name]
-
-
-_PLUGINS: dict[str, Callable[..., Any] | None] = {}
-"""Executor plugins looked up so far (entry points are read once per name and process)."""
+    try:
+        return executor_factory(name)
+    except Exception:  # noqa: BLE001 - a plugin whose module fails to import is reported when it is built
+        return _broken_plugin
 
 
 def _broken_plugin(*args: Any, **kwargs: Any) -> Any:
@@ -755,7 +734,7 @@ def _check_entry_point(config: StudyConfig) -> None:
     import inspect
     import sys
 
-    from autotune.executors._outcome import is_script
+    from autotune.executors import is_script
 
     source = f"{config.study_file}: " if config.study_file is not None else ""
     entry_point = config.trial.entry_point

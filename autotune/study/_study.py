@@ -47,6 +47,7 @@ from autotune.study._record import (
 from autotune.trial import Resources, TrialResult, TrialSpec, TrialState
 
 if TYPE_CHECKING:
+    import pandas as pd
     from rich.progress import Progress, TaskID
 
     from autotune.executors import Executor, Job, SubmitError
@@ -146,6 +147,18 @@ class Study:
     def best(self) -> BestTrial | None:
         """The best feasible completed trial in the MLflow record, or ``None``."""
         return self.status().best
+
+    def trials(self) -> pd.DataFrame:
+        """Every trial in the MLflow record (the latest run per trial id), as ``autotune trials`` lists them.
+
+        Returns:
+            A DataFrame indexed by ``trial_id`` with the state, the objective (a column named
+            after its metric), ``duration_s``, ``device``, a one-line ``failure``, ``started``
+            and one ``params.<name>`` column per parameter.
+        """
+        from autotune.study._trials import trials_frame
+
+        return trials_frame(self.record, self.config.objective.metric)
 
     # -- running --------------------------------------------------------------------------------
 

@@ -14,6 +14,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from autotune.exceptions import ConfigError, one_of
+from autotune.tracking import (
+    METRIC_PARAM_PREFIX,
+    METRIC_PROPOSAL_PREFIX,
+    TAG_DEVICE,
+    TAG_DURATION_S,
+    TAG_FAILURE_REASON,
+    failure_line,
+)
 from autotune.trial import TrialState
 
 if TYPE_CHECKING:
@@ -33,9 +41,7 @@ __all__ = [
     "trials_table",
 ]
 
-TAG_DEVICE = "autotune.device"  # autotune.tracking._tracker.TAG_DEVICE (not exported)
-TAG_DURATION_S = "autotune.duration_s"  # autotune.tracking._tracker.TAG_DURATION_S (not exported)
-_NOT_REPORTS = ("param/", "proposal/")  # metric prefixes the tracker logs for charts, not the trial's reports
+_NOT_REPORTS = (METRIC_PARAM_PREFIX, METRIC_PROPOSAL_PREFIX)  # metric prefixes the tracker logs for charts, not the trial's reports
 TRIAL_COLUMNS = ("trial_id", "state", "value", "duration_s", "device", "params", "failure", "started", "run_id")
 """The keys of every row of :func:`trials_table`."""
 SORT_KEYS = ("id", "objective", "duration")
@@ -243,14 +249,10 @@ def _history(client: Any, run_id: str, key: str) -> list[Any]:
 def _failure(trial: LoadedTrial) -> str | None:
     if trial.unreadable is not None:
         return f"unreadable: {trial.unreadable}"
-    reason = trial.tags.get("autotune.failure_reason")
+    reason = trial.tags.get(TAG_FAILURE_REASON)
     if not reason:
         return None
-    from autotune.tracking._tracker import (
-        failure_line,  # older records hold the whole traceback
-    )
-
-    return failure_line(reason) or None
+    return failure_line(reason) or None  # older records hold the whole traceback
 
 
 def _float(text: Any) -> float | None:

@@ -23,7 +23,11 @@ from autotune.tracking._plots import (
 )
 from autotune.tracking._store import check_tracking_server, default_tracking_uri, ensure_store, sqlite_path
 from autotune.tracking._tracker import (
+    METRIC_PARAM_PREFIX,
+    METRIC_PROPOSAL_PREFIX,
     TAG_ACQ_VALUE,
+    TAG_DEVICE,
+    TAG_DURATION_S,
     TAG_FAILURE_REASON,
     TAG_PRED_MEAN,
     TAG_PRED_STD,
@@ -34,12 +38,17 @@ from autotune.tracking._tracker import (
     TAG_TRIAL_ID,
     LoadedTrial,
     MlflowTracker,
+    failure_line,
     package_versions,
 )
 
 __all__ = [
+    "METRIC_PARAM_PREFIX",
+    "METRIC_PROPOSAL_PREFIX",
     "PLOTS_ARTIFACT_DIR",
     "TAG_ACQ_VALUE",
+    "TAG_DEVICE",
+    "TAG_DURATION_S",
     "TAG_FAILURE_REASON",
     "TAG_PRED_MEAN",
     "TAG_PRED_STD",
@@ -55,6 +64,7 @@ __all__ = [
     "check_tracking_server",
     "default_tracking_uri",
     "ensure_store",
+    "failure_line",
     "package_versions",
     "plot_acquisition_trace",
     "plot_convergence",
