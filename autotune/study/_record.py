@@ -25,7 +25,6 @@ import dataclasses
 import errno
 import json
 import logging
-import math
 import os
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -263,7 +262,7 @@ class StudyRecord:
         db = _sqlite_path(self.tracking_uri)
         if db is not None and not db.is_file():
             return False
-        tracker = MlflowTracker(self.tracking_uri, self.config.name)
+        tracker = MlflowTracker(self.tracking_uri, self.config.name, spool_dir=self.config.resolved_output_dir)
         if tracker.find_study() is None:
             return False
         self._tracker = tracker
@@ -291,7 +290,7 @@ class StudyRecord:
         db = _sqlite_path(self.tracking_uri)
         if db is None or not db.is_file():
             ensure_store(self.tracking_uri)
-        tracker = MlflowTracker(self.tracking_uri, self.config.name)
+        tracker = MlflowTracker(self.tracking_uri, self.config.name, spool_dir=self.config.resolved_output_dir)
         if resume is not None:
             self._check_resume(tracker, resume)
         if create or tracker.find_study() is None:
@@ -330,20 +329,15 @@ class StudyRecord:
         return self._status(self.trials() if started else [], started)
 
     def _status(self, latest: Sequence[LoadedTrial], started: bool) -> StudyStatus:
+        from autotune.optimizer import best_feasible
         from autotune.strategies import OutcomeConstraint
 
         cfg = self.config
         counts = Counter(t.state.value for t in latest)
         metric = cfg.objective.metric
         constraints = [OutcomeConstraint.parse(c) for c in cfg.constraints]
-        sign = 1.0 if cfg.objective.direction == "minimize" else -1.0
-        best: LoadedTrial | None = None
-        for trial in latest:
-            value = trial.value(metric)
-            if value is None or not _feasible(trial.metrics, constraints):
-                continue
-            if best is None or sign * value < sign * (best.value(metric) or 0.0):
-                best = trial
+        best = best_feasible(latest, constraints, minimize=cfg.objective.direction == "minimize",
+                             value=lambda t: t.value(metric), metrics=lambda t: t.metrics)
         best_trial = None
         if best is not None:
             best_trial = BestTrial(best.trial_id, float(best.value(metric) or 0.0), dict(best.params),
@@ -672,14 +666,6 @@ def _stop_orphan(workdir: Path, root: Path) -> bool:
     from autotune.executors import kill_orphan_trial
 
     return kill_orphan_trial(workdir, root=root)
-
-
-def _feasible(metrics: Mapping[str, float], constraints: Sequence[Any]) -> bool:
-    for c in constraints:
-        value = metrics.get(c.metric)
-        if value is None or not math.isfinite(value) or (value > c.bound if c.op == "<=" else value < c.bound):
-            return False
-    return True
 
 
 def _raise_clearly(exc: Exception, where: str) -> NoReturn:
