@@ -112,8 +112,14 @@ class Optimizer:
             raise ConfigError("kernel", "unknown kernel", kernel, "use matern52 or rbf.")
         if n_initial is not None and (not isinstance(n_initial, int) or n_initial < 0):
             raise ConfigError("n_initial", "must be an integer >= 0", n_initial, "use e.g. n_initial: 8.")
+        if not space.tunable:
+            fixed = ", ".join(space.parameters) or "(no parameters)"
+            raise ConfigError("space", "has nothing to tune: every parameter takes a single value", fixed,
+                              "give at least one parameter a range or two or more choices.")
         self.space = space
-        self.strategy = get_strategy(strategy, **dict(strategy_options or {}))
+        self.strategy = get_strategy(strategy, dict(strategy_options or {}), where="strategy")
+        #: The name proposals are recorded under: the one the caller used (an alias stays itself).
+        self.strategy_name = strategy if isinstance(strategy, str) else self.strategy.name
         self.direction = direction
         self.seed = int(seed)
         self.n_initial = n_initial if n_initial is not None else min(max(space.dim + 1, 5), 10)
@@ -326,14 +332,14 @@ class Optimizer:
             rest, name, fb = self._propose_model(ctx, n - k)
             return cands + rest, name, fb
         if not strategy.model_based:
-            return strategy.ask(ctx, n), strategy.name, None
+            return strategy.ask(ctx, n), self.strategy_name, None
         return self._propose_model(ctx, n)
 
     def _propose_model(self, ctx: Context, n: int) -> tuple[list[Candidate], str, str | None]:
         from autotune.strategies import get_strategy
 
         try:
-            return self.strategy.ask(ctx, n), self.strategy.name, None
+            return self.strategy.ask(ctx, n), self.strategy_name, None
         except ModelFitError as e:
             warnings.warn(f"{e} Proposing space-filling points instead.", RuntimeWarning, stacklevel=3)
             return get_strategy("diversity").ask(ctx, n), "diversity", "model_fit_failed"

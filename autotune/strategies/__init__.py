@@ -3,6 +3,9 @@
 Names: ``sobol``, ``random``, ``lhs``, ``grid``, ``diversity``, ``greedy``, ``pi``, ``ei``,
 ``ucb``, ``lcb``, ``max_variance``, ``ei_per_cost``, ``qei``, ``constant_liar``,
 ``kriging_believer``, ``local_penalization``, ``thompson``, ``kmeans``.
+``lcb`` and ``kriging_believer`` are aliases (of ``ucb`` and ``ei``): a minimised objective is
+negated inside, so UCB on it is LCB; and ``ei`` already conditions the GP on its posterior mean
+at pending points, which is the kriging believer.
 Outcome constraints and failed trials weight every model-based strategy by the probability
 of feasibility, so "constrained BO" is any of them with constraints set; failed points also
 enter the objective model at the worst observed value. The models come built in
@@ -15,9 +18,14 @@ from autotune.strategies._base import (
     OutcomeConstraint,
     Strategy,
     get_strategy,
+    option_names,
     register,
+    strategy_class,
     strategy_names,
 )
+
+# The built-ins register themselves on import (the base module never imports its subclasses).
+from autotune.strategies import _baselines, _batch, _sequential  # noqa: F401  # isort: skip
 
 __all__ = [
     "Candidate",
@@ -25,6 +33,8 @@ __all__ = [
     "OutcomeConstraint",
     "Strategy",
     "get_strategy",
+    "option_names",
     "register",
+    "strategy_class",
     "strategy_names",
 ]

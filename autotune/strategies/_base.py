@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast
 
 import torch
 from torch import Tensor
 
-from autotune.exceptions import ConfigError, UnknownNameError
+from autotune.exceptions import ConfigError, UnknownNameError, one_of
 
 if TYPE_CHECKING:
     from botorch.models.model import Model
@@ -43,12 +43,18 @@ class OutcomeConstraint:
     def parse(cls, text: str, where: str = "constraints") -> OutcomeConstraint:
         """Parse ``"n_params <= 2e6"``."""
         for op in ("<=", ">="):
-            if op in text:
-                metric, _, bound = text.partition(op)
+            if isinstance(text, str) and op in text:
+                metric, _, bound_text = text.partition(op)
                 try:
-                    return cls(metric.strip(), op, float(bound))  # type: ignore[arg-type]
+                    bound = float(bound_text)
                 except ValueError:
                     break
+                if not metric.strip():
+                    raise ConfigError(where, "names no metric", text, f"write the metric first, e.g. 'n_params {op} 2e6'.")
+                if not math.isfinite(bound):
+                    raise ConfigError(where, "must have a finite bound", text,
+                                      f"write a number, e.g. '{metric.strip()} {op} 2e6'.")
+                return cls(metric.strip(), cast(Literal["<=", ">="], op), bound)
         raise ConfigError(where, "must read 'metric <= number' or 'metric >= number'", text,
                           "write e.g. 'n_params <= 2e6'.")
 
@@ -135,11 +141,6 @@ class Context:
             self.X, self.y, self.failed, self.fitter, constraints=self.constraints,
             constraint_values=self.constraint_values, cost=self.cost, model_failures=self.model_failures,
         )
-
-    @property
-    def _cache(self) -> dict[str, Any]:
-        """Deprecated scratch space of a strategy for one ask: use ``models.cached(key, build)``."""
-        return self.models.memo
 
     @property
     def d(self) -> int:
@@ -252,54 +253,85 @@ def register(cls: _S) -> _S:
     """
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
+    if cls.name in _ALIASES:
+        raise ValueError(f"{cls.name!r} is an alias of the strategy {_ALIASES[cls.name][0]!r}; choose another name")
     if cls.name in _REGISTRY:
         raise ValueError(f"a strategy named {cls.name!r} is already registered ({_REGISTRY[cls.name].__name__})")
     _REGISTRY[cls.name] = cls
     return cls
 
 
-def strategy_names() -> list[str]:
-    """All registered strategy names."""
-    _load_builtins()
-    return sorted(_REGISTRY)
+_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
+    # name: (registered strategy, options it presets)
+    "lcb": ("ucb", {}),  # the same bound: the optimiser negates a minimised objective, so UCB on it is LCB
+    "kriging_believer": ("ei", {}),  # ei already conditions on the posterior mean at busy points
+}
+"""Other names of registered strategies. An alias builds its target with the preset options
+(which the caller may not set); the optimiser records the name the caller used."""
 
 
-def get_strategy(name: str | Strategy, where: str = "strategy", **options: Any) -> Strategy:
+def strategy_names(aliases: bool = True) -> list[str]:
+    """All strategy names: the registered ones and (with ``aliases``) their other names."""
+    return sorted({*_REGISTRY, *_ALIASES} if aliases else _REGISTRY)
+
+
+def strategy_class(name: str, where: str = "strategy") -> type[Strategy]:
+    """The class a strategy name (or alias) builds.
+
+    Raises:
+        UnknownNameError: listing the valid names.
+    """
+    target = _ALIASES[name][0] if name in _ALIASES else name
+    if target not in _REGISTRY:
+        raise UnknownNameError("strategy", name, strategy_names(), where=f"{where}.name")
+    return _REGISTRY[target]
+
+
+def get_strategy(
+    name: str | Strategy, options: Mapping[str, Any] | None = None, /, *, where: str = "strategy", **kwargs: Any
+) -> Strategy:
     """Build a registered strategy by name with typed options.
 
     Args:
         name: A registered name (or a ready strategy, returned as is).
+        options: The strategy's constructor options as a mapping (any names, ``where`` included).
         where: The key path used in errors.
-        **options: Constructor options of the strategy.
+        **kwargs: More constructor options (merged over ``options``).
 
     Raises:
         UnknownNameError: listing the valid names.
-        ConfigError: for an unknown or badly typed option.
+        ConfigError: for an unknown option (with the closest valid one) or a bad value.
     """
     if isinstance(name, Strategy):
         return name
-    _load_builtins()
-    if name not in _REGISTRY:
-        raise UnknownNameError("strategy", name, list(_REGISTRY), where=f"{where}.name")
-    cls = _REGISTRY[name]
-    import inspect
-
-    sig = inspect.signature(cls.__init__)
-    valid = [p for p in sig.parameters if p != "self"]
-    for k, v in options.items():
+    opts = {**(options or {}), **kwargs}
+    if name in _ALIASES:
+        target, preset = _ALIASES[name]
+        clash = sorted(set(opts) & set(preset))
+        if clash:
+            raise ConfigError(f"{where}.options.{clash[0]}", f"is fixed by the alias {name!r}", opts[clash[0]],
+                              f"drop the option, or use strategy {target!r} to set it.")
+        name, opts = target, {**preset, **opts}
+    cls = strategy_class(name, where)
+    valid = option_names(cls)
+    for k, v in opts.items():
         if k not in valid:
             raise ConfigError(f"{where}.options.{k}", f"is not an option of strategy {name!r}", v,
-                              f"use one of: {', '.join(valid) or '(none)'}.")
-    return cls(**options)
+                              one_of(k, valid) if valid else "remove it: the strategy takes no options.")
+    return cls(**opts)
+
+
+def option_names(cls: type[Strategy]) -> list[str]:
+    """The option names of a strategy: its constructor's named parameters."""
+    import inspect
+
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # without self
+    return [p.name for p in params if p.kind in kinds]
 
 
 def _load_builtins() -> None:
-    import autotune.strategies._baselines
-    import autotune.strategies._batch
-    import autotune.strategies._sequential  # noqa: F401
+    """Nothing left to do: importing :mod:`autotune.strategies` registers the built-ins.
 
-
-def check_positive(where: str, value: float, name: str) -> None:
-    """Raise the standard error for an option that must be > 0."""
-    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0):
-        raise ConfigError(f"{where}.{name}", "must be a number > 0", value, f"set {name} to a positive number.")
+    Kept only for ``autotune.testing.strategies``, which still calls it.
+    """

@@ -3,7 +3,8 @@
 Reused from BoTorch: ``qLogNoisyExpectedImprovement`` (joint MC qEI with ``X_pending``),
 ``PathwiseThompsonSampling`` (Matheron-rule posterior sample paths).
 Written here (no PyTorch library has them as pending-aware strategies): constant liar,
-kriging believer, local penalisation, and K-means batches.
+local penalisation, and K-means batches. The kriging believer is ``ei`` itself (see
+:class:`~autotune.strategies._sequential.ExpectedImprovement`), registered as an alias.
 
 A freed worker asks for one point while others run: the running points arrive as
 ``ctx.X_pending`` and shape the proposal exactly as already-chosen points of a synchronous
@@ -39,17 +40,6 @@ if TYPE_CHECKING:
     from botorch.acquisition import AcquisitionFunction
     from botorch.models.gpytorch import GPyTorchModel
     from botorch.models.model import Model
-
-
-@register
-class KrigingBeliever(ExpectedImprovement):
-    """Sequential EI where each busy point is believed to return the posterior mean there.
-
-    (Ginsbourger, Le Riche & Carraro 2010.) The GP keeps its hyperparameters; only its data
-    grows by the lies, which collapses the variance at busy points.
-    """
-
-    name = "kriging_believer"
 
 
 @register
@@ -101,11 +91,13 @@ class LocalPenalization(ExpectedImprovement):
         """The Lipschitz constant used by the penalisers (cached per ask)."""
         if self.lipschitz is not None:
             return float(self.lipschitz)
-        if "lipschitz" not in ctx._cache:
+
+        def estimate() -> float:
             probe = torch.cat([candidate_pool(ctx.space, 256, ctx.stable_seed("L")), ctx.X[ctx.ok]])
             ordered = [i for i, k in enumerate(ctx.space.column_kinds()) if k != "categorical"]
-            ctx._cache["lipschitz"] = estimate_lipschitz(model, probe, ordered)
-        return float(ctx._cache["lipschitz"])
+            return estimate_lipschitz(model, probe, ordered)
+
+        return float(ctx.models.cached("lipschitz", estimate))
 
     def acquisition_for(self, model: Model, ctx: Context, busy: Tensor, lies: Tensor) -> AcquisitionFunction:
         best = ctx.best_f()
@@ -164,7 +156,7 @@ class ThompsonSampling(AcquisitionStrategy):
                 X, value = optimize_acquisition(acqf, ctx.space, 1, self._opts)
                 return X[0], value
             except (NotImplementedError, RuntimeError, TypeError) as e:  # unsupported kernel/transform
-                ctx._cache.setdefault("ts_fallback", str(e))
+                ctx.models.memo.setdefault("ts_fallback", str(e))
         pool = candidate_pool(ctx.space, self.n_candidates, ctx.stable_seed(f"ts{slot}"), around=ctx.X[ctx.ok])
         with torch.no_grad():
             f = model.posterior(pool).rsample().reshape(-1)

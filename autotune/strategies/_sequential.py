@@ -135,7 +135,14 @@ def condition(model: Model, X: Tensor, Y: Tensor) -> Model:
 
 @register
 class ExpectedImprovement(AcquisitionStrategy):
-    """Expected improvement in its numerically stable log form (LogEI, Ament et al. 2023)."""
+    """Expected improvement in its numerically stable log form (LogEI, Ament et al. 2023).
+
+    With busy points (pending, or chosen earlier in the same batch) it is the kriging believer
+    (Ginsbourger, Le Riche & Carraro 2010): the GP is conditioned on its own posterior mean at
+    each busy point, hyperparameters unchanged, which collapses the variance there.
+    ``kriging_believer`` is another name of this strategy; ``constant_liar`` differs only in
+    the lie (a constant), ``qei`` chooses the batch jointly.
+    """
 
     name = "ei"
 
@@ -176,6 +183,9 @@ def srinivas_beta(t: int, d: int, delta: float = 0.1) -> float:
 class ConfidenceBound(AcquisitionStrategy):
     """Upper confidence bound ``mu + sqrt(beta) sigma`` (the lower bound when minimising).
 
+    ``lcb`` is another name of it: the optimiser negates a minimised objective, so this is
+    ``mu - sqrt(beta) sigma`` minimised in the user's units.
+
     Args:
         beta: The constant ``beta`` (``beta_schedule="constant"``).
         beta_schedule: ``constant`` or ``srinivas`` (``beta_t`` grows with ``log t``).
@@ -211,17 +221,6 @@ class ConfidenceBound(AcquisitionStrategy):
         from botorch.acquisition.analytic import UpperConfidenceBound
 
         return UpperConfidenceBound(model, beta=self.beta_at(len(ctx.X) + 1, ctx.d))
-
-
-@register
-class LowerConfidenceBound(ConfidenceBound):
-    """The confidence bound for a minimised objective: ``mu - sqrt(beta) sigma`` is minimised.
-
-    Internally the objective is negated, so this is the same maths as ``ucb``; the name
-    exists because minimising users call it LCB.
-    """
-
-    name = "lcb"
 
 
 @register

@@ -340,7 +340,7 @@ def cost_fn(X: Tensor) -> Tensor:
 def test_ei_per_cost_divides_ei_by_cost_to_the_alpha(fitted: tuple[Context, Any], alpha: float) -> None:
     ctx, model = fitted
     ctx_cost = make_ctx(X_OBS, Y_OBS, known_cost=cost_fn)
-    ctx_cost._cache["objective"] = model
+    ctx_cost.models.memo["objective"] = model
     best = ctx.best_f()
     ei = acq_values(get_strategy("ei").acquisition(model, ctx, best), X_TEST).exp()
     per_cost = acq_values(get_strategy("ei_per_cost", alpha=alpha).acquisition(model, ctx_cost, best), X_TEST).exp()

@@ -7,6 +7,6 @@ from autotune.testing.strategies import StrategyContract
 
 
 class TestEveryStrategy(StrategyContract):
-    @pytest.fixture(params=strategy_names())
+    @pytest.fixture(params=strategy_names(aliases=False))  # aliases: tests/strategies/test_registry.py
     def strategy(self, request: pytest.FixtureRequest) -> str:
         return request.param
