@@ -1,4 +1,8 @@
-"""Fixtures shared by every test folder.
+"""Fixtures shared by every test folder, and the ``long`` marker.
+
+Tests marked ``long`` are the full sizes of fault-injection and measurement tests (minutes
+each); they are skipped unless ``AUTOTUNE_LONG=1``, so the README's test command (and CI) runs
+their short sizes only. ``slow`` tests (seconds to a minute) always run.
 
 MLflow stores: migrating a fresh MLflow database takes seconds, so one template store is
 migrated per test session and each test gets a copy of the file::
@@ -9,11 +13,24 @@ migrated per test session and each test gets a copy of the file::
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+LONG = os.environ.get("AUTOTUNE_LONG", "") not in ("", "0")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the ``long`` tests unless ``AUTOTUNE_LONG=1``."""
+    if LONG:
+        return
+    skip = pytest.mark.skip(reason="long size: run with AUTOTUNE_LONG=1")
+    for item in items:
+        if item.get_closest_marker("long") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

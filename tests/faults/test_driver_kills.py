@@ -53,14 +53,14 @@ def test_two_first_starts_at_once_on_one_fresh_store_both_finish(tmp_path: Path)
     assert processes_under(tmp_path) == []
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.timeout(1800)
 def test_kills_during_first_start_leave_a_usable_store(tmp_path: Path) -> None:
     _, tries = first_start_kills(tmp_path, tries=3, seed=2, max_delay_s=4.0)
     assert [t.usable for t in tries] == [True] * 3, [(t.store_at_kill, t.rc, t.error) for t in tries]
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.timeout(1800)
 def test_requeue_mode_reruns_no_finished_trial(tmp_path: Path) -> None:
     r = kill_study(tmp_path, max_trials=12, workers=4, n_kills=4, seed=3, max_delay_s=8.0, on_orphans="requeue")

@@ -74,7 +74,7 @@ def test_at_most_a_fifth_of_the_model_proposals_land_where_trials_crashed() -> N
     assert objective(best.params) < (RADIUS + 0.05) ** 2  # it found the rim, next to the optimum
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.parametrize("seed", [1, 2])
 def test_the_crash_gp_alone_leaks_into_the_region(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """The measured cause: without failed points in the objective model, EI pulls into the disc."""

@@ -112,7 +112,7 @@ def test_resume_after_sigkill_loses_nothing_and_reruns_nothing(
     assert "Resumed after a dead driver: " in out and "running trials re-attached" in out
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_driver_sigkill_at_random_moments_loses_and_reruns_nothing(
     toy_study: Callable[..., Path], trials_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -235,7 +235,7 @@ def _outage_study(uri: str, spool: Path, down_s: float, restart: Any, kill: Any)
 
 
 @pytest.mark.parametrize(
-    "down_s", [pytest.param(6.0, id="6s"), pytest.param(30.0, id="30s", marks=pytest.mark.slow)]
+    "down_s", [pytest.param(6.0, id="6s"), pytest.param(30.0, id="30s", marks=pytest.mark.long)]
 )
 def test_mlflow_server_killed_mid_study_loses_no_metric(
     down_s: float,

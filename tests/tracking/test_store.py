@@ -2,7 +2,7 @@
 
 Kills and concurrent first starts run in forked children of this (already-importing) test
 process, so a child spends its time creating the store, not importing MLflow. The long sizes
-(10 kills, 10 repetitions) run with ``AUTOTUNE_FAULTS_LONG=1``;
+(10 kills, 10 repetitions) run with ``AUTOTUNE_LONG=1``;
 ``benchmarks/faults/store_faults.py`` measures the same with fresh interpreters.
 """
 
@@ -27,9 +27,6 @@ import pytest
 from autotune.exceptions import TrackingError
 from autotune.tracking import default_tracking_uri, ensure_store, record_lock
 from autotune.tracking._store import _head_revision, default_artifact_location, sqlite_path
-
-LONG = bool(os.environ.get("AUTOTUNE_FAULTS_LONG"))
-long_only = pytest.mark.skipif(not LONG, reason="long size: set AUTOTUNE_FAULTS_LONG=1")
 
 
 def test_default_tracking_uri_is_an_absolute_sqlite_file_in_the_output_dir(
@@ -160,7 +157,7 @@ def head_revision() -> str:
     return _head_revision()
 
 
-@pytest.mark.parametrize("kills", [3, pytest.param(10, marks=[pytest.mark.slow, long_only])])
+@pytest.mark.parametrize("kills", [3, pytest.param(10, marks=pytest.mark.long)])
 def test_sigkill_while_creating_a_store_leaves_none_or_a_complete_one(
     kills: int, tmp_path: Path, head_revision: str
 ) -> None:
@@ -189,7 +186,7 @@ def test_sigkill_while_creating_a_store_leaves_none_or_a_complete_one(
     _assert_usable(uri)
 
 
-@pytest.mark.parametrize("repeats", [2, pytest.param(10, marks=[pytest.mark.slow, long_only])])
+@pytest.mark.parametrize("repeats", [2, pytest.param(10, marks=pytest.mark.long)])
 def test_concurrent_first_starts_of_one_store_all_succeed(
     repeats: int, tmp_path: Path, head_revision: str
 ) -> None:
