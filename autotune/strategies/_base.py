@@ -318,7 +318,12 @@ def get_strategy(
         if k not in valid:
             raise ConfigError(f"{where}.options.{k}", f"is not an option of strategy {name!r}", v,
                               one_of(k, valid) if valid else "remove it: the strategy takes no options.")
-    return cls(**opts)
+    try:
+        return cls(**opts)
+    except ConfigError as e:  # constructors name their options under "strategy.": name the caller's key
+        if where == "strategy" or not e.where.startswith("strategy."):
+            raise
+        raise ConfigError(where + e.where.removeprefix("strategy"), e.rule, e.value, e.fix) from None
 
 
 def option_names(cls: type[Strategy]) -> list[str]:

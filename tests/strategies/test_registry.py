@@ -104,6 +104,14 @@ def test_an_unknown_option_offers_the_closest_one() -> None:
         get_strategy("sobol", {"beta": 1.0})
 
 
+@pytest.mark.parametrize(("options", "key"), [({"raw_samples": -5}, "raw_samples"), ({"beta": "x"}, "beta")])
+def test_a_bad_option_value_is_refused_at_the_callers_key(options: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^strategy\.options\.{key}: "):
+        get_strategy("ucb", options)
+    with pytest.raises(ConfigError, match=rf"^AutotuneSampler\.strategy\.options\.{key}: "):
+        get_strategy("lcb", options, where="AutotuneSampler.strategy")
+
+
 def test_option_names_are_the_constructor_parameters() -> None:
     assert option_names(ConfidenceBound) == list(inspect.signature(ConfidenceBound.__init__).parameters)[1:]
 
