@@ -261,7 +261,7 @@ class AutotuneSampler(BaseSampler):
     ) -> None:
         from autotune.strategies import get_strategy
 
-        get_strategy(strategy, where="AutotuneSampler.strategy", **dict(strategy_options or {}))  # fail fast
+        get_strategy(strategy, dict(strategy_options or {}), where="AutotuneSampler.strategy")  # fail fast
         if pruned not in ("ignore", "failed", "last_value"):
             raise ConfigError("AutotuneSampler.pruned", "must be ignore, failed or last_value", pruned,
                               "use pruned='ignore'.")

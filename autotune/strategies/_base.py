@@ -334,9 +334,3 @@ def option_names(cls: type[Strategy]) -> list[str]:
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # without self
     return [p.name for p in params if p.kind in kinds]
 
-
-def _load_builtins() -> None:
-    """Nothing left to do: importing :mod:`autotune.strategies` registers the built-ins.
-
-    Kept only for ``autotune.testing.strategies``, which still calls it.
-    """

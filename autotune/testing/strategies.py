@@ -57,10 +57,9 @@ def make_optimizer(strategy: str, space: SearchSpace | None = None, **kw: Any) -
     """An optimiser with cheap settings for the strategy (only options it takes)."""
     import inspect
 
-    from autotune.strategies._base import _REGISTRY, _load_builtins
+    from autotune.strategies import strategy_class
 
-    _load_builtins()
-    cls = _REGISTRY[strategy]
+    cls = strategy_class(strategy)
     params = inspect.signature(cls.__init__).parameters
     opts = {k: v for k, v in CHEAP.items() if k in params}
     if "n_pool" in params:

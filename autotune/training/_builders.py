@@ -27,7 +27,7 @@ _POOLS: dict[str, Callable[[int], nn.Module] | None] = {
     "avg": nn.AvgPool1d,
     "none": None,
 }
-_CELLS: dict[str, type[nn.LSTM] | type[nn.GRU]] = {"lstm": nn.LSTM, "gru": nn.GRU}
+_CELLS: dict[str, type[nn.LSTM | nn.GRU]] = {"lstm": nn.LSTM, "gru": nn.GRU}
 
 _M = TypeVar("_M", bound=nn.Module)
 
