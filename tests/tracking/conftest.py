@@ -72,7 +72,8 @@ def start_mlflow_server(
         "--workers",
         "1",
     ]
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    # No job runner: MLflow 3.17 starts five huey consumers for GenAI jobs, which only slow the start here.
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
