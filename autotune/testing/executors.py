@@ -276,6 +276,21 @@ def is_alive(pid: int) -> bool:
         return False
 
 
+def wait_gone(pids: dict[str, int], timeout_s: float = 5.0) -> list[str]:
+    """Wait until every process in ``pids`` (name -> pid) has ended.
+
+    Returns:
+        The names of the processes still alive after ``timeout_s`` (empty when all ended).
+    """
+    give_up = time.monotonic() + timeout_s
+    while time.monotonic() < give_up:
+        alive = [name for name, pid in pids.items() if is_alive(pid)]
+        if not alive:
+            return []
+        time.sleep(0.02)
+    return alive
+
+
 def _error_has(*texts: str) -> Callable[[TrialResult], None]:
     def check(r: TrialResult) -> None:
         for text in texts:
@@ -476,31 +491,21 @@ class ExecutorContract:
         pids = json.loads(pid_file.read_text(encoding="utf-8")) if pid_file.exists() else {}
         return job, pids
 
-    @staticmethod
-    def _gone(pids: dict[str, int], timeout_s: float = 5.0) -> list[str]:
-        give_up = time.monotonic() + timeout_s
-        while time.monotonic() < give_up:
-            alive = [name for name, pid in pids.items() if is_alive(pid)]
-            if not alive:
-                return []
-            time.sleep(0.02)
-        return alive
-
     def test_process_tree_ends_with_a_finished_trial(self, tmp_path: Path) -> None:
         """A trial that returns leaves nothing behind, ``setsid`` grandchildren and daemons included."""
         job, pids = self._tree(tmp_path, "return")
         assert job.result().state is TrialState.COMPLETED and set(pids) == {"worker", "setsid", "daemon"}
-        assert self._gone(pids) == []
+        assert wait_gone(pids) == []
 
     def test_process_tree_ends_with_a_cancelled_trial(self, tmp_path: Path) -> None:
         """Cancelling a trial ends its whole tree."""
         job, pids = self._tree(tmp_path, "sleep")
         assert pids and all(is_alive(pid) for pid in pids.values())
         assert job.cancel() is True and job.result().state is TrialState.KILLED
-        assert self._gone(pids) == []
+        assert wait_gone(pids) == []
 
     def test_process_tree_ends_with_a_timed_out_trial(self, tmp_path: Path) -> None:
         """A trial past its time limit ends with its whole tree."""
         job, pids = self._tree(tmp_path, "sleep", timeout_s=1.5)
         assert job.result().state is TrialState.TIMEOUT
-        assert self._gone(pids) == []
+        assert wait_gone(pids) == []

@@ -22,22 +22,13 @@ from autotune.executors import LocalExecutor, SubmitError
 from autotune.executors._base import read_new_reports
 from autotune.executors._local import PID_FILE, cap_log, kill_orphan_trial
 from autotune.executors._proctree import start_ticks
+from autotune.testing.executors import wait_gone
 from autotune.trial import TrialResult, TrialSpec, TrialState
 from tests.executors.helpers import CHILD_ENV, FNS, REPO_ROOT, is_alive
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32" or not os.path.isdir("/proc"), reason="needs POSIX and /proc")
 
 CONTRACT = "autotune.testing.executors"
-
-
-def _gone(pids: dict[str, int], timeout_s: float = 5.0) -> list[str]:
-    give_up = time.monotonic() + timeout_s
-    while time.monotonic() < give_up:
-        alive = [name for name, pid in pids.items() if is_alive(pid)]
-        if not alive:
-            return []
-        time.sleep(0.02)
-    return alive
 
 
 def _wait_for(path: Path, timeout_s: float = 20.0) -> None:
@@ -91,7 +82,7 @@ def test_a_worker_that_dies_abruptly_takes_its_escaped_processes_with_it(tmp_pat
         result = job.result()
         pids = json.loads(pid_file.read_text())
         assert result.state is TrialState.FAILED and "exited with code 9" in (result.error or "")
-        assert _gone(pids) == []  # the setsid grandchild and the daemon were orphaned to init, and still ended
+        assert wait_gone(pids) == []  # the setsid grandchild and the daemon were orphaned to init, and still ended
         assert unrelated.poll() is None  # nothing else was hit
     finally:
         unrelated.kill()
@@ -260,7 +251,7 @@ def test_kill_orphan_trial_kills_only_a_real_trial_inside_the_study(tmp_path: Pa
         with pytest.warns(DeprecationWarning, match="root="):
             assert not kill_orphan_trial(fake)
         assert kill_orphan_trial(workdir, root=root)
-        assert _gone(pids) == []  # the worker, its setsid grandchild and the daemon
+        assert wait_gone(pids) == []  # the worker, its setsid grandchild and the daemon
         assert not (workdir / PID_FILE).exists() and not kill_orphan_trial(workdir, root=root)
     finally:
         for pid in pids.values():
@@ -294,7 +285,7 @@ def test_adopt_waits_for_trials_a_dead_driver_left_running(tmp_path: Path) -> No
     finished = jobs[0].result()  # type: ignore[union-attr]
     assert finished.state is TrialState.COMPLETED and finished.metrics["objective"] == 3.0
     assert finished.start_time - 1.0 <= finished.metrics["t_start"] < finished.start_time + 5  # the process's start
-    assert _gone({str(k): v for k, v in workers.items()}) == []
+    assert wait_gone({str(k): v for k, v in workers.items()}) == []
     assert not any((root / f"trial_{tid}" / PID_FILE).exists() for tid in range(4))
 
 
@@ -314,7 +305,7 @@ def test_the_descendant_walk_finds_setsid_children_with_or_without_children_file
         monkeypatch.setattr(_proctree, "_children", lambda pid: None)  # a kernel without the children files
         assert _proctree.descendants(parent.pid) == walked
         _proctree.end_tree(parent.pid, _proctree.start_ticks(parent.pid), {pids["daemon"]: _proctree.start_ticks(pids["daemon"]) or ""})
-        assert _gone({"parent": parent.pid, **pids}) == []
+        assert wait_gone({"parent": parent.pid, **pids}) == []
     finally:
         parent.kill()
         parent.wait()
