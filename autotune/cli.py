@@ -376,7 +376,22 @@ def _study_link(config: StudyConfig, base_url: str) -> str:
 
     record = StudyRecord(config)
     experiment_id = record.tracker.experiment_id if record.exists() else None
+    if experiment_id is not None and _has_runs_view(record, experiment_id):
+        from autotune.tracking import runs_view_url
+
+        return runs_view_url(base_url, experiment_id)
     return study_url(base_url, experiment_id, config.objective.metric, config.objective.direction)
+
+
+def _has_runs_view(record: StudyRecord, experiment_id: str) -> bool:
+    """Whether the study's experiment holds its runs view (records before it was added do not)."""
+    from autotune.tracking import RUNS_VIEW_KEY
+
+    try:
+        tags = dict(record.tracker.client.get_experiment(experiment_id).tags)
+    except Exception:  # noqa: BLE001 (fall back to the plain sorted link)
+        return False
+    return f"mlflow.sharedViewState.{RUNS_VIEW_KEY}" in tags
 
 
 def _ui_hint(config: StudyConfig, study_file: str) -> str:

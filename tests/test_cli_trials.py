@@ -180,8 +180,8 @@ def test_ui_prints_the_sorted_link_then_starts_mlflow(study: Path, capsys: pytes
     assert record.exists()
     experiment_id = record.tracker.experiment_id
     out = capsys.readouterr().out
-    assert out.strip() == (f"Open http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs?searchFilter="
-                           f"&orderByKey=metrics.%60loss%60&orderByAsc=true")
+    # the study's shared runs view: its trials best first with the review columns (tests/ui)
+    assert out.strip() == f"Open http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs?viewStateShareKey=autotune-trials"
     assert started and started[0][started[0].index("--port") + 1] == str(port)
 
 
@@ -191,7 +191,7 @@ def test_run_hint_names_the_port_and_the_link(study: Path) -> None:
     assert record.exists()
     hint = _ui_hint(config, "study.yaml")
     assert hint == (f"browse it: autotune ui study.yaml --port 5000, then open http://127.0.0.1:5000/#/experiments/"
-                    f"{record.tracker.experiment_id}/runs?searchFilter=&orderByKey=metrics.%60loss%60&orderByAsc=true")
+                    f"{record.tracker.experiment_id}/runs?viewStateShareKey=autotune-trials")
 
 
 def test_a_served_record_gets_its_own_server_link(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

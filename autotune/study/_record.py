@@ -295,8 +295,34 @@ class StudyRecord:
             self._check_resume(tracker, resume)
         if create or tracker.find_study() is None:
             tracker.start_study(self.config.to_dict(), self.config.study_file, tags=tags)
+            self._present(tracker)
         self._tracker = tracker
         return tracker
+
+    def _present(self, tracker: MlflowTracker) -> None:
+        """Give the study run its settings as parameters and the experiment its runs view.
+
+        What a reviewer sees first in the MLflow UI (see ``autotune.tracking._views``); a store
+        that refuses them costs a warning, never the study.
+        """
+        from autotune.tracking import runs_view_state
+
+        cfg = self.config
+        space = cfg.search_space
+        try:
+            kept = tracker.log_study_params({
+                "objective": cfg.objective.metric, "direction": cfg.objective.direction,
+                "strategy": cfg.strategy.name, "max_trials": cfg.budget.max_trials,
+                "space": space.name or "inline", "n_parameters": len(space),
+                "executor": cfg.executor.name, "workers": cfg.parallelism.workers,
+            })
+            if kept:
+                logger.info("study run parameters keep their first values %s (MLflow parameters cannot change); "
+                            "the run's description shows the current settings", kept)
+            tracker.set_runs_view(runs_view_state(tracker.parent_run_id, cfg.objective.metric,
+                                                  cfg.objective.direction, space.tunable))
+        except Exception as exc:  # noqa: BLE001 (presentation only: the record is written either way)
+            logger.warning("the study's MLflow view could not be set up: %s", exc)
 
     def _check_resume(self, tracker: MlflowTracker, resume: bool) -> None:
         where = self.where

@@ -26,11 +26,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -80,6 +81,12 @@ PLOTS_MIN_INTERVAL_S = 30.0
 PLOTS_TIME_SHARE = 0.02
 """Longest share of the driver's real time spent drawing plots during a study: after a refresh
 that took ``t`` seconds the next waits at least ``t / PLOTS_TIME_SHARE`` (2 s of drawing: 100 s)."""
+
+ANALYSIS_FILE = "analysis/analysis.html"
+"""The analysis views (importance, slices, contour, EDF, curves) under ``output_dir``, refreshed with the plots."""
+
+ANALYSIS_ARTIFACT_DIR = "analysis"
+"""Their folder in the study run's artifacts (MLflow's artifact viewer renders the HTML, interactive)."""
 
 FAIL_FAST_TRIALS = 3
 """The study stops with an error when its first this-many trials all fail with the same error
@@ -254,6 +261,7 @@ class _Running:
         self.job = job
         self.run_id = run_id
         self.suggestion = suggestion
+        self.started = time.monotonic()
 
 
 class _Driver:
@@ -275,6 +283,7 @@ class _Driver:
         self.stop_reason = ""
         self.signal_name = ""
         self.view = _View(cfg.name)
+        self.durations: list[float] = []  # of the trials finished by this driver (for the ETA)
         self.start_clock = executor.now()
         self.last_stream = time.monotonic()
         self.last_plots = time.monotonic()
@@ -309,6 +318,8 @@ class _Driver:
         start = time.monotonic()
         status = "FINISHED"
         try:
+            with contextlib.suppress(Exception):  # the description from the start (presentation only)
+                self._note(self.record.trials(), [], None)
             with _graceful_stop(self), self.view.showing(progress, self.cfg.budget.max_trials, self.n_finished):
                 for trial in self.requeue:
                     self._launch(self.optimizer.add_pending(trial.params, trial.trial_id, {"strategy": "requeue"}),
@@ -470,6 +481,8 @@ class _Driver:
     def _record(self, run_id: str, result: TrialResult) -> None:
         """End the trial's run, tell the optimiser, update the best so far (one record call)."""
         self.record.finish_trial(run_id, result, self.optimizer)
+        if result.state is not TrialState.KILLED and result.duration_s > 0:
+            self.durations.append(result.duration_s)
         best = self.optimizer.best()
         best_value = None if best is None else best.value
         self.view.trial_line(result, self.cfg.objective.metric, best_value, None if best is None else best.trial_id)
@@ -525,22 +538,76 @@ class _Driver:
             self.shield -= 1
 
     def _plots(self, final: bool) -> None:
+        """Redraw the plots and the analysis views and rewrite the study run's description.
+
+        All at one cadence whose interval grows with their cost (:data:`PLOTS_TIME_SHARE`).
+        """
         from autotune.tracking import refresh_study_plots
 
         start = time.monotonic()
+        tracker = self.record.tracker
+        trials: list[LoadedTrial] = []
+        plots: list[str] = []
+        analysis: str | None = None
         try:
-            tracker = self.record.tracker
-            refresh_study_plots(tracker, tracker.load_trials(), self.cfg.objective.direction,
-                                self.cfg.objective.metric, out_dir=self.cfg.resolved_output_dir / "plots")
+            trials = tracker.load_trials()
+            plots = refresh_study_plots(tracker, trials, self.cfg.objective.direction, self.cfg.objective.metric,
+                                        out_dir=self.cfg.resolved_output_dir / "plots")
         except Exception as exc:  # noqa: BLE001 (plots must never stop a study)
             logger.warning("the study plots could not be drawn%s: %s", " at the end" if final else "", exc)
+        try:
+            analysis = self._analysis(trials)
+        except Exception as exc:  # noqa: BLE001 (nor the analysis views)
+            logger.warning("the analysis views could not be drawn%s: %s", " at the end" if final else "", exc)
+        try:
+            self._note(trials, plots, analysis)
+        except Exception as exc:  # noqa: BLE001 (nor the description)
+            logger.warning("the study run's description could not be written: %s", exc)
         self.last_plots, self.finished_at_plots = time.monotonic(), self.n_finished
         self.plots_interval_s = max(PLOTS_MIN_INTERVAL_S, (self.last_plots - start) / PLOTS_TIME_SHARE)
+
+    def _analysis(self, trials: Sequence[LoadedTrial]) -> str | None:
+        """Write the analysis views (:mod:`autotune.analysis`) to the study run; their artifact path.
+
+        ``None`` (nothing written) until :data:`autotune.analysis.MIN_COMPLETED` trials completed.
+        """
+        from autotune.analysis import MIN_COMPLETED, write_report
+        from autotune.study._trials import read_reports
+
+        if sum(1 for o in self.optimizer.observations if o.state is TrialState.COMPLETED) < MIN_COMPLETED:
+            return None
+        reports = read_reports(self.record, trials)
+        path = write_report(self.optimizer, reports, self.cfg.resolved_output_dir / ANALYSIS_FILE,
+                            title=f"Study {self.cfg.name}", objective=self.cfg.objective.metric)
+        self.record.tracker.log_study_artifact(path, ANALYSIS_ARTIFACT_DIR)
+        return f"{ANALYSIS_ARTIFACT_DIR}/{path.name}"
+
+    def _note(self, trials: Sequence[LoadedTrial], plots: Sequence[str], analysis: str | None) -> None:
+        """Rewrite the study run's Markdown description (MLflow's note)."""
+        from autotune.tracking import study_note
+
+        tracker = self.record.tracker
+        best = self.optimizer.best()
+        cfg = self.cfg
+        tracker.set_study_note(study_note(
+            study_name=cfg.name, experiment_id=tracker.experiment_id, parent_run_id=tracker.parent_run_id,
+            objective=cfg.objective.metric, direction=cfg.objective.direction, strategy=cfg.strategy.name,
+            trials=trials, best_trial_id=None if best is None else best.trial_id,
+            max_trials=cfg.budget.max_trials, study_file=None if cfg.study_file is None else str(cfg.study_file),
+            plots=plots, analysis=analysis))
 
     def _refresh_view(self) -> None:
         failed = sum(1 for o in self.optimizer.observations if o.state.is_failure)
         best = self.optimizer.best()
-        self.view.update(self.n_finished, len(self.running), failed, None if best is None else best.value)
+        total = self.cfg.budget.max_trials
+        eta = None if total is None else eta_seconds(total - self.n_finished, self.running_ages(),
+                                                     self.cfg.parallelism.workers, self.durations)
+        self.view.update(self.n_finished, len(self.running), failed, None if best is None else best.value, eta)
+
+    def running_ages(self) -> list[float]:
+        """How long each running trial has run, in real seconds (for the ETA)."""
+        now = time.monotonic()
+        return [now - r.started for r in self.running.values()]
 
     def on_signal(self, signum: int) -> None:
         """Ask the loop to stop (called from the signal handler: only sets a flag)."""
@@ -625,10 +692,10 @@ class _View:
                     TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("running {task.fields[running]}  failed {task.fields[failed]}  "
                                "best {task.fields[best]}"),
-                    TimeElapsedColumn(), console=console,
+                    TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"), console=console,
                 )
                 self.task = self.progress.add_task(self.name, total=total, completed=done, running=0, failed=0,
-                                                   best="-")
+                                                   best="-", eta="-")
         if self.progress is None:
             yield
             return
@@ -636,10 +703,11 @@ class _View:
             yield
         self.progress = None
 
-    def update(self, done: int, running: int, failed: int, best: float | None) -> None:
+    def update(self, done: int, running: int, failed: int, best: float | None, eta_s: float | None = None) -> None:
         if self.progress is not None and self.task is not None:
             self.progress.update(self.task, completed=done, running=running, failed=failed,
-                                 best="-" if best is None else f"{best:.5g}")
+                                 best="-" if best is None else f"{best:.5g}", eta=format_eta(eta_s))
+
 
     def trial_line(self, result: TrialResult, metric: str, best: float | None, best_id: int | None) -> None:
         value = result.metrics.get(metric)
@@ -653,3 +721,46 @@ class _View:
             self.progress.console.print(line, highlight=False, markup=False)
         else:
             logger.info(line)
+
+
+def eta_seconds(remaining: int, running_ages: Sequence[float], workers: int, durations: Sequence[float]) -> float | None:
+    """Real seconds until the budget's last trial ends, from the trials' durations so far.
+
+    Each running trial needs the median duration minus its age (at least 0); the trials not
+    yet started run ``workers`` at a time, each taking the median duration. An estimate for a
+    progress bar, not a promise: trials of very different lengths (early stopping, sizes) make
+    it rough.
+
+    Args:
+        remaining: Trials of the budget not finished yet (running ones included).
+        running_ages: How long each running trial has run.
+        workers: Trials that run at once.
+        durations: Durations of the finished trials.
+
+    Returns:
+        The estimate; ``None`` before any trial finished, ``0.0`` when nothing remains.
+    """
+    if remaining <= 0:
+        return 0.0
+    if not durations:
+        return None
+    ordered = sorted(durations)
+    mid = len(ordered) // 2
+    median = ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+    running = list(running_ages)[:remaining]
+    running_left = max((max(median - age, 0.0) for age in running), default=0.0)
+    unstarted = remaining - len(running)
+    waves = math.ceil(unstarted / max(workers, 1)) if unstarted > 0 else 0
+    # a new trial starts as soon as a running one ends: the first wave overlaps the running ones
+    first_free = min((max(median - age, 0.0) for age in running), default=0.0) if len(running) >= workers else 0.0
+    return max(running_left, first_free + waves * median)
+
+
+def format_eta(seconds: float | None) -> str:
+    """``1:02:03``, ``4:05`` or ``-`` (unknown)."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -41,8 +41,17 @@ from autotune.tracking._tracker import (
     failure_line,
     package_versions,
 )
+from autotune.tracking._views import (
+    NOTE_TAG,
+    RUNS_VIEW_KEY,
+    runs_view_state,
+    runs_view_url,
+    study_note,
+)
 
 __all__ = [
+    "NOTE_TAG",
+    "RUNS_VIEW_KEY",
     "METRIC_PARAM_PREFIX",
     "METRIC_PROPOSAL_PREFIX",
     "PLOTS_ARTIFACT_DIR",
@@ -73,5 +82,8 @@ __all__ = [
     "record_lock",
     "record_lock_path",
     "refresh_study_plots",
+    "runs_view_state",
+    "runs_view_url",
     "sqlite_path",
+    "study_note",
 ]

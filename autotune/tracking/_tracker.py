@@ -497,6 +497,51 @@ class MlflowTracker:
         """
         self._log(self.parent_run_id, tags=tags)
 
+    def log_study_params(self, params: Mapping[str, Any]) -> dict[str, str]:
+        """Log the study's settings as parent-run parameters, so the run is not empty in the UI.
+
+        MLflow parameters cannot change: a key already logged with another value (a budget
+        raised on resume) keeps its first value and is returned; the description
+        (:meth:`set_study_note`) shows the current settings.
+
+        Args:
+            params: e.g. ``{"objective": "val_loss", "direction": "minimize", "strategy": "ei"}``.
+
+        Returns:
+            The keys left at a different earlier value, with that value.
+        """
+        run = self._writer.call(lambda client: client.get_run(self.parent_run_id), "read the study run",
+                                timeout_s=30.0)
+        logged = dict(run.data.params)
+        new = {key: _tag_value(value) for key, value in params.items() if value is not None}
+        kept = {key: logged[key] for key, value in new.items() if key in logged and logged[key] != value}
+        fresh = {key: value for key, value in new.items() if key not in logged}
+        if fresh:
+            self._log(self.parent_run_id, params=fresh)
+        return kept
+
+    def set_study_note(self, markdown: str) -> None:
+        """Set the parent run's description (MLflow's note, shown on the run page)."""
+        from autotune.tracking._views import NOTE_TAG
+
+        self._log(self.parent_run_id, tags={NOTE_TAG: markdown})
+
+    def set_runs_view(self, state: Mapping[str, Any]) -> str:
+        """Store the study's runs-page state as the experiment's shared view (see ``_views``).
+
+        Args:
+            state: From :func:`autotune.tracking._views.runs_view_state`.
+
+        Returns:
+            The experiment tag key written.
+        """
+        from autotune.tracking._views import runs_view_tag
+
+        key, value = runs_view_tag(state)
+        self._writer.call(lambda client: client.set_experiment_tag(self.experiment_id, key, value),
+                          "set the study's runs view", timeout_s=30.0)
+        return key
+
     def log_study_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
         """Log study-level metrics on the parent run, e.g. the best value after ``step`` trials.
 

@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", choices=SPLITS, default="dev",
                     help="which half to run: dev (default; choose defaults on it), confirm, or all")
     ap.add_argument("--problems", nargs="+", default=None, help="only these sequential problems")
+    ap.add_argument("--methods", nargs="+", default=None,
+                    help="only these methods (e.g. autotune optuna-gp: the comparison that decides a default)")
     ap.add_argument("--autotune-code", default="current",
                     help="report autotune runs of this code state only: current (default), any, or a state")
     ap.add_argument("--stop-at", default=None, help="HH:MM local time after which no new run starts")
@@ -62,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             ap.error(f"--sections: unknown {sorted(unknown)}; use seq batch cost constrained asktime")
         tasks = [t for t in tasks if t.section in args.sections]
+    if args.methods:
+        known = {t.method for t in plan.tasks("all")}
+        unknown = set(args.methods) - known
+        if unknown:
+            ap.error(f"--methods: unknown {sorted(unknown)}; choose from {', '.join(sorted(known))}")
+        tasks = [t for t in tasks if t.method in args.methods]
     stop_at = None
     if args.stop_at:
         try:
