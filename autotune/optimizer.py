@@ -250,7 +250,7 @@ class Optimizer:
                 warnings.warn(f"trial {tid}: the objective value {reprlib.repr(value)} is not a finite float; the trial is "
                               "recorded as failed (state nonfinite).", RuntimeWarning, stacklevel=3)
             st = TrialState.NONFINITE
-        if st.is_failure:
+        if st.is_failure or (number is not None and not math.isfinite(number)):
             number = None
         return Observation(dict(params), number, st, final, tid)
 
@@ -260,8 +260,9 @@ class Optimizer:
         return obs
 
     def best(self) -> Observation | None:
-        """The best completed observation that satisfies every constraint."""
-        return best_feasible(self.observations, self.constraints, minimize=self.minimize)
+        """The best completed observation that satisfies every constraint (a pruned trial's partial value is not)."""
+        return best_feasible(self.observations, self.constraints, minimize=self.minimize,
+                             value=lambda o: o.value if o.state is TrialState.COMPLETED else None)
 
     # -- asking ------------------------------------------------------------------------------
     def ask(self, n: int = 1) -> list[Suggestion]:

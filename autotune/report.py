@@ -40,6 +40,7 @@ __all__ = [
     "FIXED_ARGS_ENV",
     "PARAMS_ENV",
     "REPORT_ENV",
+    "STOP_FILE",
     "Reporter",
     "TrialContext",
     "TrialStopped",
@@ -47,6 +48,7 @@ __all__ = [
     "load_fixed_args",
     "load_params",
     "report",
+    "should_stop",
     "to_metrics",
 ]
 
@@ -60,11 +62,17 @@ REPORT_ENV = "AUTOTUNE_REPORT_FILE"
 """Environment variable naming the reports channel (JSON lines, appended)."""
 
 
+STOP_FILE = "stop_requested"
+"""A file of this name beside the reports channel asks the trial to stop (early stopping)."""
+
+
 class TrialStopped(BaseException):
     """Raised inside :func:`report` when the driver asked the trial to stop.
 
     It derives from ``BaseException`` so that ``except Exception`` in training code does not
-    swallow it. Only the in-process executor uses it (a subprocess trial is simply killed).
+    swallow it. The in-process executor raises it when a trial is cancelled; every trial
+    raises it at its next ``report()`` after the study's early-stopping rule stopped it (the
+    driver kills a trial that does not report again within ``early_stopping.grace_s``).
     """
 
 
@@ -151,6 +159,8 @@ class Reporter:
         """
         if self._check is not None:
             self._check()
+        if self.stop_requested():
+            raise TrialStopped("stopped early by the study's early-stopping rule")
         record: dict[str, Any] = {} if step is None else {"step": _as_step(step)}
         record.update(to_metrics(metrics))
         self.history.append(record)
@@ -159,6 +169,10 @@ class Reporter:
                 self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
             self._file.write(json.dumps(record) + "\n")
             self._file.flush()
+
+    def stop_requested(self) -> bool:
+        """Whether the driver asked this trial to stop (a :data:`STOP_FILE` beside the channel)."""
+        return self.path is not None and os.path.exists(os.path.join(os.path.dirname(self.path), STOP_FILE))
 
     def close(self) -> None:
         """Close the channel file (records made later reopen it)."""
@@ -201,6 +215,21 @@ def active_trial(context: TrialContext) -> Iterator[TrialContext]:
         yield context
     finally:
         _ACTIVE.reset(token)
+
+
+def should_stop() -> bool:
+    """Whether the study asked the running trial to stop early (its rule pruned it).
+
+    Training code may check it between steps to save a checkpoint before the next
+    :func:`report` raises :class:`TrialStopped`. ``False`` outside a trial.
+    """
+    context = _ACTIVE.get()
+    if context is not None:
+        return context.reporter.stop_requested()
+    path = os.environ.get(REPORT_ENV)
+    if not path:
+        return False
+    return os.path.exists(os.path.join(os.path.dirname(path), STOP_FILE))
 
 
 def report(step: Any = None, **metrics: Any) -> None:

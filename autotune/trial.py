@@ -18,6 +18,7 @@ class TrialState(str, enum.Enum):
     NONFINITE = "nonfinite"  # the objective came back NaN or infinite
     TIMEOUT = "timeout"  # ran past its time limit
     KILLED = "killed"  # stopped by the user or the driver (Ctrl-C, SIGTERM)
+    PRUNED = "pruned"  # stopped early by the study's early-stopping rule (its partial curve is data)
 
     @property
     def is_finished(self) -> bool:

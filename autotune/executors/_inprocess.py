@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 class _InProcessJob(Job):
     executor: InProcessExecutor
+    cancel_is_graceful = True  # cancel() stops the trial at its next report (TrialStopped), never mid-step
 
     def __init__(self, executor: InProcessExecutor, spec: TrialSpec) -> None:
         super().__init__(executor, spec)

@@ -52,11 +52,13 @@ from autotune.exceptions import ConfigError, StudyConfigError, one_of, shown
 
 if typing.TYPE_CHECKING:
     from autotune.space import SearchSpace
+    from autotune.stopping import StoppingRule
 
 __all__ = [
     "BudgetConfig",
     "ExecutorConfig",
     "ObjectiveConfig",
+    "EarlyStoppingConfig",
     "ParallelismConfig",
     "StrategyConfig",
     "StudyConfig",
@@ -163,6 +165,58 @@ class BudgetConfig(_Section):
             raise ConfigError("budget", "must set max_trials, max_time_s or both", None,
                               "write budget: {max_trials: 50}.")
         return self
+
+
+class EarlyStoppingConfig(_Section):
+    """Stop trials early from their reported learning curves (see :mod:`autotune.stopping`).
+
+    Attributes:
+        rule: ``none`` (default), ``median``, ``asha`` or ``hyperband``.
+        metric: The reported metric the rule judges; default the objective.
+        direction: Of ``metric``; default the objective's direction.
+        min_step: No trial is stopped before this step (the first rung of ASHA/Hyperband).
+        max_step: The last step of a full trial (e.g. the epochs); needed by ``asha`` and
+            ``hyperband``.
+        eta: The reduction factor of ASHA/Hyperband: the best ``1/eta`` continue at each rung.
+        min_trials: Completed trials the median rule needs before it stops anything.
+        brackets: Hyperband's brackets (default: one per rung).
+        grace_s: Seconds a trial asked to stop (it learns it at its next ``report``) gets before
+            it is killed.
+    """
+
+    rule: Literal["none", "median", "asha", "hyperband"] = Field(default="none", examples=["asha"])
+    metric: StrictStr | None = Field(default=None, min_length=1, max_length=250, examples=["val_loss"])
+    direction: Literal["minimize", "maximize"] | None = Field(default=None, examples=["minimize"])
+    min_step: StrictInt = Field(default=1, ge=0, le=10_000_000, examples=["1"])
+    max_step: StrictInt | None = Field(default=None, ge=1, le=10_000_000, examples=["27"])
+    eta: StrictInt = Field(default=3, ge=2, le=100, examples=["3"])
+    min_trials: StrictInt = Field(default=3, ge=1, le=10_000, examples=["3"])
+    brackets: StrictInt | None = Field(default=None, ge=1, le=100, examples=["3"])
+    grace_s: Number = Field(default=10.0, ge=0, le=86_400, allow_inf_nan=False, examples=["10"])
+
+    @model_validator(mode="after")
+    def _steps(self) -> Self:
+        if self.rule in ("asha", "hyperband"):
+            if self.max_step is None:
+                raise ConfigError("early_stopping.max_step", f"is needed by rule {self.rule}", None,
+                                  "set it to the last step a full trial reports, e.g. max_step: 27 for 27 epochs.")
+            if self.max_step <= max(self.min_step, 1):
+                raise ConfigError("early_stopping.max_step", f"must be above min_step ({self.min_step})",
+                                  self.max_step, "use the last step a full trial reports, e.g. the epochs.")
+        return self
+
+    def build(self) -> StoppingRule:
+        """The configured rule."""
+        from autotune.stopping import make_rule
+
+        if self.rule == "median":
+            return make_rule("median", min_step=self.min_step, min_trials=self.min_trials)
+        if self.rule == "asha":
+            return make_rule("asha", min_step=self.min_step, max_step=self.max_step, eta=self.eta)
+        if self.rule == "hyperband":
+            return make_rule("hyperband", min_step=self.min_step, max_step=self.max_step, eta=self.eta,
+                             brackets=self.brackets)
+        return make_rule("none")
 
 
 class ParallelismConfig(_Section):
@@ -277,6 +331,7 @@ class StudyConfig(_Section):
         initial_design: ``sobol``, ``random``, ``lhs`` or ``grid``.
         budget: When to stop asking.
         parallelism: Workers and per-trial resources.
+        early_stopping: Which rule stops trials early from their learning curves (none by default).
         executor: Where trials run.
         trial: What a trial runs.
         seed: Seed of every random choice of the optimiser.
@@ -297,6 +352,7 @@ class StudyConfig(_Section):
     initial_design: Literal["sobol", "random", "lhs", "grid"] = Field(default="sobol", examples=["sobol"])
     budget: BudgetConfig = Field(examples=["{max_trials: 50}"])
     parallelism: ParallelismConfig = Field(default_factory=ParallelismConfig, examples=["{workers: 2}"])
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig, examples=["{rule: asha, max_step: 27}"])
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig, examples=["{name: local}"])
     trial: TrialConfig = Field(examples=["{entry_point: 'train:train'}"])
     seed: StrictInt = Field(default=0, ge=0, le=2**32 - 1, examples=["0"])

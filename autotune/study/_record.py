@@ -417,8 +417,8 @@ class StudyRecord:
                     optimizer.add_pending(trial.params, trial.trial_id, {"strategy": "pending"})
                     continue
                 state = trial.state if trial.state.is_finished else TrialState.FAILED
-                optimizer.add(trial.params, trial.value(metric), state=state, metrics=trial.metrics,
-                              trial_id=trial.trial_id)
+                obs = trial.to_observation(metric)  # a pruned trial keeps its last reported value
+                optimizer.add(trial.params, obs.value, state=state, metrics=trial.metrics, trial_id=trial.trial_id)
             except SearchSpaceError as exc:
                 raise StudyConfigError(
                     f"{self.where}: space", f"does not fit trial {trial.trial_id} recorded in "
@@ -453,7 +453,8 @@ class StudyRecord:
         """:meth:`open_trial` of a suggestion (its id, params and info)."""
         return self.open_trial(suggestion.trial_id, suggestion.params, suggestion.info, tags)
 
-    def finish_trial(self, run_id: str, result: TrialResult, optimizer: Optimizer | None = None) -> Observation | None:
+    def finish_trial(self, run_id: str, result: TrialResult, optimizer: Optimizer | None = None,
+                     tags: Mapping[str, Any] | None = None) -> Observation | None:
         """End a trial's run, tell the optimiser, tag the best trial and log the study metrics.
 
         If the run cannot be written in full (a full disk, a read-only artifact store), it is
@@ -465,6 +466,7 @@ class StudyRecord:
             result: How it ended.
             optimizer: The optimiser to tell (it must hold the trial as pending); ``None`` only
                 ends the run (an import).
+            tags: Extra tags of the run (e.g. where an early-stopping rule stopped it).
 
         Returns:
             The observation the optimiser learned (``None`` without an optimiser).
@@ -473,14 +475,15 @@ class StudyRecord:
             TrackingError: The record could not be written (the run is closed first).
         """
         try:
-            self.tracker.end_trial(run_id, result)
+            self.tracker.end_trial(run_id, result, tags=tags)
         except Exception as exc:  # noqa: BLE001 (close the run whatever failed, then re-raise)
             self._close_bare(run_id, result)
             _raise_clearly(exc, self.where)
         if optimizer is None:
             return None
         metric = self.config.objective.metric
-        value = result.metrics.get(metric) if result.state is TrialState.COMPLETED else None
+        # a pruned trial's last reported value is data too (a low-fidelity observation)
+        value = result.metrics.get(metric) if result.state in (TrialState.COMPLETED, TrialState.PRUNED) else None
         obs = optimizer.tell(result.trial_id, value, state=result.state, metrics=result.metrics)
         best = optimizer.best()
         try:
@@ -625,7 +628,7 @@ def _run_status(state: TrialState) -> str:
     """The MLflow run status of a finished trial state."""
     if state is TrialState.COMPLETED:
         return "FINISHED"
-    return "KILLED" if state is TrialState.KILLED else "FAILED"
+    return "KILLED" if state in (TrialState.KILLED, TrialState.PRUNED) else "FAILED"
 
 
 def _history(client: Any, run_id: str, key: str) -> list[Any]:

@@ -45,6 +45,7 @@ from autotune.study._record import (
     StudyRecord,
     StudyStatus,
 )
+from autotune.study._stopping import EarlyStopper
 from autotune.trial import Resources, TrialResult, TrialSpec, TrialState
 
 if TYPE_CHECKING:
@@ -262,6 +263,13 @@ class _Running:
         self.run_id = run_id
         self.suggestion = suggestion
         self.started = time.monotonic()
+        self.unsent: list[dict[str, Any]] = []  # reports read (and judged) but not yet sent to MLflow
+
+    def take_reports(self) -> list[dict[str, Any]]:
+        """The reports not sent yet: those read already, then the job's new ones."""
+        reports = [*self.unsent, *self.job.new_reports()]
+        self.unsent = []
+        return reports
 
 
 class _Driver:
@@ -284,6 +292,7 @@ class _Driver:
         self.signal_name = ""
         self.view = _View(cfg.name)
         self.durations: list[float] = []  # of the trials finished by this driver (for the ETA)
+        self.stopper = EarlyStopper(cfg)
         self.start_clock = executor.now()
         self.last_stream = time.monotonic()
         self.last_plots = time.monotonic()
@@ -320,6 +329,11 @@ class _Driver:
         try:
             with contextlib.suppress(Exception):  # the description from the start (presentation only)
                 self._note(self.record.trials(), [], None)
+            if self.stopper.active:  # the rule's rungs and curves as a dead driver left them
+                from autotune.study._trials import read_reports
+
+                trials = self.record.trials()
+                self.stopper.replay(trials, read_reports(self.record, trials))
             with _graceful_stop(self), self.view.showing(progress, self.cfg.budget.max_trials, self.n_finished):
                 for trial in self.requeue:
                     self._launch(self.optimizer.add_pending(trial.params, trial.trial_id, {"strategy": "requeue"}),
@@ -341,6 +355,9 @@ class _Driver:
                         self._stop_on_submit_error(exc)
                     if ahead and not finished:
                         self.ready.append(self.optimizer.ask(1)[0])
+                    if self.stopper.active:  # the rule decides on every report as it comes
+                        self._collect()
+                        self.stopper.enforce(jobs)
                     interval = max(STREAM_EVERY_S, STREAM_S_PER_TRIAL * len(self.running))
                     if time.monotonic() - self.last_stream >= interval:
                         self._stream()
@@ -460,27 +477,36 @@ class _Driver:
             f"Fix: correct the cause, then `autotune resume {self.record.where}`."
         ) from exc
 
+    def _collect(self) -> None:
+        """Read the running trials' new reports (kept for :meth:`_stream`) and let the rule judge them."""
+        for running in self.running.values():
+            reports = running.job.new_reports()
+            if reports:
+                running.unsent.extend(reports)
+                self.stopper.feed(running.job, reports)
+
     def _stream(self) -> None:
         """Send the reports made since the last look to each running trial's run (one batch each)."""
         self.last_stream = time.monotonic()
         for running in self.running.values():
-            reports = running.job.new_reports()
+            reports = running.take_reports()
             if reports:
                 self.record.tracker.log_reports(running.run_id, reports)
 
     def _finish(self, job: Job) -> None:
         with self._shielded():
             running = self.running[job.trial_id]
-            reports = job.new_reports()
+            reports = running.take_reports()
             if reports:
                 with contextlib.suppress(Exception):  # the result below still closes the run
                     self.record.tracker.log_reports(running.run_id, reports)
             self.running.pop(job.trial_id)
-            self._record(running.run_id, job.result())
+            result, tags = self.stopper.finish(job, job.result())
+            self._record(running.run_id, result, tags)
 
-    def _record(self, run_id: str, result: TrialResult) -> None:
+    def _record(self, run_id: str, result: TrialResult, tags: Mapping[str, Any] | None = None) -> None:
         """End the trial's run, tell the optimiser, update the best so far (one record call)."""
-        self.record.finish_trial(run_id, result, self.optimizer)
+        self.record.finish_trial(run_id, result, self.optimizer, tags)
         if result.state is not TrialState.KILLED and result.duration_s > 0:
             self.durations.append(result.duration_s)
         best = self.optimizer.best()
@@ -495,7 +521,7 @@ class _Driver:
         """Stop when the first :data:`FAIL_FAST_TRIALS` trials all failed with the same error."""
         if self.first_errors is None or result.state is TrialState.KILLED:
             return
-        if result.state is TrialState.COMPLETED:
+        if result.state in (TrialState.COMPLETED, TrialState.PRUNED):  # the trial code works
             self.first_errors = None
             return
         self.first_errors.append(_error_line(result))

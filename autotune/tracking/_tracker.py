@@ -126,6 +126,7 @@ _RUN_STATUS: dict[TrialState, RunStatus] = {
     TrialState.NONFINITE: "FAILED",
     TrialState.TIMEOUT: "FAILED",
     TrialState.KILLED: "KILLED",
+    TrialState.PRUNED: "KILLED",  # stopped early by the rule: MLflow's "stopped before its end"
 }
 _STATE_OF_STATUS: dict[str, TrialState] = {
     "SCHEDULED": TrialState.PENDING,
@@ -216,9 +217,12 @@ class LoadedTrial:
                 f"run {self.run_id} (trial {self.trial_id}): {self.unreadable}. Fix: leave it "
                 "out of the model (load_trials() does unless include_unreadable=True)."
             )
+        value = self.value(objective)
+        if self.state is TrialState.PRUNED:  # its last reported value: a low-fidelity observation
+            value = _finite_float(self.metrics.get(objective))
         return Observation(
             params=dict(self.params),
-            value=self.value(objective),
+            value=value,
             state=self.state,
             metrics=dict(self.metrics),
             trial_id=self.trial_id,

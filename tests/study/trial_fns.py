@@ -47,3 +47,15 @@ def broken(params: dict[str, Any], report: Report) -> dict[str, float]:
 def fails_by_point(params: dict[str, Any], report: Report) -> dict[str, float]:
     """A trial that fails with a different error at each point (a bad region, not broken code)."""
     raise ValueError(f"diverged at x={float(params['x']):.6f}")
+
+
+def curve(params: dict[str, Any], report: Report, steps: int = 9, sleep_s: float = 0.1) -> dict[str, float]:
+    """A learning curve ``final + 2 / step`` over steps 1..steps, ending at ``(x - 1)^2 + y^2``.
+
+    Curves never cross, so a rule that judges early judges right; each step takes ``sleep_s``.
+    """
+    final = (float(params["x"]) - 1.0) ** 2 + float(params.get("y", 0.0)) ** 2
+    for step in range(1, steps + 1):
+        time.sleep(sleep_s)
+        report(step=step, loss=final + 2.0 / step)
+    return {"loss": final}
