@@ -169,6 +169,8 @@ def optimize_mixed(
     """
     grids = {**space.discrete_dims(), **space.cat_dims()}
     cont = [i for i in range(space.dim) if i not in grids]  # floats, and integers too long to list (relaxed)
+    if not cont and math.prod(len(g) for g in grids.values()) <= EXHAUSTIVE_CELLS:
+        return _exhaustive(acqf, space, grids)
     pool = candidate_pool(space, opts.raw_samples, seed=int(torch.randint(0, 2**31 - 1, (1,))))
     if opts.sample_around_best:
         from botorch.optim.initializers import sample_points_around_best
@@ -210,6 +212,44 @@ def optimize_mixed(
             break
     i = int(best_vals.argmax())
     return starts[i: i + 1].clone(), float(best_vals[i])
+
+
+EXHAUSTIVE_CELLS = 8192
+"""A space whose columns are all discrete with at most this many cells is maximised exactly:
+every cell scored (a few batched acquisition calls), instead of the local moves above, which
+can stall on a categorical plateau (a tabular architecture space: the best cell was missed
+where Optuna's GPSampler found it, ``benchmarks/results/compare_dev.md``)."""
+
+
+def _exhaustive(acqf: AcquisitionFunction, space: SearchSpace, grids: dict[int, list[float]]) -> tuple[Tensor, float]:
+    """The exact maximiser over every legal cell, observed cells left out when they can be read.
+
+    Cells that differ only in inactive parameters are scored once (``canonicalize``).
+    """
+    import itertools
+
+    order = sorted(grids)
+    cells = torch.tensor(list(itertools.product(*(grids[j] for j in order))), dtype=torch.float64)
+    X = torch.empty(len(cells), space.dim, dtype=torch.float64)
+    X[:, order] = cells
+    X = torch.unique(canonicalize(X, space), dim=0)
+    seen = _observed(acqf, space)
+    if seen is not None and len(seen) and len(seen) < len(X):
+        fresh = ~(torch.cdist(X, seen) < 1e-9).any(dim=-1)
+        if fresh.any():
+            X = X[fresh]
+    vals = _score(acqf, X)
+    i = int(vals.argmax())
+    return X[i: i + 1].clone(), float(vals[i])
+
+
+def _observed(acqf: AcquisitionFunction, space: SearchSpace) -> Tensor | None:
+    """The model's training points, canonicalised, when the acquisition exposes a single GP."""
+    train = getattr(getattr(acqf, "model", None), "train_inputs", None)
+    inputs = train[0] if isinstance(train, tuple) and train else None
+    if not isinstance(inputs, Tensor) or inputs.dim() != 2 or inputs.shape[-1] != space.dim:
+        return None  # batched (fantasy) models: no exclusion, the optimiser replaces a duplicate
+    return canonicalize(inputs.detach().to(torch.float64), space)
 
 
 def _lbfgs(acqf: AcquisitionFunction, starts: Tensor, cols: list[int], maxiter: int) -> Tensor:
