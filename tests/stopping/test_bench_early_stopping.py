@@ -1,0 +1,16 @@
+"""The early-stopping benchmark's simulation at a tiny size (the figures come from the script)."""
+
+from __future__ import annotations
+
+from benchmarks.bench_early_stopping import simulate
+
+
+def test_rules_try_more_configurations_in_the_same_steps_and_stay_in_budget() -> None:
+    budget = 9 * 8
+    none = simulate("none", "random", 1000, max_step=9, budget_steps=budget, workers=2)
+    asha = simulate("asha", "random", 1000, max_step=9, budget_steps=budget, workers=2)
+    assert none["trials"] == 8  # every trial runs all 9 steps
+    assert asha["trials"] > none["trials"]
+    for res in (none, asha):
+        assert budget <= res["steps"] < budget + 2 * 9  # running trials finish after the budget is spent
+        assert res["best@1"] >= 0.1  # Hartmann-6 shifted: the optimum is 0.1
