@@ -77,3 +77,25 @@ def test_early_stopping_section_is_checked_with_file_key_value_and_fix(
         with pytest.raises((ConfigError, StudyConfigError)) as info:
             load_study_config(path)
         assert key in str(info.value)
+
+
+def test_a_trial_a_dead_driver_stopped_is_recorded_pruned_by_the_next(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from autotune.report import STOP_FILE
+    from autotune.trial import TrialResult, TrialSpec
+
+    config = load_study_config(_asha_study(tmp_path, lambda folder: ""))
+    stopper = EarlyStopper(config)  # a fresh driver: it never decided anything about trial 4
+    workdir = tmp_path / "trial-4"
+    workdir.mkdir()
+    job = SimpleNamespace(trial_id=4, spec=TrialSpec(4, {"x": 0.0}, "m:f", workdir=str(workdir)))
+    history = [{"step": 1, "loss": 3.0}, {"step": 2, "loss": 2.5}]
+    killed = TrialResult(4, TrialState.KILLED, history=history, error="TrialStopped")
+    assert stopper.finish(job, killed) == (killed, None)  # no stop file: a user's kill stays killed
+    (workdir / STOP_FILE).write_text("asha rung 1\n", encoding="utf-8")
+    result, tags = stopper.finish(job, killed)
+    assert result.state is TrialState.PRUNED and result.metrics["loss"] == 2.5 and result.error is None
+    assert tags is not None and tags[TAG_PRUNED_STEP] == 2 and tags[TAG_PRUNED_VALUE] == 2.5
+    completed = TrialResult(4, TrialState.COMPLETED, metrics={"loss": 1.0}, history=history)
+    assert stopper.finish(job, completed) == (completed, None)  # it ended before it read the request
