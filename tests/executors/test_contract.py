@@ -35,3 +35,14 @@ class TestLocal(ExecutorContract):
 
     def make_executor(self, root_dir: Path) -> Executor:
         return LocalExecutor(4, root_dir=root_dir, env=CHILD_ENV, kill_grace_s=1.0, tree_scan_interval_s=0.1)
+
+
+@pytest.mark.skipif(sys.platform == "win32" or not os.path.isdir("/proc"), reason="needs POSIX and /proc")
+class TestLocalWarm(ExecutorContract):
+    """The same contract with trials forked from the warm-start process (nothing preloaded, to stay fast)."""
+
+    isolated = True
+
+    def make_executor(self, root_dir: Path) -> Executor:
+        return LocalExecutor(4, root_dir=root_dir, env=CHILD_ENV, kill_grace_s=1.0, tree_scan_interval_s=0.1,
+                             warm_start=True, preload=["tests.executors.trial_fns"])

@@ -124,3 +124,22 @@ def keyboard_interrupt(params: dict[str, Any], report: Report) -> float:
     """Behaves like Ctrl-C pressed during training."""
     report(step=0, loss=1.0)
     raise KeyboardInterrupt
+
+
+def self_sigkill(params: dict[str, Any], report: Report) -> float:
+    """Dies by a SIGKILL it did not get from the driver (what the kernel's OOM killer does)."""
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+    return 0.0
+
+
+def set_global(params: dict[str, Any], report: Report) -> dict[str, float]:
+    """Changes module state and the environment; returns what it found before changing them."""
+    seen = float(os.environ.get("AUTOTUNE_TEST_LEAK", "0")) + float(_STATE.get("count", 0))
+    os.environ["AUTOTUNE_TEST_LEAK"] = "1"
+    _STATE["count"] = _STATE.get("count", 0) + 1
+    return {"objective": seen, "pid": float(os.getpid())}
+
+
+_STATE: dict[str, int] = {}
