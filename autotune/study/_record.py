@@ -37,6 +37,7 @@ from autotune.exceptions import (
     StudyConfigError,
     TrackingError,
 )
+from autotune.study._pareto import ParetoRecord, checked_objectives, objective_value, optimizer_objectives
 from autotune.trial import Observation, TrialResult, TrialState
 
 if TYPE_CHECKING:
@@ -210,6 +211,7 @@ class StudyRecord:
         self.config = config
         self._tracker: MlflowTracker | None = None
         self._best_id: int | None = None
+        self._pareto: ParetoRecord | None = None
 
     # -- identity -------------------------------------------------------------------------------
 
@@ -364,6 +366,7 @@ class StudyRecord:
             cost_metric=cfg.cost_metric,
             budget=cfg.budget.max_trials if cfg.cost_metric is None else None,
             strategy_options=cfg.strategy.options,
+            **optimizer_objectives(cfg),
         )
 
     def rebuild(self, optimizer: Optimizer, *, pending: bool = False) -> list[LoadedTrial]:
@@ -381,7 +384,6 @@ class StudyRecord:
             StudyConfigError: A recorded trial does not fit the study's space.
         """
         requeue = []
-        metric = self.config.objective.metric
         for trial in self.trials():
             if trial.requeue:
                 requeue.append(trial)
@@ -391,8 +393,8 @@ class StudyRecord:
                     optimizer.add_pending(trial.params, trial.trial_id, {"strategy": "pending"})
                     continue
                 state = trial.state if trial.state.is_finished else TrialState.FAILED
-                optimizer.add(trial.params, trial.value(metric), state=state, metrics=trial.metrics,
-                              trial_id=trial.trial_id)
+                optimizer.add(trial.params, objective_value(self.config, trial.value), state=state,
+                              metrics=trial.metrics, trial_id=trial.trial_id)
             except SearchSpaceError as exc:
                 raise StudyConfigError(
                     f"{self.where}: space", f"does not fit trial {trial.trial_id} recorded in "
@@ -446,6 +448,7 @@ class StudyRecord:
         Raises:
             TrackingError: The record could not be written (the run is closed first).
         """
+        result = checked_objectives(self.config, result)
         try:
             self.tracker.end_trial(run_id, result)
         except Exception as exc:  # noqa: BLE001 (close the run whatever failed, then re-raise)
@@ -454,8 +457,16 @@ class StudyRecord:
         if optimizer is None:
             return None
         metric = self.config.objective.metric
-        value = result.metrics.get(metric) if result.state is TrialState.COMPLETED else None
+        completed = result.state is TrialState.COMPLETED
+        value = objective_value(self.config, lambda m: result.metrics.get(m) if completed else None)
         obs = optimizer.tell(result.trial_id, value, state=result.state, metrics=result.metrics)
+        if optimizer.multi_objective:
+            if self._pareto is None:
+                self._pareto = ParetoRecord(self.tracker, self.trials)
+            try:
+                self._pareto.update(optimizer, result.trial_id, run_id)
+            except Exception as exc:  # noqa: BLE001 (re-raised, in one line when the disk is full)
+                _raise_clearly(exc, self.where)
         best = optimizer.best()
         try:
             if best is not None and best.trial_id != self._best_id:
