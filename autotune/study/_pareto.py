@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from autotune.optimizer import Optimizer
     from autotune.study._config import StudyConfig
+    from autotune.study._record import StudyRecord
     from autotune.tracking import LoadedTrial, MlflowTracker
     from autotune.trial import TrialResult
 
@@ -163,3 +164,32 @@ def checked_objectives(config: StudyConfig, result: TrialResult) -> TrialResult:
         return dataclasses.replace(result, state=TrialState.NONFINITE,
                                    error=f"the objective {bad[0]!r} is {result.metrics[bad[0]]}")
     return result
+
+
+def front_summary(record: StudyRecord) -> dict[str, Any]:
+    """The record's Pareto front, hypervolume and reference point (for ``autotune best``/``status``).
+
+    Returns:
+        ``objectives`` (``[{metric, direction}]``), ``reference_point`` (by metric; inferred
+        when the study gives none, ``None`` before any feasible trial), ``reference_inferred``,
+        ``hypervolume``, ``n_trials`` (finished, learned) and ``front`` (rows: ``trial_id``,
+        each objective, ``params``, ``run_id``).
+    """
+    config = record.config
+    optimizer = record.new_optimizer()
+    trials = [t for t in record.trials() if t.state.is_finished and not t.requeue]
+    run_ids = {t.trial_id: t.run_id for t in trials}
+    if trials:
+        record.rebuild(optimizer)
+    names = objective_names(config)
+    front = [{"trial_id": o.trial_id, **{n: o.metrics[n] for n in names}, "params": dict(o.params),
+              "run_id": run_ids.get(o.trial_id if o.trial_id is not None else -1)}
+             for o in optimizer.pareto_front()]
+    return {
+        "objectives": [{"metric": o.metric, "direction": o.direction} for o in config.objectives or []],
+        "reference_point": optimizer.reference_point(),
+        "reference_inferred": config.reference_point is None,
+        "hypervolume": optimizer.hypervolume(),
+        "n_trials": len(optimizer.observations),
+        "front": front,
+    }

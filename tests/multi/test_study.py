@@ -129,3 +129,35 @@ def test_remote_ask_tell_with_several_values_and_restart(tmp_path: Path,
     assert [(o.state, o.value) for o in again.observations()] == [(TrialState.COMPLETED, 0.5),
                                                                    (TrialState.NONFINITE, None)]
     assert again.observations()[0].metrics["f2"] == 0.25
+
+
+@pytest.mark.slow
+def test_cli_best_prints_the_front_and_status_the_hypervolume(
+    tmp_path: Path, mlflow_store_factory: Callable[[Path], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from autotune.cli import main
+
+    uri = mlflow_store_factory(tmp_path / "store")
+    data = _data(tmp_path, tracking_uri=uri, budget={"max_trials": 6}, strategy="random")
+    path = tmp_path / "mo.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    assert main(["best", str(path)]) == 1  # nothing recorded yet: a clear error
+    assert "no feasible completed trial" in capsys.readouterr().err
+    Study(StudyConfig.from_dict(data, path)).optimize(progress=False)
+    capsys.readouterr()
+    assert main(["best", str(path), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["objectives"] == OBJS and out["reference_inferred"] is True and out["hypervolume"] > 0
+    pts = [(r["f1"], r["f2"]) for r in out["front"]]
+    assert pts and all(not any(b[0] <= a[0] and b[1] <= a[1] and b != a for b in pts) for a in pts)
+    assert all(r["run_id"] and set(r["params"]) == {"x", "y"} for r in out["front"])
+    assert main(["best", str(path)]) == 0
+    table = capsys.readouterr().out
+    assert "Pareto front of mo" in table and "f1 (min)" in table and "hypervolume:" in table
+    assert main(["status", str(path)]) == 0
+    assert f"Pareto front of {len(pts)}" in capsys.readouterr().out
+    assert main(["status", str(path), "--format", "json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["hypervolume"] == pytest.approx(out["hypervolume"]) and status["pareto_size"] == len(pts)
