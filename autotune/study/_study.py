@@ -531,7 +531,8 @@ class _Driver:
         try:
             tracker = self.record.tracker
             refresh_study_plots(tracker, tracker.load_trials(), self.cfg.objective.direction,
-                                self.cfg.objective.metric, out_dir=self.cfg.resolved_output_dir / "plots")
+                                self.cfg.objective.metric, out_dir=self.cfg.resolved_output_dir / "plots",
+                                objectives=[(o.metric, o.direction) for o in self.cfg.objectives or []])
         except Exception as exc:  # noqa: BLE001 (plots must never stop a study)
             logger.warning("the study plots could not be drawn%s: %s", " at the end" if final else "", exc)
         self.last_plots, self.finished_at_plots = time.monotonic(), self.n_finished

@@ -19,6 +19,7 @@ from autotune.tracking._plots import (
     plot_acquisition_trace,
     plot_convergence,
     plot_parallel_coordinates,
+    plot_pareto_front,
     refresh_study_plots,
 )
 from autotune.tracking._store import check_tracking_server, default_tracking_uri, ensure_store, sqlite_path
@@ -73,6 +74,7 @@ __all__ = [
     "plot_acquisition_trace",
     "plot_convergence",
     "plot_parallel_coordinates",
+    "plot_pareto_front",
     "read_lock_owner",
     "record_lock",
     "record_lock_path",

@@ -93,6 +93,8 @@ def test_driver_records_objectives_pareto_tags_hypervolume_and_front(
     assert sorted(r["trial_id"] for r in front["front"]) == sorted(t for t, v in pts.items()
                                                                      if not any(b[0] <= v[0] and b[1] <= v[1] and b != v
                                                                                 for b in pts.values()))
+    arts = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert "plots/pareto_front.png" in arts and (cfg.resolved_output_dir / "plots" / "pareto_front.png").stat().st_size
     # resume: the rebuilt optimiser learns both objectives of every trial
     opt = record.new_optimizer()
     record.rebuild(opt)
