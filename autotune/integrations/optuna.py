@@ -226,7 +226,9 @@ class AutotuneSampler(BaseSampler):
 
     Args:
         strategy: A strategy name (see :func:`autotune.strategies.strategy_names`), e.g.
-            ``ei``, ``qei``, ``kriging_believer``, ``sobol``.
+            ``ei``, ``qei``, ``kriging_believer``, ``sobol``; for a multi-objective study
+            (``optuna.create_study(directions=[...])``) ``qlognehvi``, ``qnparego`` or
+            ``mo_thompson``. Default: ``ei``, or ``qlognehvi`` for a multi-objective study.
         seed: Seed of every random choice; the same seed and the same trials give the
             same proposals. ``None`` draws one.
         n_initial: Trials from the initial design before a model-based strategy takes over
@@ -239,7 +241,8 @@ class AutotuneSampler(BaseSampler):
             sampled independently although completed trials exist.
         pruned: What a pruned trial teaches the strategy: ``ignore`` (default, as Optuna's
             ``GPSampler``), ``failed`` (a failed point), or ``last_value`` (its last
-            intermediate value as the objective; ignored if it reported none).
+            intermediate value as the objective; ignored if it reported none, and in a
+            multi-objective study, which reports no intermediate values).
 
     Example:
         >>> sampler = AutotuneSampler("kriging_believer", seed=0)
@@ -249,7 +252,7 @@ class AutotuneSampler(BaseSampler):
 
     def __init__(
         self,
-        strategy: str = "ei",
+        strategy: str | None = None,
         *,
         seed: int | None = None,
         n_initial: int | None = None,
@@ -261,7 +264,14 @@ class AutotuneSampler(BaseSampler):
     ) -> None:
         from autotune.strategies import get_strategy
 
-        get_strategy(strategy, dict(strategy_options or {}), where="AutotuneSampler.strategy")  # fail fast
+        # Fail fast on a bad name or option. Without a name, the options must suit the default
+        # of one of the study kinds (ei, or qlognehvi for several objectives), known on first use.
+        try:
+            get_strategy(strategy or "ei", dict(strategy_options or {}), where="AutotuneSampler.strategy")
+        except ConfigError:
+            if strategy is not None:
+                raise
+            get_strategy("qlognehvi", dict(strategy_options or {}), where="AutotuneSampler.strategy")
         if pruned not in ("ignore", "failed", "last_value"):
             raise ConfigError("AutotuneSampler.pruned", "must be ignore, failed or last_value", pruned,
                               "use pruned='ignore'.")
@@ -279,7 +289,7 @@ class AutotuneSampler(BaseSampler):
         self._lock = threading.Lock()
 
     def __str__(self) -> str:
-        return f"AutotuneSampler({self.strategy!r})"
+        return f"AutotuneSampler({self.strategy or 'ei'!r})"
 
     def reseed_rng(self) -> None:
         """Draw new seeds (Optuna calls this for each worker of ``n_jobs > 1``)."""
@@ -288,14 +298,12 @@ class AutotuneSampler(BaseSampler):
 
     def infer_relative_search_space(self, study: OptunaStudy, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         """The distributions every completed trial shares, single-valued ones left out."""
-        self._check_single_objective(study)
         return {n: d for n, d in self._intersection.calculate(study).items() if not d.single()}
 
     def sample_relative(
         self, study: OptunaStudy, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         """Ask the strategy for one point of ``search_space``, the running trials pending."""
-        self._check_single_objective(study)
         if not search_space:
             return {}
         with self._lock:
@@ -311,7 +319,6 @@ class AutotuneSampler(BaseSampler):
         self, study: OptunaStudy, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
         """Sample a parameter outside the relative search space with the independent sampler."""
-        self._check_single_objective(study)
         if self.warn_independent_sampling and param_name not in self._warned:
             completed = study.get_trials(deepcopy=False, states=(OptunaState.COMPLETE,))
             if completed:
@@ -334,14 +341,6 @@ class AutotuneSampler(BaseSampler):
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _check_single_objective(self, study: OptunaStudy) -> None:
-        if study._is_multi_objective():
-            raise ConfigError(
-                "AutotuneSampler", "supports single-objective studies only", f"{len(study.directions)} directions",
-                "optimise one objective (fold the others into constraints with trial.set_constraint), or use "
-                "Optuna's multi-objective samplers.",
-            )
-
     def _ask(
         self, study: OptunaStudy, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -353,11 +352,14 @@ class AutotuneSampler(BaseSampler):
             return fixed, {"strategy": "fixed"}
         trials = [t for t in study.get_trials(deepcopy=False) if t._trial_id != trial._trial_id]
         constraint_names = sorted({c for t in trials if t.state == OptunaState.COMPLETE for c in t.constraints})
+        dirs = ["maximize" if d.name == "MAXIMIZE" else "minimize" for d in study.directions]
+        names = [f"objective_{i}" for i in range(len(dirs))] if len(dirs) > 1 else []
         opt = Optimizer(
-            space, self.strategy, direction="maximize" if study.direction.name == "MAXIMIZE" else "minimize",
+            space, self.strategy, direction=dirs[0],  # type: ignore[arg-type]
             seed=self.seed, n_initial=self.n_initial, initial_design=self.initial_design,
             constraints=[f"{CONSTRAINT_PREFIX}{c} <= 0" for c in constraint_names],
             strategy_options=self.strategy_options,
+            objectives=list(zip(names, dirs)) or None,  # type: ignore[arg-type]
         )
         key = repr(sorted(search_space.items()))
         if self._fitter is not None and self._fitter[0] == key:
@@ -371,11 +373,13 @@ class AutotuneSampler(BaseSampler):
             metrics = {CONSTRAINT_PREFIX + c: float(v) for c, v in t.constraints.items()}
             if t.state == OptunaState.RUNNING:
                 opt.add_pending(params, trial_id=t.number)
+            elif t.state == OptunaState.COMPLETE and names:
+                opt.add(params, dict(zip(names, t.values)), metrics=metrics, trial_id=t.number)
             elif t.state == OptunaState.COMPLETE:
                 opt.add(params, t.value, metrics=metrics, trial_id=t.number)
             elif t.state == OptunaState.FAIL or t.state == OptunaState.PRUNED and self.pruned == "failed":
                 opt.add(params, None, state=TrialState.FAILED, trial_id=t.number)
-            elif t.state == OptunaState.PRUNED and self.pruned == "last_value" and t.intermediate_values:
+            elif t.state == OptunaState.PRUNED and self.pruned == "last_value" and t.intermediate_values and not names:
                 last = t.intermediate_values[max(t.intermediate_values)]
                 opt.add(params, last, metrics=metrics, trial_id=t.number)
         (suggestion,) = opt.ask(1)
