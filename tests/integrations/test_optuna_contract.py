@@ -38,8 +38,8 @@ import optuna
 import pytest
 from optuna.testing.pytest_samplers import (
     BasicSamplerTestCase,
-    RelativeSamplerTestCase,
     MultiObjectiveSamplerTestCase,
+    RelativeSamplerTestCase,
 )
 
 from autotune.integrations.optuna import AutotuneSampler
