@@ -82,6 +82,8 @@ SPACE_ATTR = "autotune_space"
 METRIC_ATTR = "autotune_metric"
 """Study user attribute written by :func:`save_study`: the objective's name."""
 STATE_ATTR = "autotune_state"
+OBJECTIVES_ATTR = "autotune_objectives"
+"""Study user attribute of a multi-objective export: ``[[metric, direction], ...]``."""
 """Trial user attribute written by :func:`save_study` on a failed trial: its autotune state (``oom``...)."""
 CONSTRAINT_PREFIX = "optuna_constraint."
 """Metric name prefix of Optuna constraint values inside the optimiser."""
@@ -445,9 +447,12 @@ def load_study(
 
     study = optuna.load_study(study_name=study_name, storage=storage)
     where = f"optuna study {study.study_name!r}"
-    if study._is_multi_objective():
-        raise ConfigError(where, "is multi-objective; autotune imports single-objective studies",
-                          f"{len(study.directions)} directions", "export one objective at a time.")
+    dirs = ["maximize" if d.name == "MAXIMIZE" else "minimize" for d in study.directions]
+    names = [f"objective_{i}" for i in range(len(dirs))]
+    stored_objs = study.user_attrs.get(OBJECTIVES_ATTR)
+    if isinstance(stored_objs, list) and len(stored_objs) == len(dirs):
+        names = [str(o[0]) for o in stored_objs]
+    objectives = list(zip(names, dirs)) if len(dirs) > 1 else None
     trials = study.get_trials(deepcopy=False, states=(OptunaState.COMPLETE, OptunaState.FAIL))
     stored = study.user_attrs.get(SPACE_ATTR)
     if space is None and stored is not None:
@@ -461,7 +466,11 @@ def load_study(
         metrics = {k: float(v) for k, v in t.user_attrs.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
         metrics.update({CONSTRAINT_PREFIX + c: float(v) for c, v in t.constraints.items()})
-        if t.state == OptunaState.COMPLETE and t.value is not None:
+        if t.state == OptunaState.COMPLETE and objectives and t.values is not None:
+            metrics.update({n: float(v) for n, v in zip(names, t.values)})
+            observations.append(Observation(params, float(t.values[0]), TrialState.COMPLETED, metrics, t.number))
+            continue
+        if t.state == OptunaState.COMPLETE and not objectives and t.value is not None:
             observations.append(Observation(params, float(t.value), TrialState.COMPLETED, metrics, t.number))
             continue
         try:
@@ -473,10 +482,9 @@ def load_study(
                                         t.number))
     for o in observations:
         space.validate(o.params, where=f"{where}: trial {o.trial_id}.params")
-    direction = "maximize" if study.direction.name == "MAXIMIZE" else "minimize"
-    metric = str(study.user_attrs.get(METRIC_ATTR, "objective"))
-    return History(space, observations, direction, metric, study.study_name,  # type: ignore[arg-type]
-                   storage if isinstance(storage, str) else None)
+    metric = names[0] if objectives else str(study.user_attrs.get(METRIC_ATTR, "objective"))
+    return History(space, observations, dirs[0], metric, study.study_name,  # type: ignore[arg-type]
+                   storage if isinstance(storage, str) else None, objectives)
 
 
 def save_study(
@@ -492,7 +500,9 @@ def save_study(
     trials (their autotune state in the user attribute ``autotune_state``); killed ones
     are left out. Metrics become trial user attributes; the autotune space and the metric
     name are stored as study user attributes so :func:`load_study` reads the study back
-    exactly.
+    exactly. A multi-objective history becomes a study with one direction per objective
+    (the values in order, the objectives' names in the study user attribute
+    ``autotune_objectives``).
 
     Args:
         history: The trials (e.g. from :func:`autotune.integrations.study_history`).
@@ -504,23 +514,31 @@ def save_study(
         The Optuna study.
     """
     distributions = distributions_from_space(history.space)
+    objs = history.objectives or []
     study = optuna.create_study(storage=storage, study_name=study_name or history.name,
-                                direction=history.direction, load_if_exists=load_if_exists)
+                                directions=[d for _, d in objs] or [history.direction],  # type: ignore[misc]
+                                load_if_exists=load_if_exists)
     study.set_user_attr(SPACE_ATTR, json.loads(json.dumps(history.space.to_dict())))
     study.set_user_attr(METRIC_ATTR, history.metric)
+    if objs:
+        study.set_user_attr(OBJECTIVES_ATTR, [list(o) for o in objs])
+    names = [m for m, _ in objs]
     trials = []
     for o in history.observations:
         if o.state is TrialState.KILLED:
             continue
         params = history.space.validate(o.params, where=f"history trial {o.trial_id}.params")
         attrs: dict[str, Any] = {k: v for k, v in o.metrics.items()
-                                 if not k.startswith(CONSTRAINT_PREFIX) and math.isfinite(v)}
+                                 if not k.startswith(CONSTRAINT_PREFIX) and math.isfinite(v) and k not in names}
         ok = o.value is not None and math.isfinite(o.value)
+        values = [o.metrics.get(n, math.nan) for n in names] if ok and names else None
+        ok = ok and (values is None or all(math.isfinite(v) for v in values))
         if not ok:
             attrs[STATE_ATTR] = o.state.value if o.state.is_failure else TrialState.NONFINITE.value
         trials.append(optuna.trial.create_trial(
             state=OptunaState.COMPLETE if ok else OptunaState.FAIL,
-            value=o.value if ok else None,
+            value=o.value if ok and not names else None,
+            values=values if ok else None,
             params=params,
             distributions={n: distributions[n] for n in params},
             user_attrs=attrs,
