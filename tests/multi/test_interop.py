@@ -75,3 +75,22 @@ def test_import_into_a_multi_objective_study_record(tmp_path: Path,
     rebuilt = Study(cfg).record.new_optimizer()
     Study(cfg).record.rebuild(rebuilt)
     assert rebuilt.hypervolume() == pytest.approx(opt.hypervolume())
+
+
+@pytest.mark.slow
+def test_ax_round_trip_keeps_every_objective(tmp_path: Path) -> None:
+    pytest.importorskip("ax")
+    from autotune.integrations.ax import load_experiment, save_experiment
+
+    opt = _filled()
+    history = study_history(opt)
+    experiment = save_experiment(history, tmp_path / "exp.json")
+    assert experiment.optimization_config is not None and experiment.optimization_config.objective.is_multi_objective
+    back = load_experiment(tmp_path / "exp.json")
+    assert back.objectives == [("f1", "minimize"), ("acc", "maximize")]
+    again = Optimizer(SPACE, "random", objectives=OBJS, seed=1)
+    import_trials(again, back)
+    assert [o.state for o in again.observations] == [o.state for o in opt.observations]
+    for a, b in zip(again.observations, opt.observations):  # Ax's JSON keeps 10 significant digits
+        assert a.metrics.get("acc") == (None if "acc" not in b.metrics else pytest.approx(b.metrics["acc"], rel=1e-9))
+    assert again.hypervolume() == pytest.approx(opt.hypervolume(), rel=1e-8)
