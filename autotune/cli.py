@@ -38,7 +38,7 @@ from autotune.exceptions import AutotuneError, ConfigError
 from autotune.trial import TrialState
 
 if TYPE_CHECKING:
-    from autotune.study import StudyConfig, StudyRecord, StudyStatus, StudySummary
+    from autotune.study import Study, StudyConfig, StudyRecord, StudyStatus, StudySummary
 
 __all__ = ["DEFAULT_UI_PORT", "build_parser", "check_port_free", "main", "ui_argv"]
 
@@ -195,21 +195,70 @@ def _optimize(args: argparse.Namespace, resume: bool) -> int:
 def _status(args: argparse.Namespace) -> int:
     from autotune.study import Study
 
-    status = Study(_load(args)).status()
+    study = Study(_load(args))
+    status = study.status()
+    multi = _multi_summary(study) if status.started else None
     if args.format == "json":
-        print(json.dumps(status.to_dict(), indent=2))
+        data = status.to_dict()
+        if multi is not None:
+            data.update({k: multi[k] for k in ("hypervolume", "reference_point", "reference_inferred")})
+            data["pareto_size"] = len(multi["front"])
+        print(json.dumps(data, indent=2))
         return EXIT_OK
     if not status.started:
         print(f"Study {status.name}: not started (no record in {status.tracking_uri}).")
         return EXIT_OK
     print(_status_text(status))
+    if multi is not None:
+        print(_hypervolume_line(multi))
     return EXIT_OK
+
+
+def _multi_summary(study: Study) -> dict[str, Any] | None:
+    """The Pareto front summary of a multi-objective study (``None`` for one objective)."""
+    if not study.config.objectives:
+        return None
+    from autotune.study import front_summary
+
+    return front_summary(study.record)
+
+
+def _hypervolume_line(multi: dict[str, Any]) -> str:
+    how = "inferred" if multi["reference_inferred"] else "given"
+    return (f"hypervolume: {multi['hypervolume']:.6g} over {multi['n_trials']} trials, Pareto front of "
+            f"{len(multi['front'])}, reference point ({how}) {json.dumps(multi['reference_point'])}")
+
+
+def _print_front(multi: dict[str, Any], name: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    names = [o["metric"] for o in multi["objectives"]]
+    table = Table(title=f"Pareto front of {name} ({len(multi['front'])} trials)")
+    for col in ["trial", *(f"{o['metric']} ({o['direction'][:3]})" for o in multi["objectives"]), "params"]:
+        table.add_column(col)
+    for row in sorted(multi["front"], key=lambda r: r[names[0]]):
+        table.add_row(str(row["trial_id"]), *(f"{row[n]:.6g}" for n in names), json.dumps(row["params"]))
+    console = Console(width=max(100, Console().width))
+    console.print(table)
+    console.print(_hypervolume_line(multi))
 
 
 def _best(args: argparse.Namespace) -> int:
     from autotune.study import Study
 
-    status = Study(_load(args)).status()
+    study = Study(_load(args))
+    status = study.status()
+    multi = _multi_summary(study) if status.started else None
+    if multi is not None:
+        if args.format == "json":
+            print(json.dumps(multi, indent=2))
+        elif multi["front"]:
+            _print_front(multi, status.name)
+        if not multi["front"]:
+            print(f"autotune: study {status.name!r} has no feasible completed trial yet.", file=sys.stderr)
+            return EXIT_ERROR
+        return EXIT_OK
     best = status.best
     if args.format == "json":
         print(json.dumps(None if best is None else {"metric": status.metric, **_as_dict(best)}, indent=2))

@@ -27,6 +27,7 @@ from autotune.trial import Observation, TrialState
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from autotune.objectives import Objective
     from autotune.space import SearchSpace
     from autotune.strategies import Candidate, Context, OutcomeConstraint, Strategy
 
@@ -76,6 +77,13 @@ class Optimizer:
             objective GP sees each failed point at the worst observed value
             (:class:`autotune.models.Surrogates`).
         strategy_options: Options of the strategy when given by name.
+        objectives: Two or more :class:`~autotune.objectives.Objective` (or ``(metric, direction)``
+            pairs) for a multi-objective study: :meth:`tell` then takes ``{metric: value}``, the
+            default strategy is ``qlognehvi``, and :meth:`pareto_front` and :meth:`hypervolume` give
+            the result. One objective sets ``direction`` and lets :meth:`tell` take ``{metric: value}``.
+        reference_point: The worst value of interest of each objective (``{metric: value}`` or a
+            list in the objectives' order), the corner of the hypervolume; inferred from the data
+            when absent (:meth:`reference_point`).
 
     Example:
         >>> opt = Optimizer(space, "ei", direction="minimize", seed=0)
@@ -87,7 +95,7 @@ class Optimizer:
     def __init__(
         self,
         space: SearchSpace,
-        strategy: str | Strategy = "ei",
+        strategy: str | Strategy | None = None,
         *,
         direction: Literal["minimize", "maximize"] = "minimize",
         seed: int = 0,
@@ -100,9 +108,23 @@ class Optimizer:
         kernel: Literal["matern52", "rbf"] = "matern52",
         model_failures: bool = True,
         strategy_options: Mapping[str, Any] | None = None,
+        objectives: Sequence[Objective | tuple[str, str] | Mapping[str, str]] | None = None,
+        reference_point: Mapping[str, float] | Sequence[float] | None = None,
     ) -> None:
         from autotune.models import GPFitter
+        from autotune.objectives import parse_objectives, parse_reference_point
         from autotune.strategies import OutcomeConstraint, get_strategy
+
+        #: The objectives (empty for a plain single-objective optimiser); two or more: multi-objective.
+        self.objectives = parse_objectives(objectives) if objectives is not None else []
+        if len(self.objectives) == 1:
+            direction = self.objectives[0].direction
+        self._reference_point = parse_reference_point(reference_point, self.objectives) if self.objectives else None
+        if reference_point is not None and not self.multi_objective:
+            raise ConfigError("reference_point", "needs two or more objectives", reference_point,
+                              "drop it, or pass objectives=[...] with two or more objectives.")
+        if strategy is None:
+            strategy = "qlognehvi" if self.multi_objective else "ei"
 
         if direction not in ("minimize", "maximize"):
             raise ConfigError("direction", "must be minimize or maximize", direction, "use direction: minimize.")
@@ -120,6 +142,7 @@ class Optimizer:
         self.strategy = get_strategy(strategy, dict(strategy_options or {}), where="strategy")
         #: The name proposals are recorded under: the one the caller used (an alias stays itself).
         self.strategy_name = strategy if isinstance(strategy, str) else self.strategy.name
+        _check_strategy_objectives(self.strategy, self.strategy_name, len(self.objectives))
         self.direction = direction
         self.seed = int(seed)
         self.n_initial = n_initial if n_initial is not None else min(max(space.dim + 1, 5), 10)
@@ -136,6 +159,11 @@ class Optimizer:
         self._batch = 0
 
     # -- history -------------------------------------------------------------------------------
+    @property
+    def multi_objective(self) -> bool:
+        """Whether there are two or more objectives."""
+        return len(self.objectives) >= 2
+
     @property
     def minimize(self) -> bool:
         return self.direction == "minimize"
@@ -164,7 +192,7 @@ class Optimizer:
     def tell(
         self,
         trial: int | Suggestion,
-        value: float | None = None,
+        value: float | Mapping[str, float] | None = None,
         *,
         state: TrialState | str | None = None,
         metrics: Mapping[str, float] | None = None,
@@ -176,7 +204,9 @@ class Optimizer:
 
         Args:
             trial: The suggestion or its ``trial_id``.
-            value: The objective value (a real number), or ``None`` if the trial gave none.
+            value: The objective value (a real number), or ``None`` if the trial gave none; with
+                ``objectives``, ``{metric: value}`` for every objective (each value then as here;
+                the observation keeps them in ``metrics`` and the first as ``value``).
                 ``None``, NaN, infinity or a number beyond the float range records the trial as
                 failed (state ``nonfinite``, with a ``RuntimeWarning`` for a non-finite
                 number), so the optimiser learns to avoid it, as when a study's trial returns one.
@@ -210,7 +240,7 @@ class Optimizer:
     def add(
         self,
         params: Mapping[str, Any],
-        value: float | None,
+        value: float | Mapping[str, float] | None,
         *,
         state: TrialState | str | None = None,
         metrics: Mapping[str, float] | None = None,
@@ -242,9 +272,19 @@ class Optimizer:
             ConfigError: for a malformed ``value``, ``state`` or ``metrics``.
         """
         st = _check_state(state, f"{where}: state")
-        number = _check_number(value, f"{where}: value", "the objective value (a number), or None if the trial "
-                               "gave none; pass other results as metrics={'name': number}")
         final = _check_metrics(metrics, f"{where}: metrics")
+        if self.objectives and (isinstance(value, Mapping) or self.multi_objective):
+            from autotune.objectives import check_objective_values
+
+            number, values = check_objective_values(value, self.objectives, f"{where}: value")
+            if number is not None and any(not math.isfinite(v) for v in values.values()):
+                bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+                value, number = bad, math.nan  # warned about below, recorded as nonfinite
+            if not TrialState(st).is_failure and number is not None and math.isfinite(number):
+                final.update(values)
+        else:
+            number = _check_number(value, f"{where}: value", "the objective value (a number), or None if the trial "
+                                   "gave none; pass other results as metrics={'name': number}")
         if st == TrialState.COMPLETED and (number is None or not math.isfinite(number)):
             if number is not None:
                 warnings.warn(f"trial {tid}: the objective value {reprlib.repr(value)} is not a finite float; the trial is "
@@ -260,9 +300,88 @@ class Optimizer:
         return obs
 
     def best(self) -> Observation | None:
-        """The best completed observation that satisfies every constraint (a pruned trial's partial value is not)."""
+        """The best completed observation that satisfies every constraint (on the first objective; a
+        pruned trial's partial value is not a result)."""
         return best_feasible(self.observations, self.constraints, minimize=self.minimize,
                              value=lambda o: o.value if o.state is TrialState.COMPLETED else None)
+
+    # -- several objectives ----------------------------------------------------------------------
+    def _objective_matrix(self, obs: Sequence[Observation]) -> Tensor:
+        """`n x M` objective values, maximised (``nan`` where a trial gave none)."""
+        import torch
+
+        from autotune.objectives import oriented
+
+        rows = [[_metric(o, m.metric) if o.value is not None else math.nan for m in self.objectives] for o in obs]
+        return oriented(torch.tensor(rows, dtype=torch.float64).reshape(len(obs), len(self.objectives)), self.objectives)
+
+    def _feasible_observations(self) -> list[Observation]:
+        return [o for o in self.observations if o.value is not None and not o.state.is_failure
+                and feasible(o.metrics, self.constraints)]
+
+    def pareto_front(self) -> list[Observation]:
+        """The feasible completed observations that no other feasible one dominates, in trial order.
+
+        Raises:
+            ConfigError: the optimiser has fewer than two objectives.
+        """
+        self._need_multi("pareto_front")
+        from autotune.objectives import non_dominated
+
+        obs = self._feasible_observations()
+        mask = non_dominated(self._objective_matrix(obs)).tolist()
+        return [o for o, m in zip(obs, mask) if m]
+
+    def reference_point(self) -> dict[str, float] | None:
+        """The hypervolume's reference point by metric in the user's units: the given one, else
+        inferred from the feasible observations (nadir of the front minus 10 % of its range);
+        ``None`` before any feasible observation."""
+        self._need_multi("reference_point")
+        if self._reference_point is not None:
+            return dict(self._reference_point)
+        ref = self._ref_point_oriented()
+        if ref is None:
+            return None
+        return {o.metric: o.sign * float(r) for o, r in zip(self.objectives, ref.tolist())}
+
+    def _ref_point_oriented(self) -> Tensor | None:
+        import torch
+
+        from autotune.objectives import infer_reference_point
+
+        if self._reference_point is not None:
+            return torch.tensor([o.sign * self._reference_point[o.metric] for o in self.objectives], dtype=torch.float64)
+        Y = self._objective_matrix(self._feasible_observations())
+        Y = Y[torch.isfinite(Y).all(-1)]
+        return infer_reference_point(Y) if len(Y) else None
+
+    def hypervolume(self, history: bool = False) -> float | list[float]:
+        """The hypervolume of the feasible observations above :meth:`reference_point`.
+
+        Args:
+            history: Return the hypervolume after each observation in turn instead (infeasible
+                and failed ones repeat the previous value).
+        """
+        self._need_multi("hypervolume")
+        import torch
+
+        from autotune.objectives import hypervolume
+
+        ref = self._ref_point_oriented()
+        ok = [o.value is not None and not o.state.is_failure and feasible(o.metrics, self.constraints)
+              for o in self.observations]
+        if ref is None:
+            return [0.0] * len(self.observations) if history else 0.0
+        Y = self._objective_matrix(self.observations)
+        Y[~torch.tensor(ok, dtype=torch.bool).reshape(-1)] = math.nan
+        if not history:
+            return hypervolume(Y, ref)
+        return [hypervolume(Y[: i + 1], ref) for i in range(len(Y))]
+
+    def _need_multi(self, what: str) -> None:
+        if not self.multi_objective:
+            raise ConfigError(f"Optimizer.{what}", "needs two or more objectives", len(self.objectives),
+                              "pass objectives=[Objective('val_loss', 'minimize'), Objective('latency_ms', 'minimize')].")
 
     # -- asking ------------------------------------------------------------------------------
     def ask(self, n: int = 1) -> list[Suggestion]:
@@ -382,6 +501,7 @@ class Optimizer:
         X = torch.tensor([space.encode(o.params) for o in obs], dtype=torch.float64).reshape(len(obs), space.dim)
         sign = -1.0 if self.minimize else 1.0
         y = torch.tensor([sign * o.value if o.value is not None else math.nan for o in obs], dtype=torch.float64)
+        Y = self._objective_matrix(obs) if self.multi_objective else None
         failed = torch.tensor([o.state.is_failure for o in obs], dtype=torch.bool)
         cvals = {
             c.metric: torch.tensor([_metric(o, c.metric) for o in obs], dtype=torch.float64) for c in self.constraints
@@ -398,6 +518,7 @@ class Optimizer:
             constraints=self.constraints, cost=cost, X_pending=X_pending, seed=seed,
             budget_fraction_used=used, budget_fraction_initial=init, known_cost=self.known_cost,
             model_failures=self.model_failures, minimize=self.minimize, study_seed=self.seed,
+            Y=Y, ref_point=self._ref_point_oriented() if self.multi_objective else None,
         )
 
     def _budget_fractions(self, cost: Tensor | None) -> tuple[float, float]:
@@ -427,6 +548,17 @@ class Optimizer:
             post = gp_posterior(model, X)
         sign = -1.0 if self.minimize else 1.0
         return [sign * m for m in post.mean.reshape(-1).tolist()], post.variance.clamp_min(0).sqrt().reshape(-1).tolist()
+
+
+def _check_strategy_objectives(strategy: Strategy, name: str, n_objectives: int) -> None:
+    """A model-based strategy must match the number of objectives (model-free ones work with any)."""
+    multi = bool(getattr(strategy, "multi_objective", False))
+    if n_objectives >= 2 and strategy.model_based and not multi:
+        raise ConfigError("strategy", f"optimises one objective; this study has {n_objectives}", name,
+                          "use qlognehvi (default), qnparego, mo_thompson, random or sobol.")
+    if n_objectives < 2 and multi:
+        raise ConfigError("strategy", "needs two or more objectives", name,
+                          "pass objectives=[...] with two or more, or use a single-objective strategy such as ei.")
 
 
 def feasible(metrics: Mapping[str, float], constraints: Sequence[OutcomeConstraint]) -> bool:

@@ -44,6 +44,10 @@ class History:
         metric: The objective's name (Optuna studies have none: ``objective``).
         name: The study's or experiment's name, if any.
         source: Where it was read from (a storage URL, a file), for records and messages.
+        objectives: For a multi-objective history, ``(metric, direction)`` of each objective
+            (``metric`` and ``direction`` are then the first's); each completed observation
+            holds every objective's value in ``metrics`` (``value`` is the first's). ``None``
+            for one objective.
     """
 
     space: SearchSpace
@@ -52,6 +56,7 @@ class History:
     metric: str = "objective"
     name: str | None = None
     source: str | None = None
+    objectives: list[tuple[str, str]] | None = None
 
     def __post_init__(self) -> None:
         if self.direction not in ("minimize", "maximize"):
@@ -90,9 +95,12 @@ def import_trials(target: Study | Optimizer, history: History) -> list[int]:
     from autotune.optimizer import Optimizer
 
     if isinstance(target, Optimizer):
-        _check_fit(target.space, target.direction, history, "Optimizer")
+        _check_fit(target.space, target.direction, history, "Optimizer",
+                   [(o.metric, o.direction) for o in target.objectives] if target.multi_objective else None)
+        names = [o.metric for o in target.objectives] if target.multi_objective else []
         return [
-            target.add(o.params, o.value, state=o.state, metrics=o.metrics).trial_id  # type: ignore[misc]
+            target.add(o.params, _values(o, names), state=o.state,
+                       metrics={k: v for k, v in o.metrics.items() if k not in names}).trial_id  # type: ignore[misc]
             for o in _learnable(history)
         ]
     return _import_into_study(target, history)
@@ -118,6 +126,9 @@ def study_history(source: Study | Optimizer) -> History:
 
     if isinstance(source, Optimizer):
         obs = [dataclasses.replace(o, params=dict(o.params), metrics=dict(o.metrics)) for o in source.observations]
+        if source.multi_objective:
+            objs = [(o.metric, o.direction) for o in source.objectives]
+            return History(source.space, obs, source.direction, objs[0][0], objectives=objs)  # type: ignore[arg-type]
         return History(source.space, obs, source.direction)  # type: ignore[arg-type]
     cfg = source.config
     record = source.record
@@ -129,10 +140,12 @@ def study_history(source: Study | Optimizer) -> History:
     for trial in record.trials():
         if not trial.state.is_finished or trial.state is TrialState.KILLED or trial.requeue:
             continue
-        metrics = {k: v for k, v in trial.metrics.items() if k != metric}
+        metrics = {k: v for k, v in trial.metrics.items() if k != metric or cfg.objectives}
         observations.append(Observation(dict(trial.params), trial.value(metric), trial.state, metrics, trial.trial_id))
+    objectives: list[tuple[str, str]] | None = (
+        [(o.metric, str(o.direction)) for o in cfg.objectives] if cfg.objectives else None)
     return History(cfg.search_space, observations, cfg.objective.direction, metric, cfg.name,
-                   cfg.resolved_tracking_uri)
+                   cfg.resolved_tracking_uri, objectives)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -142,8 +155,30 @@ def _learnable(history: History) -> list[Observation]:
     return [o for o in history.observations if o.state is not TrialState.KILLED]
 
 
-def _check_fit(space: SearchSpace, direction: str, history: History, where: str) -> None:
-    """Raise unless every observation of ``history`` fits ``space`` and the directions agree."""
+def _values(o: Observation, names: list[str]) -> float | dict[str, float] | None:
+    """What ``Optimizer.add`` takes: the value, or ``{metric: value}`` of several objectives."""
+    if not names or o.value is None:
+        return o.value
+    return {n: o.metrics[n] for n in names}
+
+
+def _check_fit(space: SearchSpace, direction: str, history: History, where: str,
+               objectives: list[tuple[str, str]] | None = None) -> None:
+    """Raise unless every observation of ``history`` fits ``space`` and the objectives agree."""
+    if [tuple(o) for o in history.objectives or []] != [tuple(o) for o in objectives or []]:
+        raise ConfigError(
+            f"{where}: objectives", f"are {objectives or 'one objective'} but the imported history "
+            f"({history.source or history.name or 'given'}) has {history.objectives or 'one objective'}", None,
+            "import trials with the same objectives (metric names and directions, in order).",
+        )
+    if objectives:
+        names = [m for m, _ in objectives]
+        for i, o in enumerate(_learnable(history)):
+            if o.value is not None and any(n not in o.metrics for n in names):
+                missing = next(n for n in names if n not in o.metrics)
+                raise ConfigError(f"{where}: trial {o.trial_id if o.trial_id is not None else i}",
+                                  f"has no value for the objective {missing!r}", None,
+                                  "give every completed observation each objective in its metrics.")
     if history.direction != direction:
         raise ConfigError(
             f"{where}: direction", f"is {direction!r} but the imported history "
@@ -162,7 +197,8 @@ def _check_fit(space: SearchSpace, direction: str, history: History, where: str)
 
 def _import_into_study(study: Study, history: History) -> list[int]:
     cfg = study.config
-    _check_fit(cfg.search_space, cfg.objective.direction, history, f"study {cfg.name!r}")
+    _check_fit(cfg.search_space, cfg.objective.direction, history, f"study {cfg.name!r}",
+               [(o.metric, o.direction) for o in cfg.objectives] if cfg.objectives else None)
     metric = cfg.objective.metric
     source = history.source or history.name or "import"
     record = study.record

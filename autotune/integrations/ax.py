@@ -141,16 +141,21 @@ def history_from_experiment(
         raise ConfigError(where, "has no optimization config (no objective)", None,
                           "configure the objective in Ax (client.configure_optimization) before exporting.")
     objective = opt_config.objective
-    if not objective.is_single_objective or len(objective.metric_names) != 1:
-        raise ConfigError(where, "has several objectives; autotune imports single-objective experiments",
-                          objective.metric_names, "export one objective at a time.")
+    objectives: list[tuple[str, str]] | None = None
+    if objective.is_multi_objective:
+        objectives = [(str(m), "minimize" if w < 0 else "maximize") for m, w in objective.metric_weights]
+    elif not objective.is_single_objective or len(objective.metric_names) != 1:
+        raise ConfigError(where, "has a scalarized objective; autotune imports single- and multi-objective "
+                          "experiments", objective.metric_names, "export the objectives separately.")
     metric = objective.metric_names[0]
     props = experiment._properties or {}
     if space is None and SPACE_PROPERTY in props:
         space = SearchSpace.from_dict(props[SPACE_PROPERTY], source=f"{where}: properties.{SPACE_PROPERTY}")
     if space is None:
         space = SearchSpace([_from_ax(p, where) for p in experiment.search_space.parameters.values()], name="ax")
-    metric = str(props.get(METRIC_PROPERTY, metric))
+    if objectives is None:
+        metric = str(props.get(METRIC_PROPERTY, metric))
+    names = [m for m, _ in objectives or []]
     failed_states = props.get(STATE_PROPERTY, {})
     values = _final_means(experiment)
     observations = []
@@ -164,15 +169,18 @@ def history_from_experiment(
             continue  # running, abandoned, early stopped: nothing final to learn
         params = space.validate(dict(arm.parameters), where=f"{where}: trial {index}.parameters")
         metrics = dict(values.get(index, {}))
-        value = metrics.pop(objective.metric_names[0], None)
+        value = metrics.get(names[0]) if names else metrics.pop(objective.metric_names[0], None)
+        if names and any(n not in metrics for n in names):
+            value = None
         if status.is_completed and value is not None:
             observations.append(Observation(params, value, TrialState.COMPLETED, metrics, index))
         else:
             state = TrialState(failed_states.get(str(index), TrialState.FAILED.value))
             observations.append(Observation(params, None, state if state.is_failure else TrialState.FAILED,
                                             metrics, index))
-    direction = "minimize" if objective.minimize else "maximize"
-    return History(space, observations, direction, metric, experiment.name, source)  # type: ignore[arg-type]
+    direction = objectives[0][1] if objectives else ("minimize" if objective.minimize else "maximize")
+    return History(space, observations, direction, metric, experiment.name, source,  # type: ignore[arg-type]
+                   objectives)
 
 
 def experiment_from_history(history: History, *, name: str | None = None) -> Experiment:
@@ -184,7 +192,7 @@ def experiment_from_history(history: History, *, name: str | None = None) -> Exp
     from ax.core.experiment import Experiment
     from ax.core.metric import Metric
     from ax.core.objective import Objective
-    from ax.core.optimization_config import OptimizationConfig
+    from ax.core.optimization_config import MultiObjectiveOptimizationConfig, OptimizationConfig
     from ax.core.search_space import SearchSpace as AxSearchSpace
 
     space = history.space
@@ -193,8 +201,16 @@ def experiment_from_history(history: History, *, name: str | None = None) -> Exp
                           "export a space without 'when' conditions.")
     metric = history.metric
     minimize = history.direction == "minimize"
-    others = sorted({k for o in history.observations for k in o.metrics if k != metric})
-    if metric.isidentifier():
+    names = [m for m, _ in history.objectives or []]
+    others = sorted({k for o in history.observations for k in o.metrics if k != metric and k not in names})
+    if names:
+        bad = [m for m in names if not m.isidentifier()]
+        if bad:
+            raise ConfigError("save_experiment", "exports objectives named as identifiers only (Ax's "
+                              "multi-objective expressions)", bad[0], "rename the objective, e.g. val_loss.")
+        objective = Objective(expression=", ".join(f"-{m}" if d == "minimize" else m for m, d in history.objectives or []),
+                              metric_name_to_signature={m: m for m in names})
+    elif metric.isidentifier():
         objective = Objective(expression=f"-{metric}" if minimize else metric,
                               metric_name_to_signature={metric: metric})
     else:  # Ax's expressions cannot hold this name: the (deprecated) metric form can
@@ -205,7 +221,7 @@ def experiment_from_history(history: History, *, name: str | None = None) -> Exp
     experiment = Experiment(
         AxSearchSpace([_to_ax(p) for p in space]),
         name=name or history.name or "autotune",
-        optimization_config=OptimizationConfig(objective),
+        optimization_config=MultiObjectiveOptimizationConfig(objective) if names else OptimizationConfig(objective),
         tracking_metrics=[Metric(m) for m in others],
         properties={SPACE_PROPERTY: json.loads(json.dumps(space.to_dict())), METRIC_PROPERTY: metric,
                     STATE_PROPERTY: failed_states},
@@ -224,7 +240,7 @@ def experiment_from_history(history: History, *, name: str | None = None) -> Exp
         for key, mean in results.items():
             rows.append({"trial_index": trial.index, "arm_name": trial.arm.name, "metric_name": key,  # type: ignore[union-attr]
                          "metric_signature": key, "mean": float(mean), "sem": math.nan})
-        if metric in results:
+        if metric in results and all(n in results for n in names):
             trial.mark_completed()
         else:
             failed_states[str(trial.index)] = o.state.value if o.state.is_failure else TrialState.NONFINITE.value

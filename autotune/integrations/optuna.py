@@ -82,6 +82,8 @@ SPACE_ATTR = "autotune_space"
 METRIC_ATTR = "autotune_metric"
 """Study user attribute written by :func:`save_study`: the objective's name."""
 STATE_ATTR = "autotune_state"
+OBJECTIVES_ATTR = "autotune_objectives"
+"""Study user attribute of a multi-objective export: ``[[metric, direction], ...]``."""
 """Trial user attribute written by :func:`save_study` on a failed trial: its autotune state (``oom``...)."""
 CONSTRAINT_PREFIX = "optuna_constraint."
 """Metric name prefix of Optuna constraint values inside the optimiser."""
@@ -226,7 +228,9 @@ class AutotuneSampler(BaseSampler):
 
     Args:
         strategy: A strategy name (see :func:`autotune.strategies.strategy_names`), e.g.
-            ``ei``, ``qei``, ``kriging_believer``, ``sobol``.
+            ``ei``, ``qei``, ``kriging_believer``, ``sobol``; for a multi-objective study
+            (``optuna.create_study(directions=[...])``) ``qlognehvi``, ``qnparego`` or
+            ``mo_thompson``. Default: ``ei``, or ``qlognehvi`` for a multi-objective study.
         seed: Seed of every random choice; the same seed and the same trials give the
             same proposals. ``None`` draws one.
         n_initial: Trials from the initial design before a model-based strategy takes over
@@ -239,7 +243,8 @@ class AutotuneSampler(BaseSampler):
             sampled independently although completed trials exist.
         pruned: What a pruned trial teaches the strategy: ``ignore`` (default, as Optuna's
             ``GPSampler``), ``failed`` (a failed point), or ``last_value`` (its last
-            intermediate value as the objective; ignored if it reported none).
+            intermediate value as the objective; ignored if it reported none, and in a
+            multi-objective study, which reports no intermediate values).
 
     Example:
         >>> sampler = AutotuneSampler("kriging_believer", seed=0)
@@ -249,7 +254,7 @@ class AutotuneSampler(BaseSampler):
 
     def __init__(
         self,
-        strategy: str = "ei",
+        strategy: str | None = None,
         *,
         seed: int | None = None,
         n_initial: int | None = None,
@@ -261,7 +266,14 @@ class AutotuneSampler(BaseSampler):
     ) -> None:
         from autotune.strategies import get_strategy
 
-        get_strategy(strategy, dict(strategy_options or {}), where="AutotuneSampler.strategy")  # fail fast
+        # Fail fast on a bad name or option. Without a name, the options must suit the default
+        # of one of the study kinds (ei, or qlognehvi for several objectives), known on first use.
+        try:
+            get_strategy(strategy or "ei", dict(strategy_options or {}), where="AutotuneSampler.strategy")
+        except ConfigError:
+            if strategy is not None:
+                raise
+            get_strategy("qlognehvi", dict(strategy_options or {}), where="AutotuneSampler.strategy")
         if pruned not in ("ignore", "failed", "last_value"):
             raise ConfigError("AutotuneSampler.pruned", "must be ignore, failed or last_value", pruned,
                               "use pruned='ignore'.")
@@ -279,7 +291,7 @@ class AutotuneSampler(BaseSampler):
         self._lock = threading.Lock()
 
     def __str__(self) -> str:
-        return f"AutotuneSampler({self.strategy!r})"
+        return f"AutotuneSampler({self.strategy or 'ei'!r})"
 
     def reseed_rng(self) -> None:
         """Draw new seeds (Optuna calls this for each worker of ``n_jobs > 1``)."""
@@ -288,14 +300,12 @@ class AutotuneSampler(BaseSampler):
 
     def infer_relative_search_space(self, study: OptunaStudy, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         """The distributions every completed trial shares, single-valued ones left out."""
-        self._check_single_objective(study)
         return {n: d for n, d in self._intersection.calculate(study).items() if not d.single()}
 
     def sample_relative(
         self, study: OptunaStudy, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         """Ask the strategy for one point of ``search_space``, the running trials pending."""
-        self._check_single_objective(study)
         if not search_space:
             return {}
         with self._lock:
@@ -311,7 +321,6 @@ class AutotuneSampler(BaseSampler):
         self, study: OptunaStudy, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
         """Sample a parameter outside the relative search space with the independent sampler."""
-        self._check_single_objective(study)
         if self.warn_independent_sampling and param_name not in self._warned:
             completed = study.get_trials(deepcopy=False, states=(OptunaState.COMPLETE,))
             if completed:
@@ -334,14 +343,6 @@ class AutotuneSampler(BaseSampler):
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _check_single_objective(self, study: OptunaStudy) -> None:
-        if study._is_multi_objective():
-            raise ConfigError(
-                "AutotuneSampler", "supports single-objective studies only", f"{len(study.directions)} directions",
-                "optimise one objective (fold the others into constraints with trial.set_constraint), or use "
-                "Optuna's multi-objective samplers.",
-            )
-
     def _ask(
         self, study: OptunaStudy, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -353,11 +354,14 @@ class AutotuneSampler(BaseSampler):
             return fixed, {"strategy": "fixed"}
         trials = [t for t in study.get_trials(deepcopy=False) if t._trial_id != trial._trial_id]
         constraint_names = sorted({c for t in trials if t.state == OptunaState.COMPLETE for c in t.constraints})
+        dirs = ["maximize" if d.name == "MAXIMIZE" else "minimize" for d in study.directions]
+        names = [f"objective_{i}" for i in range(len(dirs))] if len(dirs) > 1 else []
         opt = Optimizer(
-            space, self.strategy, direction="maximize" if study.direction.name == "MAXIMIZE" else "minimize",
+            space, self.strategy, direction=dirs[0],  # type: ignore[arg-type]
             seed=self.seed, n_initial=self.n_initial, initial_design=self.initial_design,
             constraints=[f"{CONSTRAINT_PREFIX}{c} <= 0" for c in constraint_names],
             strategy_options=self.strategy_options,
+            objectives=list(zip(names, dirs)) or None,  # type: ignore[arg-type]
         )
         key = repr(sorted(search_space.items()))
         if self._fitter is not None and self._fitter[0] == key:
@@ -371,11 +375,13 @@ class AutotuneSampler(BaseSampler):
             metrics = {CONSTRAINT_PREFIX + c: float(v) for c, v in t.constraints.items()}
             if t.state == OptunaState.RUNNING:
                 opt.add_pending(params, trial_id=t.number)
+            elif t.state == OptunaState.COMPLETE and names:
+                opt.add(params, dict(zip(names, t.values)), metrics=metrics, trial_id=t.number)
             elif t.state == OptunaState.COMPLETE:
                 opt.add(params, t.value, metrics=metrics, trial_id=t.number)
             elif t.state == OptunaState.FAIL or t.state == OptunaState.PRUNED and self.pruned == "failed":
                 opt.add(params, None, state=TrialState.FAILED, trial_id=t.number)
-            elif t.state == OptunaState.PRUNED and self.pruned == "last_value" and t.intermediate_values:
+            elif t.state == OptunaState.PRUNED and self.pruned == "last_value" and t.intermediate_values and not names:
                 last = t.intermediate_values[max(t.intermediate_values)]
                 opt.add(params, last, metrics=metrics, trial_id=t.number)
         (suggestion,) = opt.ask(1)
@@ -441,9 +447,12 @@ def load_study(
 
     study = optuna.load_study(study_name=study_name, storage=storage)
     where = f"optuna study {study.study_name!r}"
-    if study._is_multi_objective():
-        raise ConfigError(where, "is multi-objective; autotune imports single-objective studies",
-                          f"{len(study.directions)} directions", "export one objective at a time.")
+    dirs = ["maximize" if d.name == "MAXIMIZE" else "minimize" for d in study.directions]
+    names = [f"objective_{i}" for i in range(len(dirs))]
+    stored_objs = study.user_attrs.get(OBJECTIVES_ATTR)
+    if isinstance(stored_objs, list) and len(stored_objs) == len(dirs):
+        names = [str(o[0]) for o in stored_objs]
+    objectives = list(zip(names, dirs)) if len(dirs) > 1 else None
     trials = study.get_trials(deepcopy=False, states=(OptunaState.COMPLETE, OptunaState.FAIL))
     stored = study.user_attrs.get(SPACE_ATTR)
     if space is None and stored is not None:
@@ -457,7 +466,11 @@ def load_study(
         metrics = {k: float(v) for k, v in t.user_attrs.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
         metrics.update({CONSTRAINT_PREFIX + c: float(v) for c, v in t.constraints.items()})
-        if t.state == OptunaState.COMPLETE and t.value is not None:
+        if t.state == OptunaState.COMPLETE and objectives and t.values is not None:
+            metrics.update({n: float(v) for n, v in zip(names, t.values)})
+            observations.append(Observation(params, float(t.values[0]), TrialState.COMPLETED, metrics, t.number))
+            continue
+        if t.state == OptunaState.COMPLETE and not objectives and t.value is not None:
             observations.append(Observation(params, float(t.value), TrialState.COMPLETED, metrics, t.number))
             continue
         try:
@@ -469,10 +482,9 @@ def load_study(
                                         t.number))
     for o in observations:
         space.validate(o.params, where=f"{where}: trial {o.trial_id}.params")
-    direction = "maximize" if study.direction.name == "MAXIMIZE" else "minimize"
-    metric = str(study.user_attrs.get(METRIC_ATTR, "objective"))
-    return History(space, observations, direction, metric, study.study_name,  # type: ignore[arg-type]
-                   storage if isinstance(storage, str) else None)
+    metric = names[0] if objectives else str(study.user_attrs.get(METRIC_ATTR, "objective"))
+    return History(space, observations, dirs[0], metric, study.study_name,  # type: ignore[arg-type]
+                   storage if isinstance(storage, str) else None, objectives)
 
 
 def save_study(
@@ -488,7 +500,9 @@ def save_study(
     trials (their autotune state in the user attribute ``autotune_state``); killed ones
     are left out. Metrics become trial user attributes; the autotune space and the metric
     name are stored as study user attributes so :func:`load_study` reads the study back
-    exactly.
+    exactly. A multi-objective history becomes a study with one direction per objective
+    (the values in order, the objectives' names in the study user attribute
+    ``autotune_objectives``).
 
     Args:
         history: The trials (e.g. from :func:`autotune.integrations.study_history`).
@@ -500,23 +514,31 @@ def save_study(
         The Optuna study.
     """
     distributions = distributions_from_space(history.space)
+    objs = history.objectives or []
     study = optuna.create_study(storage=storage, study_name=study_name or history.name,
-                                direction=history.direction, load_if_exists=load_if_exists)
+                                directions=[d for _, d in objs] or [history.direction],  # type: ignore[misc]
+                                load_if_exists=load_if_exists)
     study.set_user_attr(SPACE_ATTR, json.loads(json.dumps(history.space.to_dict())))
     study.set_user_attr(METRIC_ATTR, history.metric)
+    if objs:
+        study.set_user_attr(OBJECTIVES_ATTR, [list(o) for o in objs])
+    names = [m for m, _ in objs]
     trials = []
     for o in history.observations:
         if o.state is TrialState.KILLED:
             continue
         params = history.space.validate(o.params, where=f"history trial {o.trial_id}.params")
         attrs: dict[str, Any] = {k: v for k, v in o.metrics.items()
-                                 if not k.startswith(CONSTRAINT_PREFIX) and math.isfinite(v)}
+                                 if not k.startswith(CONSTRAINT_PREFIX) and math.isfinite(v) and k not in names}
         ok = o.value is not None and math.isfinite(o.value)
+        values = [o.metrics.get(n, math.nan) for n in names] if ok and names else None
+        ok = ok and (values is None or all(math.isfinite(v) for v in values))
         if not ok:
             attrs[STATE_ATTR] = o.state.value if o.state.is_failure else TrialState.NONFINITE.value
         trials.append(optuna.trial.create_trial(
             state=OptunaState.COMPLETE if ok else OptunaState.FAIL,
-            value=o.value if ok else None,
+            value=o.value if ok and not names else None,
+            values=values if ok else None,
             params=params,
             distributions={n: distributions[n] for n in params},
             user_attrs=attrs,

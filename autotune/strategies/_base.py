@@ -113,6 +113,10 @@ class Context:
         model_failures: Model failed trials as an unknown feasibility constraint.
         minimize: Whether the user minimises (``y`` holds the negated values).
         study_seed: The optimiser's seed (constant across asks).
+        Y: With several objectives, a `n x M` tensor of their values, maximised (``nan`` where
+            the trial failed; ``y`` is its first column); else ``None``.
+        ref_point: With several objectives, the `M` reference point, maximised (``None`` before
+            any feasible observation).
         models: The surrogates over this data (built from the fields above).
     """
 
@@ -132,6 +136,8 @@ class Context:
     model_failures: bool = True
     minimize: bool = False
     study_seed: int = 0
+    Y: Tensor | None = None
+    ref_point: Tensor | None = None
     models: Surrogates = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

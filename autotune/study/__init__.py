@@ -15,6 +15,7 @@ from autotune.study._config import (
     TrialConfig,
     load_study_config,
 )
+from autotune.study._pareto import front_summary
 from autotune.study._record import BestTrial, Recovery, StudyRecord, StudyStatus
 from autotune.study._remote import RemoteStudy
 from autotune.study._study import FAIL_FAST_TRIALS, Study, StudySummary
@@ -37,6 +38,7 @@ __all__ = [
     "StudySummary",
     "TrialConfig",
     "filter_rows",
+    "front_summary",
     "load_study_config",
     "read_reports",
     "sort_rows",

@@ -322,7 +322,13 @@ class StudyConfig(_Section):
         name: The study; names the MLflow experiment and the default output folder.
         space: A search space: an inline ``{parameters: {...}}`` mapping, a path to a
             ``search_spaces/*.yaml`` file, or a list of both (concatenated in order).
-        objective: The metric to optimise and its direction.
+        objective: The metric to optimise and its direction (with ``objectives``: the first one,
+            filled in from there).
+        objectives: Two or more objectives of a multi-objective study (``[{metric: val_loss,
+            direction: minimize}, {metric: latency_ms, direction: minimize}]``), or ``None``.
+            The strategy then defaults to ``qlognehvi``.
+        reference_point: With ``objectives``, the worst value of interest of each objective by
+            metric (the hypervolume's corner); inferred from the trials when absent.
         constraints: Outcome constraints on final metrics, e.g. ``"n_params <= 2e6"``.
         cost_metric: The metric holding each trial's cost (for cost-aware strategies).
         strategy: How new trials are proposed.
@@ -345,6 +351,9 @@ class StudyConfig(_Section):
     name: StrictStr = Field(max_length=200, examples=["my_study"])
     space: Any = Field(examples=["mlp"])
     objective: ObjectiveConfig = Field(examples=["{metric: val_loss, direction: minimize}"])
+    objectives: list[ObjectiveConfig] | None = Field(default=None, max_length=20, examples=[
+        "[{metric: val_loss, direction: minimize}, {metric: latency_ms, direction: minimize}]"])
+    reference_point: dict[StrictStr, float] | None = Field(default=None, examples=["{val_loss: 1.0, latency_ms: 50}"])
     constraints: list[StrictStr] = Field(default_factory=list, max_length=100, examples=['["n_params <= 2e6"]'])
     cost_metric: StrictStr | None = Field(default=None, min_length=1, max_length=250, examples=["train_seconds"])
     strategy: StrategyConfig = Field(default_factory=StrategyConfig, examples=["{name: ei}"])
@@ -393,6 +402,55 @@ class StudyConfig(_Section):
                                    type(exc).__name__, "simplify the file.") from None
 
     # -- validation ---------------------------------------------------------------------------
+
+    @model_validator(mode="before")
+    @classmethod
+    def _objective_from_objectives(cls, data: Any) -> Any:
+        """With ``objectives``, ``objective`` is the first one (given or filled in)."""
+        if isinstance(data, Mapping) and "objectives" in data and data.get("objectives") is not None:
+            objs = data["objectives"]
+            if not isinstance(objs, list) or len(objs) < 2:
+                raise ConfigError("objectives", "must list two or more objectives", shown(objs),
+                                  "write e.g. objectives: [{metric: val_loss, direction: minimize}, "
+                                  "{metric: latency_ms, direction: minimize}], or use objective: for one.")
+            from autotune.objectives import parse_objectives
+
+            plain = [o.model_dump() if isinstance(o, BaseModel) else o for o in objs]
+            parse_objectives(plain)  # each entry's metric and direction, named by index, with the fix
+            first = plain[0]
+            given = data.get("objective")
+            given = given.model_dump() if isinstance(given, BaseModel) else given
+            if given is None:
+                data = {**data, "objective": first}
+            elif isinstance(first, Mapping) and isinstance(given, Mapping) and (
+                    given.get("metric") != first.get("metric")
+                    or given.get("direction", "minimize") != first.get("direction", "minimize")):
+                raise ConfigError("objective", "conflicts with objectives (give one of them)", shown(given),
+                                  "drop objective: and list every objective under objectives:.")
+        elif isinstance(data, Mapping) and data.get("reference_point") is not None:
+            raise ConfigError("reference_point", "needs objectives: (two or more)", shown(data["reference_point"]),
+                              "drop it, or list the objectives under objectives:.")
+        return data
+
+    @model_validator(mode="after")
+    def _check_objectives(self) -> Self:
+        if self.objectives is None:
+            return self
+        from autotune.objectives import parse_objectives, parse_reference_point
+
+        objs = parse_objectives([(o.metric, o.direction) for o in self.objectives])
+        if self.reference_point is not None:
+            parse_reference_point(self.reference_point, objs)
+        if "strategy" not in self.model_fields_set:
+            self.strategy = StrategyConfig(name="qlognehvi")
+        _check_strategy_objectives(self.strategy.name, len(objs))
+        return self
+
+    @model_validator(mode="after")
+    def _check_single_objective_strategy(self) -> Self:
+        if self.objectives is None:
+            _check_strategy_objectives(self.strategy.name, 1)
+        return self
 
     @field_validator("name")
     @classmethod
@@ -517,6 +575,20 @@ class StudyConfig(_Section):
         data["space"] = self.search_space.to_dict()
         plain: dict[str, Any] = json.loads(json.dumps(data, default=_plain))
         return plain
+
+
+def _check_strategy_objectives(name: str, n_objectives: int) -> None:
+    """The strategy must handle the study's number of objectives (model-free ones handle any)."""
+    from autotune.strategies import strategy_class
+
+    cls = strategy_class(name)
+    multi = bool(getattr(cls, "multi_objective", False))
+    if n_objectives >= 2 and cls.model_based and not multi:
+        raise ConfigError("strategy.name", f"optimises one objective; this study has {n_objectives}", name,
+                          "use qlognehvi (the default with objectives:), qnparego, mo_thompson, random or sobol.")
+    if n_objectives < 2 and multi:
+        raise ConfigError("strategy.name", "needs two or more objectives", name,
+                          "list them under objectives:, or use a single-objective strategy such as ei.")
 
 
 def load_study_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> StudyConfig:

@@ -37,6 +37,7 @@ from autotune.exceptions import (
     StudyConfigError,
     TrackingError,
 )
+from autotune.study._pareto import ParetoRecord, checked_objectives, objective_value, optimizer_objectives
 from autotune.trial import Observation, TrialResult, TrialState
 
 if TYPE_CHECKING:
@@ -210,6 +211,7 @@ class StudyRecord:
         self.config = config
         self._tracker: MlflowTracker | None = None
         self._best_id: int | None = None
+        self._pareto: ParetoRecord | None = None
 
     # -- identity -------------------------------------------------------------------------------
 
@@ -390,6 +392,7 @@ class StudyRecord:
             cost_metric=cfg.cost_metric,
             budget=cfg.budget.max_trials if cfg.cost_metric is None else None,
             strategy_options=cfg.strategy.options,
+            **optimizer_objectives(cfg),
         )
 
     def rebuild(self, optimizer: Optimizer, *, pending: bool = False) -> list[LoadedTrial]:
@@ -407,7 +410,6 @@ class StudyRecord:
             StudyConfigError: A recorded trial does not fit the study's space.
         """
         requeue = []
-        metric = self.config.objective.metric
         for trial in self.trials():
             if trial.requeue:
                 requeue.append(trial)
@@ -417,8 +419,9 @@ class StudyRecord:
                     optimizer.add_pending(trial.params, trial.trial_id, {"strategy": "pending"})
                     continue
                 state = trial.state if trial.state.is_finished else TrialState.FAILED
-                obs = trial.to_observation(metric)  # a pruned trial keeps its last reported value
-                optimizer.add(trial.params, obs.value, state=state, metrics=trial.metrics, trial_id=trial.trial_id)
+                # a pruned trial keeps its last reported values (a low-fidelity observation)
+                optimizer.add(trial.params, objective_value(self.config, lambda m: trial.to_observation(m).value),
+                              state=state, metrics=trial.metrics, trial_id=trial.trial_id)
             except SearchSpaceError as exc:
                 raise StudyConfigError(
                     f"{self.where}: space", f"does not fit trial {trial.trial_id} recorded in "
@@ -474,6 +477,7 @@ class StudyRecord:
         Raises:
             TrackingError: The record could not be written (the run is closed first).
         """
+        result = checked_objectives(self.config, result)
         try:
             self.tracker.end_trial(run_id, result, tags=tags)
         except Exception as exc:  # noqa: BLE001 (close the run whatever failed, then re-raise)
@@ -483,8 +487,16 @@ class StudyRecord:
             return None
         metric = self.config.objective.metric
         # a pruned trial's last reported value is data too (a low-fidelity observation)
-        value = result.metrics.get(metric) if result.state in (TrialState.COMPLETED, TrialState.PRUNED) else None
+        counted = result.state in (TrialState.COMPLETED, TrialState.PRUNED)
+        value = objective_value(self.config, lambda m: result.metrics.get(m) if counted else None)
         obs = optimizer.tell(result.trial_id, value, state=result.state, metrics=result.metrics)
+        if optimizer.multi_objective:
+            if self._pareto is None:
+                self._pareto = ParetoRecord(self.tracker, self.trials)
+            try:
+                self._pareto.update(optimizer, result.trial_id, run_id)
+            except Exception as exc:  # noqa: BLE001 (re-raised, in one line when the disk is full)
+                _raise_clearly(exc, self.where)
         best = optimizer.best()
         try:
             if best is not None and best.trial_id != self._best_id:

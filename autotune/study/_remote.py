@@ -101,7 +101,7 @@ class RemoteStudy:
     def tell(
         self,
         trial_id: int,
-        value: float | None,
+        value: float | Mapping[str, float] | None,
         *,
         metrics: Mapping[str, float] | None = None,
         state: TrialState | str | None = None,
@@ -110,7 +110,8 @@ class RemoteStudy:
 
         Args:
             trial_id: The id :meth:`ask` returned.
-            value: The objective value; ``None`` or non-finite records a failure.
+            value: The objective value; ``None`` or non-finite records a failure. With
+                ``objectives:``, ``{metric: value}`` for every objective.
             metrics: Other final metrics (constraint metrics, the cost metric).
             state: The terminal state (default: ``completed``, ``nonfinite`` for a non-finite
                 value, ``failed`` for ``None``).
@@ -122,7 +123,15 @@ class RemoteStudy:
             ConfigError: ``trial_id`` is not a pending trial of the study, or ``state`` is not
                 a terminal state.
         """
-        final_state = _final_state(value, state)
+        if self.config.objectives:
+            from autotune.objectives import Objective, check_objective_values
+
+            objs = [Objective(o.metric, o.direction) for o in self.config.objectives]
+            first, values = check_objective_values(value, objs, "tell: value")
+            final_state = _final_state(None if first is None else min(values.values(), key=_nonfinite_first), state)
+        else:
+            values = {}
+            final_state = _final_state(value, state)  # type: ignore[arg-type]
         with _session(self.config) as record:
             trials = record.trials()
             trial = next((t for t in trials if t.trial_id == int(trial_id)), None)
@@ -136,8 +145,10 @@ class RemoteStudy:
                 )
             objective = self.config.objective.metric
             final = {k: float(v) for k, v in (metrics or {}).items()}
-            if value is not None:
-                final[objective] = float(value)
+            if values:
+                final.update(values)
+            elif value is not None:
+                final[objective] = float(value)  # type: ignore[arg-type]
             start_ms = record.tracker.client.get_run(trial.run_id).info.start_time or 0
             now = time.time()
             result = TrialResult(
@@ -195,6 +206,11 @@ def _session(config: StudyConfig) -> Iterator[StudyRecord]:
                 record.tracker.client.update_run(record.tracker.parent_run_id, status="RUNNING")
             else:
                 record.end("FINISHED")
+
+
+def _nonfinite_first(v: float) -> float:
+    """Sort key putting a non-finite value first (so one stands for all in :func:`_final_state`)."""
+    return -math.inf if not math.isfinite(v) else 0.0
 
 
 def _final_state(value: float | None, state: TrialState | str | None) -> TrialState:

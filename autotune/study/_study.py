@@ -578,7 +578,8 @@ class _Driver:
         try:
             trials = tracker.load_trials()
             plots = refresh_study_plots(tracker, trials, self.cfg.objective.direction, self.cfg.objective.metric,
-                                        out_dir=self.cfg.resolved_output_dir / "plots")
+                                        out_dir=self.cfg.resolved_output_dir / "plots",
+                                        objectives=[(o.metric, o.direction) for o in self.cfg.objectives or []])
         except Exception as exc:  # noqa: BLE001 (plots must never stop a study)
             logger.warning("the study plots could not be drawn%s: %s", " at the end" if final else "", exc)
         try:

@@ -241,12 +241,63 @@ def acquisition_label(trials: Sequence[LoadedTrial]) -> str:
     return f"{' / '.join(kinds) or 'acquisition value'} at proposal"
 
 
+def plot_pareto_front(trials: Sequence[LoadedTrial], objectives: Sequence[tuple[str, str]]) -> Figure:
+    """The trade-off of a multi-objective study: every completed trial and the Pareto front.
+
+    Two objectives: a scatter of the trials (grey) with the front highlighted and joined by its
+    staircase. Three or more: parallel coordinates of the objectives (each axis scaled to the
+    observed range), the front's trials in colour. Trials tagged infeasible by constraints are
+    still drawn; the front is the one recorded in each run's ``autotune.pareto`` tag.
+
+    Args:
+        trials: The study's trials.
+        objectives: ``(metric, direction)`` pairs, two or more.
+    """
+    from autotune.tracking._tracker import TAG_PARETO
+
+    names = [m for m, _ in objectives]
+    rows = []
+    for t in trials:
+        vals = [t.value(m) for m in names]
+        if all(v is not None for v in vals):
+            rows.append(([float(v) for v in vals if v is not None], t.tags.get(TAG_PARETO) == "true"))
+    fig, ax = _figure()
+    if not rows:
+        _no_data(ax, "no completed trial with every objective yet")
+        return fig
+    label = [f"{m} ({d[:3]})" for m, d in objectives]
+    front = sorted((v for v, on in rows if on), key=lambda v: v[0])
+    rest = [v for v, on in rows if not on]
+    if len(names) == 2:
+        ax.scatter([v[0] for v in rest], [v[1] for v in rest], s=14, color="0.65", label="trials")
+        if front:
+            ax.scatter([v[0] for v in front], [v[1] for v in front], s=24, color="C3", zorder=3,
+                       label=f"Pareto front ({len(front)})")
+            ax.step([v[0] for v in front], [v[1] for v in front], where="post", color="C3", lw=1)
+        ax.set_xlabel(label[0])
+        ax.set_ylabel(label[1])
+        ax.legend(loc="best", fontsize="small")
+        return fig
+    cols = list(zip(*[v for v, _ in rows]))
+    lo = [min(c) for c in cols]
+    span = [(max(c) - min(c)) or 1.0 for c in cols]
+    xs = list(range(len(names)))
+    for point, on in sorted(rows, key=lambda r: r[1]):
+        ys = [(v - a) / s for v, a, s in zip(point, lo, span)]
+        ax.plot(xs, ys, color="C3" if on else "0.75", lw=1.2 if on else 0.6, alpha=0.9 if on else 0.5)
+    ax.set_xticks(xs, label)
+    ax.set_ylabel("scaled to the observed range")
+    ax.set_title(f"Pareto front ({len(front)} of {len(rows)} trials, red)", fontsize="medium")
+    return fig
+
+
 def refresh_study_plots(
     tracker: MlflowTracker,
     trials: Sequence[LoadedTrial],
     direction: Direction,
     objective: str = "objective",
     out_dir: str | Path | None = None,
+    objectives: Sequence[tuple[str, str]] = (),
 ) -> list[str]:
     """Draw the study plots and log them to the parent run, replacing the previous versions.
 
@@ -256,6 +307,7 @@ def refresh_study_plots(
         direction: ``"minimize"`` or ``"maximize"``.
         objective: The name of the objective metric.
         out_dir: Where to keep the PNG files as well; ``None`` keeps no local copy.
+        objectives: With two or more ``(metric, direction)`` pairs, also ``pareto_front.png``.
 
     Returns:
         The artifact paths of the plots in the parent run, e.g. ``"plots/convergence.png"``.
@@ -265,6 +317,8 @@ def refresh_study_plots(
         "parallel_coordinates.png": plot_parallel_coordinates(trials, objective),
         "acquisition_trace.png": plot_acquisition_trace(trials, objective),
     }
+    if len(objectives) >= 2:
+        figures["pareto_front.png"] = plot_pareto_front(trials, objectives)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(out_dir) if out_dir is not None else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)

@@ -82,6 +82,10 @@ TAG_VERSION_PREFIX = "autotune.version."
 TAG_ACQ_VALUE = "autotune.acq_value"
 TAG_PRED_MEAN = "autotune.pred_mean"
 TAG_PRED_STD = "autotune.pred_std"
+TAG_PARETO = "autotune.pareto"
+"""On a trial run of a multi-objective study: ``true`` while the trial is on the Pareto front, else ``false``."""
+TAG_REFERENCE_POINT = "autotune.reference_point"
+"""On the parent run of a multi-objective study: the hypervolume's reference point (JSON by metric)."""
 
 #: Numeric parameters are also logged as metrics ``param/<name>`` (step 0), for the UI.
 METRIC_PARAM_PREFIX = "param/"
@@ -554,6 +558,24 @@ class MlflowTracker:
             step: The x-axis value, typically the number of finished trials.
         """
         self._log(self.parent_run_id, metrics=_metric_entities([{**metrics, "step": step}], 0)[0])
+
+    def set_trial_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        """Tag a trial's run (e.g. :data:`TAG_PARETO`, kept current as the front changes).
+
+        Args:
+            run_id: The trial's run.
+            tags: Tags; non-string values are written as JSON.
+        """
+        self._log(run_id, tags=tags)
+
+    def log_study_text(self, text: str, artifact_file: str) -> None:
+        """Write a text artifact (e.g. the Pareto front as JSON or CSV) on the parent run.
+
+        Args:
+            text: The content.
+            artifact_file: Its path inside the run's artifacts.
+        """
+        self._log_text(self.parent_run_id, text, artifact_file)
 
     def log_study_artifact(
         self, local_path: str | os.PathLike[str], artifact_path: str | None = None

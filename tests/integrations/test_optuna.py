@@ -131,9 +131,28 @@ def test_failed_and_pruned_trials_reach_the_optimiser_as_documented(monkeypatch:
             assert last_ask[2] == (expected, None)
 
 
-def test_multi_objective_studies_are_refused_with_a_fix() -> None:
-    study = optuna.create_study(directions=["minimize", "minimize"], sampler=AutotuneSampler("sobol", seed=0))
-    with pytest.raises(ConfigError, match="single-objective studies only.*Fix: optimise one objective"):
+def test_multi_objective_studies_use_qlognehvi_and_learn_every_value() -> None:
+    sampler = AutotuneSampler(seed=0, n_initial=4, strategy_options={"num_restarts": 2, "raw_samples": 64,
+                                                                      "mc_samples": 32})
+    study = optuna.create_study(directions=["minimize", "maximize"], sampler=sampler)
+
+    def f(t: optuna.Trial) -> tuple[float, float]:
+        x, y = t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)
+        return x**2 + y**2, -((1 - x) ** 2) - y**2  # both want y = 0: the front is y = 0
+
+    study.optimize(f, n_trials=9)
+    # trial 0 is sampled independently (no completed trial yet), then the initial design, then the model
+    used = [json.loads(t.system_attrs[INFO_KEY])["strategy"] for t in study.trials if INFO_KEY in t.system_attrs]
+    assert used[-5:] == ["qlognehvi"] * 5 and set(used[:-5]) <= {"sobol"}
+    assert min(t.params["y"] for t in study.trials[4:]) < min(t.params["y"] for t in study.trials[:4])
+    assert len(study.best_trials) >= 1
+
+
+def test_a_single_objective_strategy_on_a_multi_objective_study_is_a_clear_error() -> None:
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=AutotuneSampler("ei", seed=0,
+                                                                                            n_initial=1))
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1), 1.0), n_trials=1)
+    with pytest.raises(ConfigError, match="optimises one objective; this study has 2.*Fix: use qlognehvi"):
         study.optimize(lambda t: (t.suggest_float("x", 0, 1), 1.0), n_trials=1)
 
 

@@ -12,11 +12,10 @@ Which apply:
   objectives, ``PartialFixedSampler``, single-valued distributions, define-by-run and
   dynamic-range objectives) and ``RelativeSamplerTestCase`` (relative sampling of numerical,
   categorical and mixed spaces, types of the returned values, ``n_jobs=2``): all of them.
-* ``SingleOnlySamplerTestCase``: applies (autotune is single-objective; a multi-objective
-  study must raise ``ValueError``; our ``ConfigError`` is one).
-* ``MultiObjectiveSamplerTestCase``: does not apply. Autotune's strategies model one
-  objective; the sampler refuses multi-objective studies by design (the test case above
-  checks that it does).
+* ``MultiObjectiveSamplerTestCase``: applies (the sampler takes multi-objective studies),
+  run with ``sobol`` and the default strategy (``qlognehvi`` for several objectives).
+* ``SingleOnlySamplerTestCase``: does not apply (it checks that multi-objective studies are
+  refused, which they no longer are).
 
 Strategies: ``sobol`` (model-free) runs the whole suite; ``ei`` runs it with ``n_initial=2``,
 so the GP and the acquisition optimiser take over from the third trial and the tests that
@@ -39,8 +38,8 @@ import optuna
 import pytest
 from optuna.testing.pytest_samplers import (
     BasicSamplerTestCase,
+    MultiObjectiveSamplerTestCase,
     RelativeSamplerTestCase,
-    SingleOnlySamplerTestCase,
 )
 
 from autotune.integrations.optuna import AutotuneSampler
@@ -52,6 +51,7 @@ _STRATEGIES = {
     "sobol": {},
     "ei": {"n_initial": 2, "strategy_options": _FAST},
     "kriging_believer": {"n_initial": 2, "strategy_options": _FAST},
+    "default": {"n_initial": 2, "strategy_options": _FAST},  # qlognehvi on a multi-objective study
 }
 # The batch strategy runs the tests where trials run concurrently (pending points) or the
 # space changes under it; the others add nothing over ei.
@@ -75,6 +75,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "sampler" in metafunc.fixturenames:
         test = metafunc.function.__name__
         names = ["sobol"] if test in _SOBOL_ONLY else ["sobol", "ei"] + (["kriging_believer"] if test in _BATCH_TESTS else [])
+        if test.startswith("test_multi_objective"):
+            names = ["sobol", "default"]
         metafunc.parametrize("sampler", names, indirect=True)
 
 
@@ -89,7 +91,8 @@ class _Autotune:
         def make() -> AutotuneSampler:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return AutotuneSampler(name, seed=0, warn_independent_sampling=False, **options)
+                return AutotuneSampler(None if name == "default" else name, seed=0, warn_independent_sampling=False,
+                                       **options)
 
         return make
 
@@ -102,5 +105,5 @@ class TestRelative(_Autotune, RelativeSamplerTestCase):
     pass
 
 
-class TestSingleObjectiveOnly(_Autotune, SingleOnlySamplerTestCase):
+class TestMultiObjective(_Autotune, MultiObjectiveSamplerTestCase):
     pass

@@ -1,0 +1,206 @@
+"""Multi-objective comparison: ``OMP_NUM_THREADS=1 nice -n 10 python -m benchmarks.multi --seeds 10 --evals 60``.
+
+Problems (``botorch.test_functions.multi_objective``, with their published maximum hypervolume
+and reference point): BraninCurrin (d = 2, M = 2), DTLZ2 (d = 6, M = 2), VehicleSafety
+(d = 5, M = 3), ZDT1 (d = 4, M = 2). Methods: autotune ``qlognehvi`` (default), ``qnparego``,
+``mo_thompson`` and ``random``; Optuna 5 ``NSGAIISampler``, ``TPESampler``, ``GPSampler`` (all
+multi-objective) and ``RandomSampler``, each with its library defaults. autotune is given the
+problem's reference point (as Ax is given objective thresholds); Optuna's samplers take none.
+
+Each run minimises the problem's objectives sequentially for ``--evals`` evaluations and stores
+the hypervolume after every evaluation (above the problem's reference point, in BoTorch's
+maximisation convention) in ``--raw/<problem>-<method>-<seed>.json``; runs already there are
+skipped, so an interrupted run resumes. The report (``--out``) gives, per problem and method,
+the median and interquartile range over seeds of log10 hypervolume regret
+(``log10(max_hv - hv)``) at a few evaluation counts, and the ask() time of ``qlognehvi`` at
+n = 200 with two objectives (``--asktime``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+RAW = REPO / "benchmarks" / "results" / "multi_raw"
+PROBLEMS = ["BraninCurrin", "DTLZ2", "VehicleSafety", "ZDT1"]
+METHODS = ["qlognehvi", "qnparego", "mo_thompson", "random", "optuna_nsga2", "optuna_tpe", "optuna_gp",
+           "optuna_random"]
+
+
+def problem(name: str) -> Any:
+    from botorch.test_functions.multi_objective import DTLZ2, ZDT1, BraninCurrin, VehicleSafety
+
+    return {"BraninCurrin": lambda: BraninCurrin(negate=True), "DTLZ2": lambda: DTLZ2(dim=6, num_objectives=2, negate=True),
+            "VehicleSafety": lambda: VehicleSafety(negate=True),
+            "ZDT1": lambda: ZDT1(dim=4, num_objectives=2, negate=True)}[name]()
+
+
+def run_one(pname: str, method: str, seed: int, evals: int) -> dict[str, Any]:
+    """One sequential run; returns the hypervolume after each evaluation and the ask times."""
+    import torch
+
+    from autotune.objectives import hypervolume
+
+    prob = problem(pname)
+    lo, hi = prob.bounds[0].tolist(), prob.bounds[1].tolist()
+    names = [f"x{i}" for i in range(prob.dim)]
+    m = prob.num_objectives
+    ref = prob.ref_point.to(torch.float64)
+
+    def f(params: dict[str, float]) -> list[float]:  # the minimised objectives (BoTorch's un-negated ones)
+        x = torch.tensor([[params[n] for n in names]], dtype=torch.float64)
+        return (-prob(x)[0]).tolist()
+
+    ys: list[list[float]] = []
+    ask_s: list[float] = []
+    if method.startswith("optuna"):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        sampler = {"optuna_nsga2": optuna.samplers.NSGAIISampler, "optuna_tpe": optuna.samplers.TPESampler,
+                   "optuna_gp": optuna.samplers.GPSampler, "optuna_random": optuna.samplers.RandomSampler}[method](seed=seed)
+        study = optuna.create_study(directions=["minimize"] * m, sampler=sampler)
+        for _ in range(evals):
+            t0 = time.perf_counter()
+            trial = study.ask()
+            params = {n: trial.suggest_float(n, a, b) for n, a, b in zip(names, lo, hi)}
+            ask_s.append(time.perf_counter() - t0)
+            y = f(params)
+            study.tell(trial, y)
+            ys.append(y)
+    else:
+        from autotune import Float, Optimizer, SearchSpace
+        from autotune.objectives import Objective
+
+        space = SearchSpace([Float(n, a, b) for n, a, b in zip(names, lo, hi)])
+        objs = [Objective(f"f{j}", "minimize") for j in range(m)]
+        opt = Optimizer(space, method, objectives=objs, seed=seed,
+                        reference_point={f"f{j}": -float(r) for j, r in enumerate(ref.tolist())})
+        for _ in range(evals):
+            t0 = time.perf_counter()
+            (s,) = opt.ask()
+            ask_s.append(time.perf_counter() - t0)
+            y = f(s.params)
+            opt.tell(s, {f"f{j}": v for j, v in enumerate(y)})
+            ys.append(y)
+    Y = -torch.tensor(ys, dtype=torch.float64)  # maximisation, as the reference point and max_hv
+    hv = [hypervolume(Y[: i + 1], ref) for i in range(len(Y))]
+    return {"problem": pname, "method": method, "seed": seed, "evals": evals, "hv": hv, "max_hv": float(prob.max_hv),
+            "ask_s": ask_s}
+
+
+def asktime(n: int = 200, repeats: int = 3) -> list[float]:
+    """Seconds of one ``qlognehvi`` ask with ``n`` observations of BraninCurrin (random points)."""
+    import torch
+
+    from autotune import Float, Optimizer, SearchSpace
+    from autotune.objectives import Objective
+
+    prob = problem("BraninCurrin")
+    out = []
+    for rep in range(repeats):
+        space = SearchSpace([Float("x0", 0, 1), Float("x1", 0, 1)])
+        opt = Optimizer(space, "qlognehvi", objectives=[Objective("a"), Objective("b")], seed=rep)
+        g = torch.Generator().manual_seed(rep)
+        X = torch.rand(n, 2, generator=g, dtype=torch.float64)
+        Y = -prob(X)
+        for x, y in zip(X.tolist(), Y.tolist()):
+            opt.add({"x0": x[0], "x1": x[1]}, {"a": y[0], "b": y[1]})
+        t0 = time.perf_counter()
+        opt.ask()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _q(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    k = (len(xs) - 1) * p
+    lo, hi = math.floor(k), math.ceil(k)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def report(raw: Path, out: Path, cmd: str, notes: list[str], ask: list[float] | None) -> str:
+    runs = [json.loads(p.read_text()) for p in sorted(raw.glob("*.json"))]
+    lines = ["# Multi-objective comparison", "", f"Command: `{cmd}`", ""] + [f"- {n}" for n in notes]
+    lines += ["", "log10 hypervolume regret (`log10(max_hv - hv)`, lower is better): median [IQR] over seeds, "
+              "sequential, each library's defaults; autotune gets the problem's reference point.", ""]
+    for pname in PROBLEMS:
+        pr = [r for r in runs if r["problem"] == pname]
+        if not pr:
+            continue
+        evals = max(r["evals"] for r in pr)
+        checkpoints = sorted({min(e, evals) for e in (10, 20, 40, 60, evals)})
+        lines += [f"## {pname}", "", "| method | seeds | " + " | ".join(f"@{c}" for c in checkpoints)
+                  + " | median ask (s) |", "|---|---|" + "---|" * len(checkpoints) + "---|"]
+        for method in METHODS:
+            mr = [r for r in pr if r["method"] == method]
+            if not mr:
+                continue
+            cells = []
+            for c in checkpoints:
+                vals = [math.log10(max(r["max_hv"] - r["hv"][c - 1], 1e-12)) for r in mr if len(r["hv"]) >= c]
+                cells.append(f"{statistics.median(vals):.3f} [{_q(vals, .25):.2f}, {_q(vals, .75):.2f}]" if vals else "-")
+            ask_med = statistics.median([a for r in mr for a in r["ask_s"]])
+            lines.append(f"| {method} | {len(mr)} | " + " | ".join(cells) + f" | {ask_med:.3f} |")
+        lines.append("")
+    if ask:
+        lines += ["## ask() time at n = 200, two objectives", "",
+                  f"`qlognehvi`, BraninCurrin, 200 random observations, one ask, {len(ask)} repeats: "
+                  f"median {statistics.median(ask):.2f} s (all: {', '.join(f'{a:.2f}' for a in ask)}).", ""]
+    text = "\n".join(lines)
+    out.write_text(text + "\n", encoding="utf-8")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.multi", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--evals", type=int, default=60)
+    ap.add_argument("--problems", nargs="+", default=PROBLEMS, choices=PROBLEMS)
+    ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    ap.add_argument("--raw", type=Path, default=RAW)
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "multi.md")
+    ap.add_argument("--asktime", action="store_true", help="also time one qlognehvi ask at n = 200")
+    ap.add_argument("--stop-at", default=None, help="HH:MM (UTC) after which no new run starts")
+    ap.add_argument("--note", action="append", default=[])
+    ap.add_argument("--report-only", action="store_true")
+    args = ap.parse_args(argv)
+    args.raw.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        for seed in range(args.seeds):
+            for pname in args.problems:
+                for method in args.methods:
+                    path = args.raw / f"{pname}-{method}-{seed}.json"
+                    if path.exists():
+                        continue
+                    if args.stop_at and time.strftime("%H:%M", time.gmtime()) >= args.stop_at:
+                        print("stop-at reached", flush=True)
+                        break
+                    t0 = time.time()
+                    r = run_one(pname, method, seed, args.evals)
+                    r["wall_s"] = time.time() - t0
+                    path.write_text(json.dumps(r), encoding="utf-8")
+                    print(f"{pname} {method} seed {seed}: hv {r['hv'][-1]:.4g} / {r['max_hv']:.4g} "
+                          f"({r['wall_s']:.0f} s)", flush=True)
+    ask = None
+    ask_file = args.raw / "asktime.json"
+    if args.asktime and not args.report_only:
+        ask = asktime()
+        ask_file.write_text(json.dumps(ask), encoding="utf-8")
+    elif ask_file.exists():
+        ask = json.loads(ask_file.read_text())
+    cmd = "OMP_NUM_THREADS=1 nice -n 10 python -m benchmarks.multi " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(report(args.raw, args.out, cmd, args.note, ask))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
