@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from autotune.objectives import Objective
     from autotune.space import SearchSpace
-    from autotune.strategies import Candidate, Context, OutcomeConstraint, Strategy
+    from autotune.strategies import Candidate, Context, Curves, OutcomeConstraint, Strategy
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +154,8 @@ class Optimizer:
         self.model_failures = model_failures
         self.fitter = GPFitter(space, kernel)
         self.observations: list[Observation] = []
+        #: Intermediate objective values by trial id and step (:meth:`report`), in the user's units.
+        self.curves: dict[int, dict[int, float]] = {}
         self._pending: dict[int, Suggestion] = {}
         self._next_id = 0
         self._batch = 0
@@ -188,6 +190,30 @@ class Optimizer:
     def forget(self, trial_id: int) -> None:
         """Drop a pending suggestion without learning from it (e.g. a killed trial)."""
         self._pending.pop(trial_id, None)
+        self.curves.pop(trial_id, None)
+
+    def report(self, trial: int | Suggestion, step: int, value: float) -> None:
+        """Record an intermediate value of the objective: a point of the trial's learning curve.
+
+        Multi-fidelity strategies (``mobster``) learn from these; the others ignore them. A
+        trial may report while pending and after it was told; a step reported again keeps
+        the last value, and a non-finite value is ignored (a diverged epoch is not a level).
+
+        Args:
+            trial: The trial id or its :class:`Suggestion`.
+            step: The step (e.g. the epoch), ``>= 0``.
+            value: The objective's value at that step, in the user's units.
+
+        Raises:
+            ConfigError: ``step`` is not a whole number ``>= 0`` or ``value`` is not a number.
+        """
+        tid = _check_trial_id(trial.trial_id if isinstance(trial, Suggestion) else trial, "Optimizer.report")
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ConfigError("Optimizer.report: step", "must be a whole number >= 0", step,
+                              "pass the epoch or iteration the value was measured at, e.g. step=3.")
+        number = _check_number(value, "Optimizer.report: value", "pass the objective's value at that step")
+        if number is not None and math.isfinite(number):
+            self.curves.setdefault(tid, {})[step] = number
 
     def tell(
         self,
@@ -511,6 +537,8 @@ class Optimizer:
         )
         pend = [space.encode(s.params) for s in self._pending.values()]
         X_pending = torch.tensor(pend, dtype=torch.float64).reshape(len(pend), space.dim)
+        pruned = torch.tensor([o.state == TrialState.PRUNED for o in obs], dtype=torch.bool)
+        curves = self._curves(sign) if self.strategy.uses_curves else None
         used, init = self._budget_fractions(cost)
         seed = zlib.crc32(f"{self.seed}:{len(obs)}:{len(pend)}".encode()) & 0x7FFFFFFF
         return Context(
@@ -519,6 +547,24 @@ class Optimizer:
             budget_fraction_used=used, budget_fraction_initial=init, known_cost=self.known_cost,
             model_failures=self.model_failures, minimize=self.minimize, study_seed=self.seed,
             Y=Y, ref_point=self._ref_point_oriented() if self.multi_objective else None,
+            pruned=pruned, curves=curves,
+        )
+
+    def _curves(self, sign: float) -> Curves:
+        """The reported learning curves of the known trials, in the model space."""
+        import torch
+
+        from autotune.strategies import Curves
+
+        params = {s.trial_id: s.params for s in self._pending.values()}
+        params.update({o.trial_id: o.params for o in self.observations if o.trial_id is not None})
+        rows = [(tid, step, v) for tid, curve in self.curves.items() if tid in params for step, v in curve.items()]
+        X = [self.space.encode(params[tid]) for tid, _, _ in rows]
+        return Curves(
+            X=torch.tensor(X, dtype=torch.float64).reshape(len(rows), self.space.dim),
+            step=torch.tensor([s for _, s, _ in rows], dtype=torch.float64),
+            y=torch.tensor([sign * v for _, _, v in rows], dtype=torch.float64),
+            trial=torch.tensor([tid for tid, _, _ in rows], dtype=torch.long),
         )
 
     def _budget_fractions(self, cost: Tensor | None) -> tuple[float, float]:

@@ -2,8 +2,9 @@
 
 An asynchronous study is simulated on ``workers`` identical workers (time = training steps, one
 step per time unit): every free worker gets a new configuration from an autotune
-:class:`~autotune.Optimizer` (random search, the model-free baseline, or the GP strategy ``ei``,
-which learns from pruned trials' last values), trains it step by step, reports each step to the
+:class:`~autotune.Optimizer` (random search, the model-free baseline; the GP strategy ``ei``,
+which learns from pruned trials' last values as if they were final; or ``mobster``, the GP over
+configuration and step that learns from every rung-level value), trains it step by step, reports each step to the
 study's rule through the driver's own seam (:class:`autotune.study._stopping.EarlyStopper`'s
 rule), and stops when the rule says so.
 
@@ -19,6 +20,7 @@ a development problem for the rules' defaults, stated as such in the report.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import platform
 import statistics
@@ -52,9 +54,11 @@ def simulate(rule_name: str, strategy: str, seed: int, max_step: int, budget_ste
 
     space = SearchSpace.from_dict({"parameters": {f"x{i}": {"type": "float", "low": 0.0, "high": 1.0}
                                                   for i in range(6)}})
-    opt = Optimizer(space, strategy, seed=seed)
     spec = dict(RULES[rule_name])
     name = spec.pop("rule", "none")
+    # mobster models the values at the rule's rung levels (the study fills these from early_stopping)
+    options = {"min_step": spec.get("min_step", 1), "max_step": max_step, "eta": spec.get("eta", 3)}
+    opt = Optimizer(space, strategy, seed=seed, strategy_options=options if strategy == "mobster" else None)
     rule = make_rule(name, **({**spec, "max_step": max_step} if name in ("asha", "hyperband") else spec))
     running: dict[int, dict] = {}  # trial id -> state
     clock, used, best = 0, 0, math.inf
@@ -70,6 +74,7 @@ def simulate(rule_name: str, strategy: str, seed: int, max_step: int, budget_ste
             used += 1
             value = t["final"] + t["a"] * t["step"] ** -t["b"]
             t["value"] = value
+            opt.report(tid, t["step"], value)  # the driver streams every report to the optimiser
             done = t["step"] >= max_step
             stop = None if done else rule.observe(tid, t["step"], value)
             if done:
@@ -96,16 +101,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--strategies", nargs="+", default=["random", "ei"])
     ap.add_argument("--gp-seeds", type=int, default=10, help="seeds for the GP strategy (slower)")
+    ap.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
+    ap.add_argument("--raw", type=Path, default=Path("benchmarks/results/early_stopping_raw.json"),
+                    help="cache of finished simulations (the report grows over several runs)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/early_stopping.md"))
     args = ap.parse_args(argv)
     budget = args.budget_trials * args.max_step
     optimum = 0.1  # Hartmann-6's minimum after the shift: regret = best - 0.1
     rows = []
     started = time.time()
+    cache: dict[str, dict[str, float]] = json.loads(args.raw.read_text()) if args.raw.is_file() else {}
     for strategy in args.strategies:
         n = args.seeds if strategy in ("random", "sobol") else min(args.seeds, args.gp_seeds)
-        for rule in RULES:
-            res = [simulate(rule, strategy, 1000 + s, args.max_step, budget, args.workers) for s in range(n)]
+        for rule in args.rules:
+            res = []
+            for s in range(n):
+                key = f"{strategy}|{rule}|{1000 + s}|{args.max_step}|{budget}|{args.workers}"
+                if key not in cache:
+                    cache[key] = simulate(rule, strategy, 1000 + s, args.max_step, budget, args.workers)
+                    args.raw.parent.mkdir(parents=True, exist_ok=True)
+                    args.raw.write_text(json.dumps(cache, indent=0, sort_keys=True))
+                res.append(cache[key])
             rows.append((strategy, rule, n, res))
             print(f"{strategy:8s} {rule:10s} done ({time.time() - started:.0f} s)", flush=True)
 
@@ -116,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Early stopping judged by training steps", "",
         f"Command: `OMP_NUM_THREADS=1 python benchmarks/bench_early_stopping.py --seeds {args.seeds} "
-        f"--gp-seeds {args.gp_seeds} --strategies {' '.join(args.strategies)}`; machine: {platform.machine()}, "
+        f"--gp-seeds {args.gp_seeds} --strategies {' '.join(args.strategies)} --rules {' '.join(args.rules)}`; machine: {platform.machine()}, "
         f"{platform.python_version()}; {time.strftime('%Y-%m-%d')}.", "",
         f"Simulated asynchronous study: {args.workers} workers, trials of {args.max_step} steps, a budget of "
         f"{budget} training steps ({args.budget_trials} full trials' worth). Synthetic crossing learning curves "

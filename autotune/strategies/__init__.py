@@ -3,7 +3,8 @@
 Names: ``sobol``, ``random``, ``lhs``, ``grid``, ``diversity``, ``greedy``, ``pi``, ``ei``,
 ``ucb``, ``lcb``, ``max_variance``, ``ei_per_cost``, ``qei``, ``constant_liar``,
 ``kriging_believer``, ``local_penalization``, ``thompson``, ``kmeans``; for two or more
-objectives ``qlognehvi``, ``qnparego`` and ``mo_thompson`` (model-free ones work with any number).
+objectives ``qlognehvi``, ``qnparego`` and ``mo_thompson`` (model-free ones work with any number); with
+early stopping, ``mobster`` learns from the trials' learning curves.
 ``lcb`` and ``kriging_believer`` are aliases (of ``ucb`` and ``ei``): a minimised objective is
 negated inside, so UCB on it is LCB; and ``ei`` already conditions the GP on its posterior mean
 at pending points, which is the kriging believer.
@@ -16,6 +17,7 @@ enter the objective model at the worst observed value. The models come built in
 from autotune.strategies._base import (
     Candidate,
     Context,
+    Curves,
     OutcomeConstraint,
     Strategy,
     get_strategy,
@@ -26,11 +28,12 @@ from autotune.strategies._base import (
 )
 
 # The built-ins register themselves on import (the base module never imports its subclasses).
-from autotune.strategies import _baselines, _batch, _multi, _sequential  # noqa: F401  # isort: skip
+from autotune.strategies import _baselines, _batch, _fidelity, _multi, _sequential  # noqa: F401  # isort: skip
 
 __all__ = [
     "Candidate",
     "Context",
+    "Curves",
     "OutcomeConstraint",
     "Strategy",
     "get_strategy",

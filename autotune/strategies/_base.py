@@ -87,6 +87,23 @@ class Candidate:
     acq_value: float | None = None
 
 
+@dataclass(frozen=True)
+class Curves:
+    """Learning-curve points: the objective reported at intermediate steps of trials.
+
+    Attributes:
+        X: A `m x d` tensor: the configuration of each point (model space).
+        step: A `m` tensor of the steps (e.g. epochs) the values were reported at.
+        y: A `m` tensor of the values, oriented for maximisation like :attr:`Context.y`.
+        trial: A `m` tensor of the trial ids.
+    """
+
+    X: Tensor
+    step: Tensor
+    y: Tensor
+    trial: Tensor
+
+
 @dataclass
 class Context:
     """What a strategy sees: the data in the model space and the surrogates built on it.
@@ -117,6 +134,11 @@ class Context:
             the trial failed; ``y`` is its first column); else ``None``.
         ref_point: With several objectives, the `M` reference point, maximised (``None`` before
             any feasible observation).
+        pruned: A `n` boolean tensor, ``True`` where the trial was stopped early: its ``y`` is a
+            value at some intermediate step, not at the end of training (``None``: none pruned).
+        curves: The intermediate values the trials reported (:meth:`Optimizer.report
+            <autotune.optimizer.Optimizer.report>`), for multi-fidelity strategies; ``None``
+            unless the strategy asks for them (``uses_curves``).
         models: The surrogates over this data (built from the fields above).
     """
 
@@ -138,6 +160,8 @@ class Context:
     study_seed: int = 0
     Y: Tensor | None = None
     ref_point: Tensor | None = None
+    pruned: Tensor | None = None
+    curves: Curves | None = None
     models: Surrogates = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -220,11 +244,14 @@ class Strategy(ABC):
         model_based: Whether the strategy needs a surrogate (the optimiser runs the initial
             design before it, and falls back to a space-filling point if the GP fails).
         synchronous: Whether it prefers to wait for a whole batch to finish.
+        uses_curves: Whether it learns from intermediate values (the optimiser then fills
+            :attr:`Context.curves`).
     """
 
     name: ClassVar[str] = ""
     model_based: ClassVar[bool] = True
     synchronous: ClassVar[bool] = False
+    uses_curves: ClassVar[bool] = False
 
     @abstractmethod
     def ask(self, ctx: Context, n: int) -> list[Candidate]:

@@ -379,6 +379,7 @@ class StudyRecord:
     def new_optimizer(self) -> Optimizer:
         """A fresh optimiser with the study's settings (nothing learned yet)."""
         from autotune.optimizer import Optimizer
+        from autotune.study._stopping import strategy_options
 
         cfg = self.config
         return Optimizer(
@@ -391,7 +392,7 @@ class StudyRecord:
             constraints=cfg.constraints,
             cost_metric=cfg.cost_metric,
             budget=cfg.budget.max_trials if cfg.cost_metric is None else None,
-            strategy_options=cfg.strategy.options,
+            strategy_options=strategy_options(cfg),
             **optimizer_objectives(cfg),
         )
 

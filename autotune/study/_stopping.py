@@ -36,13 +36,29 @@ if TYPE_CHECKING:
     from autotune.study._config import StudyConfig
     from autotune.tracking import LoadedTrial
 
-__all__ = ["TAG_PRUNED_REASON", "TAG_PRUNED_STEP", "TAG_PRUNED_VALUE", "EarlyStopper"]
+__all__ = ["TAG_PRUNED_REASON", "TAG_PRUNED_STEP", "TAG_PRUNED_VALUE", "EarlyStopper", "strategy_options"]
 
 logger = logging.getLogger(__name__)
 
 TAG_PRUNED_STEP = "autotune.pruned_step"
 TAG_PRUNED_VALUE = "autotune.pruned_value"
 TAG_PRUNED_REASON = "autotune.pruned_reason"
+
+
+def strategy_options(config: StudyConfig) -> dict[str, Any]:
+    """The strategy's options, with a multi-fidelity strategy's levels taken from ``early_stopping``.
+
+    ``mobster`` models the values at the rung levels of the stopping rule, so its ``min_step``,
+    ``max_step`` and ``eta`` default to the study's (options given explicitly win).
+    """
+    options = dict(config.strategy.options)
+    if config.strategy.name == "mobster":
+        es = config.early_stopping
+        options.setdefault("min_step", es.min_step)
+        options.setdefault("eta", es.eta)
+        if es.max_step is not None:
+            options.setdefault("max_step", es.max_step)
+    return options
 
 
 @dataclasses.dataclass

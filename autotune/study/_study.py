@@ -293,6 +293,8 @@ class _Driver:
         self.view = _View(cfg.name)
         self.durations: list[float] = []  # of the trials finished by this driver (for the ETA)
         self.stopper = EarlyStopper(cfg)
+        #: Whether the strategy learns from the trials' learning curves (``mobster``).
+        self.curves = bool(optimizer.strategy.uses_curves)
         self.start_clock = executor.now()
         self.last_stream = time.monotonic()
         self.last_plots = time.monotonic()
@@ -329,11 +331,14 @@ class _Driver:
         try:
             with contextlib.suppress(Exception):  # the description from the start (presentation only)
                 self._note(self.record.trials(), [], None)
-            if self.stopper.active:  # the rule's rungs and curves as a dead driver left them
+            if self.stopper.active or self.curves:  # the rungs and curves as a dead driver left them
                 from autotune.study._trials import read_reports
 
                 trials = self.record.trials()
-                self.stopper.replay(trials, read_reports(self.record, trials))
+                reports = read_reports(self.record, trials)
+                self.stopper.replay(trials, reports)
+                for tid, records in reports.items():
+                    self._learn_curve(tid, records)
             with _graceful_stop(self), self.view.showing(progress, self.cfg.budget.max_trials, self.n_finished):
                 for trial in self.requeue:
                     self._launch(self.optimizer.add_pending(trial.params, trial.trial_id, {"strategy": "requeue"}),
@@ -355,7 +360,7 @@ class _Driver:
                         self._stop_on_submit_error(exc)
                     if ahead and not finished:
                         self.ready.append(self.optimizer.ask(1)[0])
-                    if self.stopper.active:  # the rule decides on every report as it comes
+                    if self.stopper.active or self.curves:  # the rule decides on every report as it comes
                         self._collect()
                         self.stopper.enforce(jobs)
                     interval = max(STREAM_EVERY_S, STREAM_S_PER_TRIAL * len(self.running))
@@ -483,7 +488,18 @@ class _Driver:
             reports = running.job.new_reports()
             if reports:
                 running.unsent.extend(reports)
+                self._learn_curve(running.job.trial_id, reports)
                 self.stopper.feed(running.job, reports)
+
+    def _learn_curve(self, trial_id: int, reports: Sequence[Mapping[str, Any]]) -> None:
+        """Give the objective's reported values to a strategy that learns from learning curves."""
+        if not self.curves:
+            return
+        metric = self.cfg.objective.metric
+        for r in reports:
+            step, value = r.get("step"), r.get(metric)
+            if isinstance(step, int) and step >= 0 and isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.optimizer.report(trial_id, step, float(value))
 
     def _stream(self) -> None:
         """Send the reports made since the last look to each running trial's run (one batch each)."""
@@ -502,6 +518,7 @@ class _Driver:
                     self.record.tracker.log_reports(running.run_id, reports)
             self.running.pop(job.trial_id)
             result, tags = self.stopper.finish(job, job.result())
+            self._learn_curve(job.trial_id, result.history)
             self._record(running.run_id, result, tags)
 
     def _record(self, run_id: str, result: TrialResult, tags: Mapping[str, Any] | None = None) -> None:

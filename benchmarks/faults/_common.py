@@ -98,6 +98,7 @@ def make_study(
     on_orphans: str = "fail",
     tracking_uri: str | None = None,
     seed: int = 0,
+    overrides: Mapping[str, Any] | None = None,
 ) -> StudyFiles:
     """Copy the suite's study under ``root/name`` with these settings.
 
@@ -111,6 +112,7 @@ def make_study(
         on_orphans: ``fail`` or ``requeue``.
         tracking_uri: The store; default: ``sqlite`` in the study's output folder.
         seed: The study's seed.
+        overrides: Top-level sections replaced in the study file (e.g. ``early_stopping``).
 
     Returns:
         The study's paths.
@@ -128,6 +130,7 @@ def make_study(
     config["budget"] = {"max_trials": max_trials}
     config["parallelism"] = {"workers": workers, "cpus_per_trial": 1}
     config["trial"]["fixed_args"] = {"executions_log": str(executions_log), "min_s": min_s, "max_s": max_s}
+    config.update(overrides or {})
     study_file = folder / "study.yaml"
     study_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return StudyFiles(name, folder, study_file, output_dir, uri, executions_log, max_trials)

@@ -29,7 +29,7 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +172,7 @@ def kill_study(
     ask_status: bool = False,
     start_timeout_s: float = START_TIMEOUT_S,
     log: Any = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> KillStudyResult:
     """Kill a study's driver ``n_kills`` times, resume until it ends, and measure the record.
 
@@ -190,6 +191,7 @@ def kill_study(
         ask_status: Also read the counts with ``autotune status --format json``.
         start_timeout_s: Longest one driver start may run.
         log: ``print``-like progress callback (``None``: silent).
+        overrides: Top-level sections replaced in the study file (e.g. ``early_stopping``).
 
     Returns:
         The figures.
@@ -198,7 +200,7 @@ def kill_study(
     wall = time.monotonic()
     rng = random.Random(seed)
     study = make_study(root, "killed", max_trials=max_trials, workers=workers, min_s=min_s, max_s=max_s,
-                       on_orphans=on_orphans, seed=seed)
+                       on_orphans=on_orphans, seed=seed, overrides=overrides)
     plan = _plan_kills(rng, n_kills, max_trials, max_delay_s)
     result = KillStudyResult(max_trials=max_trials, on_orphans=on_orphans)
     procs: list[Proc] = []

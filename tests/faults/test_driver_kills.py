@@ -82,3 +82,29 @@ def test_executions_log_tells_a_finished_rerun_from_a_requeued_kill(tmp_path: Pa
     assert executions.finished_trials() == {0, 1, 2}
     assert executions.rerun_after_finish() == [1]
     assert executions.restarted_unfinished() == [2]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_driver_kills_with_early_stopping_lose_rerun_and_redecide_nothing(tmp_path: Path) -> None:
+    # ASHA stops trials at step 1 while mobster learns from their curves; two driver SIGKILLs.
+    # Stopped executions log an ``end`` line, so a pruned trial started again counts as a re-run.
+    from autotune.study import StudyRecord, load_study_config
+    from autotune.study._stopping import TAG_PRUNED_STEP
+    from autotune.trial import TrialState
+
+    overrides = {"strategy": {"name": "mobster"},
+                 "early_stopping": {"rule": "asha", "min_step": 1, "max_step": 3, "eta": 3, "grace_s": 5}}
+    r = kill_study(tmp_path, max_trials=12, workers=3, n_kills=2, seed=4, max_delay_s=5.0, min_s=0.8, max_s=2.0,
+                   overrides=overrides)
+    assert r.kills == 2, f"only {r.kills} of 2 kills landed: {r.starts}"
+    assert not r.failed_starts and r.finished, (r.counts, r.starts)
+    assert r.lost == [] and r.rerun == [] and r.restarted_unfinished == [], (r.lost_reasons, r.rerun)
+    assert r.running_runs == [] and r.orphans == []
+    assert r.counted == 12 and r.counts.get("completed", 0) + r.counts.get("pruned", 0) == 12, r.counts
+    assert r.counts.get("pruned", 0) >= 1, r.counts
+    record = StudyRecord(load_study_config(tmp_path / "killed" / "study.yaml"))
+    pruned = [t for t in record.trials() if t.state is TrialState.PRUNED]
+    assert pruned and all(int(t.tags[TAG_PRUNED_STEP]) >= 1 for t in pruned)
+    assert len({t.trial_id for t in pruned}) == len(pruned)  # one decision, one run per trial
+    assert processes_under(tmp_path) == []

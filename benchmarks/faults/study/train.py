@@ -69,7 +69,12 @@ def train(
     loss = (x - 0.3) ** 2 + (y - 0.7) ** 2
     for step in range(STEPS):
         time.sleep(duration_s / STEPS)
-        report(step=step, loss=loss + 0.1 * (STEPS - 1 - step), progress=(step + 1) / STEPS)
+        try:
+            report(step=step, loss=loss + 0.1 * (STEPS - 1 - step), progress=(step + 1) / STEPS)
+        except Exception:  # TrialStopped (early stopping): this execution ends here, counted as returned
+            if executions_log:
+                _append(executions_log, f"end {trial_id} {token} nan")
+            raise
     if executions_log:
         _append(executions_log, f"end {trial_id} {token} {loss!r}")
     return {"loss": loss, "duration_s": duration_s}
