@@ -4,7 +4,9 @@ An asynchronous study is simulated on ``workers`` identical workers (time = trai
 step per time unit): every free worker gets a new configuration from an autotune
 :class:`~autotune.Optimizer` (random search, the model-free baseline; the GP strategy ``ei``,
 which learns from pruned trials' last values as if they were final; or ``mobster``, the GP over
-configuration and step that learns from every rung-level value), trains it step by step, reports each step to the
+configuration and step that learns from every rung-level value) or, side by side, an Optuna study
+(``optuna-tpe``/``optuna-gp``: TPESampler/GPSampler with the matching pruner: MedianPruner,
+SuccessiveHalvingPruner, HyperbandPruner), trains it step by step, reports each step to the
 study's rule through the driver's own seam (:class:`autotune.study._stopping.EarlyStopper`'s
 rule), and stops when the rule says so.
 
@@ -45,52 +47,115 @@ def _curve_params(x: list[float]) -> tuple[float, float, float]:
     return final, a, b
 
 
-def simulate(rule_name: str, strategy: str, seed: int, max_step: int, budget_steps: int, workers: int) -> dict[str, float]:
-    """One asynchronous study; returns the best final loss at each budget mark and the steps used."""
-    from autotune import Optimizer
-    from autotune.space import SearchSpace
-    from autotune.stopping import make_rule
-    from autotune.trial import TrialState
+class _Autotune:
+    """An autotune :class:`~autotune.Optimizer` and a rule from :mod:`autotune.stopping` (the driver's seam)."""
 
-    space = SearchSpace.from_dict({"parameters": {f"x{i}": {"type": "float", "low": 0.0, "high": 1.0}
-                                                  for i in range(6)}})
-    spec = dict(RULES[rule_name])
-    name = spec.pop("rule", "none")
-    # mobster models the values at the rule's rung levels (the study fills these from early_stopping)
-    options = {"min_step": spec.get("min_step", 1), "max_step": max_step, "eta": spec.get("eta", 3)}
-    opt = Optimizer(space, strategy, seed=seed, strategy_options=options if strategy == "mobster" else None)
-    rule = make_rule(name, **({**spec, "max_step": max_step} if name in ("asha", "hyperband") else spec))
+    def __init__(self, strategy: str, rule_name: str, seed: int, max_step: int) -> None:
+        from autotune import Optimizer
+        from autotune.space import SearchSpace
+        from autotune.stopping import make_rule
+
+        space = SearchSpace.from_dict({"parameters": {f"x{i}": {"type": "float", "low": 0.0, "high": 1.0}
+                                                      for i in range(6)}})
+        spec = dict(RULES[rule_name])
+        name = spec.pop("rule", "none")
+        # mobster models the values at the rule's rung levels (the study fills these from early_stopping)
+        options = {"min_step": spec.get("min_step", 1), "max_step": max_step, "eta": spec.get("eta", 3)}
+        self.opt = Optimizer(space, strategy, seed=seed, strategy_options=options if strategy == "mobster" else None)
+        self.rule = make_rule(name, **({**spec, "max_step": max_step} if name in ("asha", "hyperband") else spec))
+
+    def ask(self) -> tuple[int, list[float]]:
+        s = self.opt.ask(1)[0]
+        return s.trial_id, [s.params[f"x{i}"] for i in range(6)]
+
+    def step(self, tid: int, step: int, value: float, last: bool) -> bool:
+        self.opt.report(tid, step, value)  # the driver streams every report to the optimiser
+        return not last and self.rule.observe(tid, step, value) is not None
+
+    def end(self, tid: int, value: float, pruned: bool) -> None:
+        from autotune.trial import TrialState
+
+        if not pruned:
+            self.rule.completed(tid)
+        self.opt.tell(tid, value, state=TrialState.PRUNED if pruned else TrialState.COMPLETED)
+
+
+class _Optuna:
+    """An Optuna study with the pruner that matches the rule (peer): ask, ``report``, ``should_prune``, tell."""
+
+    def __init__(self, sampler: str, rule_name: str, seed: int, max_step: int) -> None:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        samplers = {"optuna-tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+                    "optuna-gp": lambda: optuna.samplers.GPSampler(seed=seed)}
+        spec = RULES[rule_name]
+        pruners = {
+            "none": lambda: optuna.pruners.NopPruner(),
+            "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=spec.get("min_trials", 4),
+                                                          n_warmup_steps=spec.get("min_step", 3) - 1),
+            "asha": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
+            "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_step,
+                                                                reduction_factor=3),
+        }
+        self.study = optuna.create_study(sampler=samplers[sampler](), pruner=pruners[rule_name]())
+        self.dist = {f"x{i}": optuna.distributions.FloatDistribution(0.0, 1.0) for i in range(6)}
+        self.trials: dict[int, object] = {}
+
+    def ask(self) -> tuple[int, list[float]]:
+        trial = self.study.ask(self.dist)
+        self.trials[trial.number] = trial
+        return trial.number, [trial.params[f"x{i}"] for i in range(6)]
+
+    def step(self, tid: int, step: int, value: float, last: bool) -> bool:
+        trial = self.trials[tid]
+        trial.report(value, step)  # type: ignore[attr-defined]
+        return not last and bool(trial.should_prune())  # type: ignore[attr-defined]
+
+    def end(self, tid: int, value: float, pruned: bool) -> None:
+        import optuna
+
+        trial = self.trials.pop(tid)
+        if pruned:
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            self.study.tell(trial, value)
+
+
+def simulate(rule_name: str, strategy: str, seed: int, max_step: int, budget_steps: int, workers: int) -> dict[str, float]:
+    """One asynchronous study; returns the best final loss at each budget mark and the steps used.
+
+    ``strategy`` is an autotune strategy name, or ``optuna-tpe``/``optuna-gp`` for Optuna's
+    sampler with the pruner that matches ``rule_name`` (median, successive halving, Hyperband).
+    """
+    tuner = (_Optuna if strategy.startswith("optuna-") else _Autotune)(strategy, rule_name, seed, max_step)
     running: dict[int, dict] = {}  # trial id -> state
-    clock, used, best = 0, 0, math.inf
+    clock, used, best, tried = 0, 0, math.inf, 0
     marks: dict[str, float] = {}
     while used < budget_steps or running:
         while len(running) < workers and used < budget_steps:
-            s = opt.ask(1)[0]
-            final, a, b = _curve_params([s.params[f"x{i}"] for i in range(6)])
-            running[s.trial_id] = {"final": final, "a": a, "b": b, "step": 0}
+            tid, x = tuner.ask()
+            tried += 1
+            final, a, b = _curve_params(x)
+            running[tid] = {"final": final, "a": a, "b": b, "step": 0}
         for tid in sorted(running):  # one time unit: every running trial trains one step
             t = running[tid]
             t["step"] += 1
             used += 1
             value = t["final"] + t["a"] * t["step"] ** -t["b"]
-            t["value"] = value
-            opt.report(tid, t["step"], value)  # the driver streams every report to the optimiser
             done = t["step"] >= max_step
-            stop = None if done else rule.observe(tid, t["step"], value)
+            stop = tuner.step(tid, t["step"], value, done)
             if done:
-                rule.completed(tid)
-                opt.tell(tid, value)
                 best = min(best, value)
-            elif stop is not None:
-                opt.tell(tid, value, state=TrialState.PRUNED)
-            if done or stop is not None:
+            if done or stop:
+                tuner.end(tid, value, pruned=not done)
                 del running[tid]
         clock += 1
         for frac in (0.25, 0.5, 1.0):
             key = f"best@{frac:g}"
             if key not in marks and used >= frac * budget_steps:
                 marks[key] = best
-    return {**marks, "steps": used, "trials": len(opt.observations), "clock": clock}
+    return {**marks, "steps": used, "trials": tried, "clock": clock}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     cache: dict[str, dict[str, float]] = json.loads(args.raw.read_text()) if args.raw.is_file() else {}
     for strategy in args.strategies:
-        n = args.seeds if strategy in ("random", "sobol") else min(args.seeds, args.gp_seeds)
+        n = args.seeds if strategy in ("random", "sobol", "optuna-tpe") else min(args.seeds, args.gp_seeds)
         for rule in args.rules:
             res = []
             for s in range(n):

@@ -15,6 +15,9 @@ a resumed driver rebuilds the same state from the record (:meth:`StoppingRule.ob
 * :class:`HyperbandRule`: several ASHA brackets with growing minimum steps (Li et al., 2018,
   "Hyperband: A Novel Bandit-Based Approach to Hyperparameter Optimization", JMLR), a trial's
   bracket fixed by its id.
+* Several objectives (ASHA and Hyperband): a trial is judged at each rung by its Pareto front
+  among the trials recorded there (non-dominated sorting), so a trial no other dominates is
+  never stopped (Schmucker et al., 2021, "Multi-objective Asynchronous Successive Halving").
 
 Importing this package is cheap (standard library only).
 """
@@ -26,7 +29,10 @@ from autotune.stopping._rules import (
     MedianRule,
     NoStopping,
     StoppingRule,
+    Value,
     make_rule,
+    pareto_ranks,
 )
 
-__all__ = ["AshaRule", "Decision", "HyperbandRule", "MedianRule", "NoStopping", "StoppingRule", "make_rule"]
+__all__ = ["AshaRule", "Decision", "HyperbandRule", "MedianRule", "NoStopping", "StoppingRule", "Value", "make_rule",
+           "pareto_ranks"]

@@ -11,10 +11,15 @@ from __future__ import annotations
 import abc
 import math
 import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
-__all__ = ["AshaRule", "Decision", "HyperbandRule", "MedianRule", "NoStopping", "StoppingRule", "make_rule"]
+__all__ = ["AshaRule", "Decision", "HyperbandRule", "MedianRule", "NoStopping", "StoppingRule", "Value",
+           "make_rule", "pareto_ranks"]
+
+#: A judged value: one number, or one per objective (multi-objective studies), smaller is better.
+Value: TypeAlias = "float | tuple[float, ...]"
 
 
 @dataclass(frozen=True)
@@ -24,13 +29,14 @@ class Decision:
     Attributes:
         trial_id: The trial to stop.
         step: The step of the report that decided it.
-        value: The value it was judged on (smaller is better).
+        value: The value it was judged on (smaller is better; one per objective in a
+            multi-objective study).
         reason: One line for the record, e.g. ``"asha rung 3: 0.41 not in the best 1/3 of 6"``.
     """
 
     trial_id: int
     step: int
-    value: float
+    value: Value
     reason: str
 
 
@@ -40,14 +46,15 @@ class StoppingRule(abc.ABC):
     name: str = "rule"
 
     @abc.abstractmethod
-    def observe(self, trial_id: int, step: int, value: float, *, decided: bool = False) -> Decision | None:
+    def observe(self, trial_id: int, step: int, value: Value, *, decided: bool = False) -> Decision | None:
         """Record one report of a trial and decide.
 
         Args:
             trial_id: The trial.
             step: Its step (epoch, iteration), ``>= 0``.
             value: The judged metric at that step, smaller is better; a non-finite value counts
-                as the worst.
+                as the worst. A tuple (one value per objective) for multi-objective ASHA and
+                Hyperband.
             decided: Record only (a replay of the record on resume): never returns a decision.
 
         Returns:
@@ -63,8 +70,30 @@ class NoStopping(StoppingRule):
 
     name = "none"
 
-    def observe(self, trial_id: int, step: int, value: float, *, decided: bool = False) -> Decision | None:
+    def observe(self, trial_id: int, step: int, value: Value, *, decided: bool = False) -> Decision | None:
         return None
+
+
+def pareto_ranks(points: Mapping[int, tuple[float, ...]]) -> dict[int, int]:
+    """Non-dominated sorting (Deb et al., 2002, NSGA-II): the front index of each point, minimising.
+
+    Front 0 holds the points no other point dominates (no worse in every objective and better
+    in one); front ``k`` those dominated only by points of fronts ``< k``. Equal points share a
+    front. Quadratic in the number of points per front peeled, fine at the sizes of one rung.
+    """
+    def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+        return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+    left = dict(points)
+    ranks: dict[int, int] = {}
+    front = 0
+    while left:
+        current = [i for i, p in left.items() if not any(dominates(q, p) for j, q in left.items() if j != i)]
+        for i in current:
+            ranks[i] = front
+            del left[i]
+        front += 1
+    return ranks
 
 
 def _finite(value: float) -> float:
@@ -88,7 +117,9 @@ class MedianRule(StoppingRule):
     _completed: set[int] = field(default_factory=set, init=False, repr=False)
     _decided: set[tuple[int, int]] = field(default_factory=set, init=False, repr=False)
 
-    def observe(self, trial_id: int, step: int, value: float, *, decided: bool = False) -> Decision | None:
+    def observe(self, trial_id: int, step: int, value: Value, *, decided: bool = False) -> Decision | None:
+        if isinstance(value, tuple):
+            raise TypeError("the median rule judges one metric; several objectives need asha or hyperband")
         self._curves.setdefault(trial_id, {})[step] = _finite(value)
         if decided or step < self.min_step or (trial_id, step) in self._decided:
             self._decided.add((trial_id, step))
@@ -148,7 +179,7 @@ class AshaRule(StoppingRule):
     eta: int = 3
     name: str = field(default="asha", init=False)
     _rungs: list[int] = field(default_factory=list, init=False)
-    _recorded: dict[int, dict[int, float]] = field(default_factory=dict, init=False, repr=False)
+    _recorded: dict[int, dict[int, tuple[float, ...]]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.eta < 2 or self.min_step < 0 or self.max_step <= self.min_step:
@@ -161,8 +192,8 @@ class AshaRule(StoppingRule):
         """The rungs' steps."""
         return list(self._rungs)
 
-    def observe(self, trial_id: int, step: int, value: float, *, decided: bool = False) -> Decision | None:
-        v = _finite(value)
+    def observe(self, trial_id: int, step: int, value: Value, *, decided: bool = False) -> Decision | None:
+        v: tuple[float, ...] = tuple(_finite(x) for x in value) if isinstance(value, tuple) else (_finite(value),)
         for r in self._rungs:
             if r > step:
                 break
@@ -172,14 +203,31 @@ class AshaRule(StoppingRule):
             at_rung[trial_id] = v
             if decided:
                 continue
-            values = sorted(at_rung.values())
-            keep = max(1, math.floor(len(values) / self.eta))
-            if v > values[keep - 1]:  # ties with the cut-off continue
+            keep = max(1, math.floor(len(at_rung) / self.eta))
+            ahead = self._ahead(at_rung, trial_id)
+            if ahead >= keep:  # ties with the cut-off continue
+                shown = f"{v[0]:.6g}" if len(v) == 1 else "(" + ", ".join(f"{x:.6g}" for x in v) + ")"
+                what = "not in the best" if len(v) == 1 else "dominated, its front not in the best"
                 return Decision(trial_id, step, value,
-                                f"{self.name} rung {r}: {v:.6g} not in the best {keep} of {len(values)} at this rung")
+                                f"{self.name} rung {r}: {shown} {what} {keep} of {len(at_rung)} at this rung")
         return None
 
-    def members(self, rung: int) -> dict[int, float]:
+    @staticmethod
+    def _ahead(at_rung: Mapping[int, tuple[float, ...]], trial_id: int) -> int:
+        """How many trials at the rung rank strictly ahead of ``trial_id``.
+
+        One objective: the better values. Several: the members of better Pareto fronts, so a
+        trial no other trial dominates (front 0) is never stopped, and the best ``1/eta`` are
+        taken front by front (multi-objective successive halving by non-dominated sorting, as
+        in Schmucker et al. 2021, "Multi-objective Asynchronous Successive Halving").
+        """
+        mine = at_rung[trial_id]
+        if len(mine) == 1:
+            return sum(1 for v in at_rung.values() if v[0] < mine[0])
+        ranks = pareto_ranks(at_rung)
+        return sum(1 for rank in ranks.values() if rank < ranks[trial_id])
+
+    def members(self, rung: int) -> dict[int, tuple[float, ...]]:
         """The trials recorded at a rung and their values (for tests and the record)."""
         return dict(self._recorded[rung])
 
@@ -221,7 +269,7 @@ class HyperbandRule(StoppingRule):
         """The bracket of a trial."""
         return trial_id % len(self._asha)
 
-    def observe(self, trial_id: int, step: int, value: float, *, decided: bool = False) -> Decision | None:
+    def observe(self, trial_id: int, step: int, value: Value, *, decided: bool = False) -> Decision | None:
         return self._asha[self.bracket(trial_id)].observe(trial_id, step, value, decided=decided)
 
 

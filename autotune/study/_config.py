@@ -444,6 +444,11 @@ class StudyConfig(_Section):
         if "strategy" not in self.model_fields_set:
             self.strategy = StrategyConfig(name="qlognehvi")
         _check_strategy_objectives(self.strategy.name, len(objs))
+        if self.early_stopping.rule == "median" and self.early_stopping.metric is None:
+            raise ConfigError("early_stopping.rule", "median judges one metric; this study has "
+                              f"{len(objs)} objectives", "median",
+                              "use rule: asha or hyperband (they rank trials by Pareto front), or name one "
+                              "early_stopping.metric to judge.")
         return self
 
     @model_validator(mode="after")

@@ -32,7 +32,7 @@ from autotune.trial import TrialResult, TrialState
 
 if TYPE_CHECKING:
     from autotune.executors import Job
-    from autotune.stopping import Decision, StoppingRule
+    from autotune.stopping import Decision, StoppingRule, Value
     from autotune.study._config import StudyConfig
     from autotune.tracking import LoadedTrial
 
@@ -79,10 +79,16 @@ class EarlyStopper:
         es = config.early_stopping
         self.rule: StoppingRule = es.build()
         self.active = es.rule != "none"
-        self.metric = es.metric or config.objective.metric
-        direction = es.direction or (config.objective.direction if self.metric == config.objective.metric
-                                     else "minimize")
-        self.sign = 1.0 if direction == "minimize" else -1.0
+        if es.metric is None and config.objectives:  # several objectives: judged together (Pareto ranks)
+            self.metrics = [o.metric for o in config.objectives]
+            self.signs = [1.0 if o.direction == "minimize" else -1.0 for o in config.objectives]
+        else:
+            metric = es.metric or config.objective.metric
+            direction = es.direction or (config.objective.direction if metric == config.objective.metric
+                                         else "minimize")
+            self.metrics, self.signs = [metric], [1.0 if direction == "minimize" else -1.0]
+        #: The (first) judged metric.
+        self.metric = self.metrics[0]
         self.grace_s = float(es.grace_s)
         self.stops: dict[int, _Stop] = {}
 
@@ -157,19 +163,24 @@ class EarlyStopper:
             metrics.update({k: float(v) for k, v in record.items() if k != "step" and isinstance(v, (int, float))})
         metrics.update(result.metrics)
         d = stop.decision
-        tags = {TAG_PRUNED_STEP: d.step, TAG_PRUNED_VALUE: d.value, TAG_PRUNED_REASON: d.reason[:500]}
+        value = list(d.value) if isinstance(d.value, tuple) else d.value  # several objectives: a JSON list
+        tags = {TAG_PRUNED_STEP: d.step, TAG_PRUNED_VALUE: value, TAG_PRUNED_REASON: d.reason[:500]}
         return dataclasses.replace(result, state=TrialState.PRUNED, metrics=metrics, error=None), tags
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _value(self, record: Mapping[str, Any]) -> float | None:
-        if "step" not in record or self.metric not in record:
+    def _value(self, record: Mapping[str, Any]) -> Value | None:
+        """The judged value of a report (smaller is better), a tuple with several objectives."""
+        if "step" not in record or any(m not in record for m in self.metrics):
             return None
-        try:
-            value = float(record[self.metric])
-        except (TypeError, ValueError):
-            return None
-        return self.sign * value if math.isfinite(value) else math.inf
+        out: list[float] = []
+        for metric, sign in zip(self.metrics, self.signs):
+            try:
+                value = float(record[metric])
+            except (TypeError, ValueError):
+                return None
+            out.append(sign * value if math.isfinite(value) else math.inf)
+        return out[0] if len(out) == 1 else tuple(out)
 
     def _request_stop(self, job: Job, decision: Decision) -> None:
         self.stops[job.trial_id] = _Stop(decision, time.monotonic() + self.grace_s)

@@ -163,3 +163,47 @@ def test_cli_best_prints_the_front_and_status_the_hypervolume(
     assert main(["status", str(path), "--format", "json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["hypervolume"] == pytest.approx(out["hypervolume"]) and status["pareto_size"] == len(pts)
+
+
+def test_early_stopping_with_two_objectives_stops_only_dominated_trials(tmp_path: Path) -> None:
+    from autotune.stopping import pareto_ranks
+    from autotune.study import StudyRecord, read_reports
+    from autotune.study._stopping import TAG_PRUNED_REASON, TAG_PRUNED_STEP, TAG_PRUNED_VALUE
+
+    data = _data(tmp_path, strategy={"name": "random"}, budget={"max_trials": 16},
+                 executor={"name": "inprocess", "options": {"threaded": True}},
+                 trial={"entry_point": "tests.multi.trial_fns:two_objective_curves",
+                        "fixed_args": {"steps": 4, "sleep_s": 0.3}},  # the driver polls every 0.5 s
+                 early_stopping={"rule": "asha", "min_step": 1, "max_step": 4, "eta": 3})
+    cfg = StudyConfig.from_dict(data)
+    summary = Study(cfg).optimize(progress=False)
+    assert summary.counts["pruned"] >= 3 and summary.counts["completed"] >= 1, summary.counts
+    record = StudyRecord(cfg)
+    trials = sorted(record.trials(), key=lambda t: t.trial_id)
+    reports = read_reports(record, trials)
+    for trial in trials:
+        if trial.state is not TrialState.PRUNED:
+            continue
+        step = int(trial.tags[TAG_PRUNED_STEP])
+        value = json.loads(trial.tags[TAG_PRUNED_VALUE])
+        mine = next(r for r in reports[trial.trial_id] if r["step"] == step)
+        assert value == pytest.approx([mine["f1"], mine["f2"]])
+        assert "dominated" in trial.tags[TAG_PRUNED_REASON]
+        # at that rung, among the trials that had reached it by then (the earlier ids, sequential
+        # workers), someone dominated it: a non-dominated trial is never stopped
+        rung = {t.trial_id: tuple(next(r[m] for r in reports[t.trial_id] if r["step"] == step) for m in ("f1", "f2"))
+                for t in trials if t.trial_id <= trial.trial_id
+                and any(r["step"] == step for r in reports.get(t.trial_id, []))}
+        assert pareto_ranks(rung)[trial.trial_id] >= 1
+    # pruned trials are observations at their last values: the front holds completed trials only
+    assert summary.best is None or all(t.state is TrialState.COMPLETED
+                                       for t in trials if t.tags.get("autotune.pareto") == "true")
+
+
+def test_median_rule_with_two_objectives_is_refused_with_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(StudyConfigError) as e:
+        StudyConfig.from_dict(_data(tmp_path, early_stopping={"rule": "median"}), "studies/mo.yaml")
+    text = str(e.value)
+    assert "early_stopping.rule" in text and "asha or hyperband" in text
+    cfg = StudyConfig.from_dict(_data(tmp_path, early_stopping={"rule": "median", "metric": "f1"}))
+    assert cfg.early_stopping.metric == "f1"  # one named metric: fine

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from benchmarks.bench_early_stopping import simulate
 
 
@@ -14,3 +16,16 @@ def test_rules_try_more_configurations_in_the_same_steps_and_stay_in_budget() ->
     for res in (none, asha):
         assert budget <= res["steps"] < budget + 2 * 9  # running trials finish after the budget is spent
         assert res["best@1"] >= 0.1  # Hartmann-6 shifted: the optimum is 0.1
+
+
+def test_the_optuna_peer_prunes_through_its_own_pruner_in_the_same_harness() -> None:
+    budget = 9 * 8
+    none = simulate("none", "optuna-tpe", 1000, max_step=9, budget_steps=budget, workers=2)
+    asha = simulate("asha", "optuna-tpe", 1000, max_step=9, budget_steps=budget, workers=2)
+    assert none["trials"] == 8 and asha["trials"] > none["trials"]
+    assert budget <= asha["steps"] < budget + 2 * 9 and asha["best@1"] >= 0.1
+
+
+def test_mobster_learns_from_the_curves_in_the_harness() -> None:
+    res = simulate("asha", "mobster", 1000, max_step=9, budget_steps=9 * 10, workers=2)
+    assert res["trials"] > 10 and res["best@1"] >= 0.1 and math.isfinite(res["best@1"])

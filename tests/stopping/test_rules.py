@@ -152,3 +152,47 @@ def test_make_rule_by_name() -> None:
     assert isinstance(make_rule("asha", min_step=1, max_step=9, eta=3), AshaRule)
     with pytest.raises(ValueError, match="unknown stopping rule"):
         make_rule("nope")
+
+
+def test_pareto_ranks_peel_fronts() -> None:
+    from autotune.stopping import pareto_ranks
+
+    pts = {0: (1.0, 4.0), 1: (2.0, 2.0), 2: (4.0, 1.0), 3: (3.0, 3.0), 4: (5.0, 5.0), 5: (2.0, 2.0)}
+    assert pareto_ranks(pts) == {0: 0, 1: 0, 2: 0, 3: 1, 4: 2, 5: 0}  # equal points share a front
+
+
+def test_multi_objective_asha_never_stops_a_non_dominated_trial() -> None:
+    import random
+
+    from autotune.stopping import AshaRule, pareto_ranks
+
+    rng = random.Random(0)
+    for seed in range(5):
+        rule = AshaRule(min_step=1, max_step=27, eta=3)
+        seen: dict[int, dict[int, tuple[float, float]]] = {r: {} for r in rule.rung_steps}
+        stopped = 0
+        for tid in range(40):
+            a = rng.random()
+            for step in (1, 3, 9):
+                value = (a + rng.random() / step, 1 - a + rng.random() / step)
+                for r in rule.rung_steps:
+                    if r <= step and tid not in seen[r]:
+                        seen[r][tid] = value
+                decision = rule.observe(tid, step, value)
+                if decision is not None:
+                    stopped += 1
+                    rung = max(r for r in rule.rung_steps if r <= step)
+                    ranks = pareto_ranks(seen[rung])
+                    keep = max(1, len(seen[rung]) // 3)
+                    assert ranks[tid] >= 1, (seed, tid)  # dominated at its rung
+                    assert sum(1 for k in ranks.values() if k < ranks[tid]) >= keep  # outside the best 1/eta
+                    assert isinstance(decision.value, tuple) and "dominated" in decision.reason
+                    break
+        assert stopped >= 5, seed  # it does stop trials
+
+
+def test_median_rule_refuses_several_objectives() -> None:
+    from autotune.stopping import MedianRule
+
+    with pytest.raises(TypeError, match="asha or hyperband"):
+        MedianRule().observe(0, 1, (1.0, 2.0))
