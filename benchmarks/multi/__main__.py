@@ -42,8 +42,12 @@ def problem(name: str) -> Any:
             "ZDT1": lambda: ZDT1(dim=4, num_objectives=2, negate=True)}[name]()
 
 
-def run_one(pname: str, method: str, seed: int, evals: int) -> dict[str, Any]:
-    """One sequential run; returns the hypervolume after each evaluation and the ask times."""
+def run_one(pname: str, method: str, seed: int, evals: int, q: int = 1) -> dict[str, Any]:
+    """One run; returns the hypervolume after each evaluation and the ask times.
+
+    ``q = 1`` is sequential. ``q > 1`` is asynchronous: ``q`` trials are always running, the
+    oldest finishes, is told, and one new trial is asked for (with the other ``q - 1`` pending).
+    """
     import torch
 
     from autotune.objectives import hypervolume
@@ -67,11 +71,17 @@ def run_one(pname: str, method: str, seed: int, evals: int) -> dict[str, Any]:
         sampler = {"optuna_nsga2": optuna.samplers.NSGAIISampler, "optuna_tpe": optuna.samplers.TPESampler,
                    "optuna_gp": optuna.samplers.GPSampler, "optuna_random": optuna.samplers.RandomSampler}[method](seed=seed)
         study = optuna.create_study(directions=["minimize"] * m, sampler=sampler)
-        for _ in range(evals):
-            t0 = time.perf_counter()
-            trial = study.ask()
-            params = {n: trial.suggest_float(n, a, b) for n, a, b in zip(names, lo, hi)}
-            ask_s.append(time.perf_counter() - t0)
+        running: list[tuple[Any, dict[str, float]]] = []
+        asked = 0
+        while len(ys) < evals:
+            while len(running) < q and asked < evals:
+                t0 = time.perf_counter()
+                trial = study.ask()
+                params = {n: trial.suggest_float(n, a, b) for n, a, b in zip(names, lo, hi)}
+                ask_s.append(time.perf_counter() - t0)
+                running.append((trial, params))
+                asked += 1
+            trial, params = running.pop(0)
             y = f(params)
             study.tell(trial, y)
             ys.append(y)
@@ -83,17 +93,21 @@ def run_one(pname: str, method: str, seed: int, evals: int) -> dict[str, Any]:
         objs = [Objective(f"f{j}", "minimize") for j in range(m)]
         opt = Optimizer(space, method, objectives=objs, seed=seed,
                         reference_point={f"f{j}": -float(r) for j, r in enumerate(ref.tolist())})
-        for _ in range(evals):
-            t0 = time.perf_counter()
-            (s,) = opt.ask()
-            ask_s.append(time.perf_counter() - t0)
+        pending: list[Any] = []
+        while len(ys) < evals:
+            k = min(q - len(pending), evals - len(ys) - len(pending))
+            if k > 0:
+                t0 = time.perf_counter()
+                pending += opt.ask(k)
+                ask_s.append(time.perf_counter() - t0)
+            s = pending.pop(0)
             y = f(s.params)
             opt.tell(s, {f"f{j}": v for j, v in enumerate(y)})
             ys.append(y)
     Y = -torch.tensor(ys, dtype=torch.float64)  # maximisation, as the reference point and max_hv
     hv = [hypervolume(Y[: i + 1], ref) for i in range(len(Y))]
-    return {"problem": pname, "method": method, "seed": seed, "evals": evals, "hv": hv, "max_hv": float(prob.max_hv),
-            "ask_s": ask_s}
+    return {"problem": pname, "method": method, "seed": seed, "evals": evals, "q": q, "hv": hv,
+            "max_hv": float(prob.max_hv), "ask_s": ask_s}
 
 
 def asktime(n: int = 200, repeats: int = 3) -> list[float]:
@@ -126,11 +140,53 @@ def _q(xs: list[float], p: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
+def read_runs(raw: Path) -> list[dict[str, Any]]:
+    """The stored runs (other files in ``raw``, such as ``asktime.json``, are not runs)."""
+    runs = []
+    for p in sorted(raw.glob("*.json")):
+        r = json.loads(p.read_text())
+        if isinstance(r, dict) and "problem" in r and "hv" in r:
+            runs.append({"q": 1, **r})
+    return runs
+
+
 def report(raw: Path, out: Path, cmd: str, notes: list[str], ask: list[float] | None) -> str:
-    runs = [json.loads(p.read_text()) for p in sorted(raw.glob("*.json"))]
+    runs = read_runs(raw)
     lines = ["# Multi-objective comparison", "", f"Command: `{cmd}`", ""] + [f"- {n}" for n in notes]
     lines += ["", "log10 hypervolume regret (`log10(max_hv - hv)`, lower is better): median [IQR] over seeds, "
-              "sequential, each library's defaults; autotune gets the problem's reference point.", ""]
+              "each library's defaults; autotune gets the problem's reference point. `q=4`: asynchronous, "
+              "four trials always running (the oldest finishes, one new is asked with three pending).", ""]
+    lines += _table(runs, 1)
+    if any(r["q"] > 1 for r in runs):
+        lines += ["# Asynchronous, q = 4", ""] + _table(runs, 4)
+        lines += _async_vs_sequential(runs)
+    if ask:
+        lines += ["## ask() time at n = 200, two objectives", "",
+                  f"`qlognehvi`, BraninCurrin, 200 random observations, one ask, {len(ask)} repeats: "
+                  f"median {statistics.median(ask):.2f} s (all: {', '.join(f'{a:.2f}' for a in ask)}).", ""]
+    text = "\n".join(lines)
+    out.write_text(text + "\n", encoding="utf-8")
+    return text
+
+
+def _async_vs_sequential(runs: list[dict[str, Any]]) -> list[str]:
+    """Median hypervolume at the last evaluation, q = 4 over sequential, per problem and method."""
+    lines = ["## q = 4 against sequential (median hypervolume at the last evaluation, ratio)", "",
+             "| problem | method | sequential | q = 4 | ratio |", "|---|---|---|---|---|"]
+    for pname in PROBLEMS:
+        for method in METHODS:
+            seq = [r["hv"][-1] for r in runs if r["problem"] == pname and r["method"] == method and r["q"] == 1]
+            par = [r["hv"][-1] for r in runs if r["problem"] == pname and r["method"] == method and r["q"] == 4]
+            if seq and par:
+                a, b = statistics.median(seq), statistics.median(par)
+                ratio = f"{b / a:.3f}" if a > 0 else "-"
+                lines.append(f"| {pname} | {method} | {a:.4g} ({len(seq)}) | {b:.4g} ({len(par)}) | {ratio} |")
+    return [*lines, ""]
+
+
+def _table(runs: list[dict[str, Any]], q: int) -> list[str]:
+    lines: list[str] = []
+    runs = [r for r in runs if r["q"] == q]
     for pname in PROBLEMS:
         pr = [r for r in runs if r["problem"] == pname]
         if not pr:
@@ -150,13 +206,7 @@ def report(raw: Path, out: Path, cmd: str, notes: list[str], ask: list[float] | 
             ask_med = statistics.median([a for r in mr for a in r["ask_s"]])
             lines.append(f"| {method} | {len(mr)} | " + " | ".join(cells) + f" | {ask_med:.3f} |")
         lines.append("")
-    if ask:
-        lines += ["## ask() time at n = 200, two objectives", "",
-                  f"`qlognehvi`, BraninCurrin, 200 random observations, one ask, {len(ask)} repeats: "
-                  f"median {statistics.median(ask):.2f} s (all: {', '.join(f'{a:.2f}' for a in ask)}).", ""]
-    text = "\n".join(lines)
-    out.write_text(text + "\n", encoding="utf-8")
-    return text
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,20 +222,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stop-at", default=None, help="HH:MM (UTC) after which no new run starts")
     ap.add_argument("--note", action="append", default=[])
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--q", type=int, default=1, help="trials running at once (1: sequential; 4: asynchronous)")
     args = ap.parse_args(argv)
     args.raw.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         for seed in range(args.seeds):
             for pname in args.problems:
                 for method in args.methods:
-                    path = args.raw / f"{pname}-{method}-{seed}.json"
+                    path = args.raw / (f"{pname}-{method}-{seed}.json" if args.q == 1
+                                       else f"{pname}-{method}-q{args.q}-{seed}.json")
                     if path.exists():
                         continue
                     if args.stop_at and time.strftime("%H:%M", time.gmtime()) >= args.stop_at:
                         print("stop-at reached", flush=True)
                         break
                     t0 = time.time()
-                    r = run_one(pname, method, seed, args.evals)
+                    r = run_one(pname, method, seed, args.evals, args.q)
                     r["wall_s"] = time.time() - t0
                     path.write_text(json.dumps(r), encoding="utf-8")
                     print(f"{pname} {method} seed {seed}: hv {r['hv'][-1]:.4g} / {r['max_hv']:.4g} "
