@@ -10,7 +10,9 @@ non-finite, timeout, killed) means the same thing on both executors. What this m
 * placement: ``num_cpus = resources.cpus`` and ``num_gpus = resources.gpus`` per actor
   (``1 / trials_per_gpu`` for GPU sharing); Ray picks the node and sets ``CUDA_VISIBLE_DEVICES``;
   an actor whose trial ended is kept for the next trial with the same needs (each trial still
-  gets a fresh process), so a trial does not wait for a Ray worker to start;
+  gets a fresh process), so a trial does not wait for a Ray worker to start; with
+  ``warm_start`` the actor keeps a warm process (torch and the trial's module imported once)
+  that forks each trial, as the local executor does;
 * streaming: the driver asks the actor for new ``report(...)`` records, so no shared file
   system is needed;
 * failures of the machinery: an actor whose process or node dies ends ``FAILED`` with Ray's
@@ -70,15 +72,23 @@ class _TrialRunner:
         env: Extra environment variables of the trial processes.
         kill_grace_s: Seconds between SIGTERM and SIGKILL when a trial is stopped.
         poll_interval_s: How often the actor checks its trial process.
+        warm_start: Fork each trial from a warm process the actor keeps (torch and the trial's
+            module imported once per actor), as ``LocalExecutor(warm_start=True)`` does.
+        preload: Modules the warm process imports besides the trial's.
     """
 
-    def __init__(self, env: dict[str, str], kill_grace_s: float, poll_interval_s: float) -> None:
+    def __init__(self, env: dict[str, str], kill_grace_s: float, poll_interval_s: float,
+                 warm_start: bool = False, preload: list[str] | None = None) -> None:
         self.env = env
         self.kill_grace_s = kill_grace_s
         self.poll_interval_s = poll_interval_s
+        self.warm_start = warm_start
+        self.preload = preload
         self._lock = threading.Lock()
         self._job: Job | None = None
         self._cancelled: set[int] = set()
+        self._executor: Any = None  # the actor's LocalExecutor, kept for its warm process
+        self._executor_key: int | None = None
 
     def where(self) -> dict[str, Any]:
         """Where the actor runs: host name, node address, process id and the GPUs Ray gave it."""
@@ -93,18 +103,7 @@ class _TrialRunner:
 
     def run(self, spec: TrialSpec) -> TrialResult:
         """Run the trial as :class:`LocalExecutor` would, on the GPUs Ray assigned; return its result."""
-        import ray
-
-        from autotune.executors._local import LocalExecutor
-
-        executor = LocalExecutor(
-            1,
-            devices=[str(i) for i in ray.get_gpu_ids()],
-            trials_per_gpu=spec.resources.trials_per_gpu,
-            env=self.env,
-            poll_interval_s=self.poll_interval_s,
-            kill_grace_s=self.kill_grace_s,
-        )
+        executor = self._local(spec.resources.trials_per_gpu)
         with self._lock:
             if spec.trial_id in self._cancelled:
                 now = time.time()
@@ -116,6 +115,39 @@ class _TrialRunner:
                 if job.done():
                     return job.result()
             time.sleep(self.poll_interval_s)
+
+    def _local(self, trials_per_gpu: int) -> Any:
+        """The actor's one-worker :class:`LocalExecutor` (its GPUs are the actor's, fixed for its life)."""
+        import ray
+
+        from autotune.executors._local import LocalExecutor
+
+        if self._executor is None or self._executor_key != trials_per_gpu:
+            if self._executor is not None:
+                self._executor.shutdown(kill=True)
+            self._executor = LocalExecutor(
+                1,
+                devices=[str(i) for i in ray.get_gpu_ids()],
+                trials_per_gpu=trials_per_gpu,
+                env=self.env,
+                poll_interval_s=self.poll_interval_s,
+                kill_grace_s=self.kill_grace_s,
+                warm_start=self.warm_start,
+                preload=self.preload,
+            )
+            self._executor_key = trials_per_gpu
+        return self._executor
+
+    def warm_pid(self) -> int | None:
+        """The process id of the actor's warm process (``None`` when trials start cold or none started yet)."""
+        zygote = getattr(self._executor, "_zygote", None)
+        return int(zygote.proc.pid) if zygote is not None and zygote.alive() else None
+
+    def close(self) -> None:
+        """Stop the warm process (before the actor is killed; it would also exit when the actor dies)."""
+        if self._executor is not None:
+            self._executor.shutdown(kill=True)
+            self._executor = None
 
     def reports(self, trial_id: int) -> list[dict[str, Any]]:
         """The trial's ``report(...)`` records made since the previous call."""
@@ -204,6 +236,10 @@ class RayExecutor(PollingExecutor["_RayJob"]):
         env: Extra environment variables of every trial process.
         kill_grace_s: Seconds between SIGTERM and SIGKILL when a trial is stopped.
         poll_interval_s: How often trials are checked.
+        warm_start: Fork each trial from a warm process kept by its actor, which imported torch
+            and the trial's module once (as ``LocalExecutor(warm_start=True)``; each trial is
+            still its own process). Studies start trials warm unless ``warm_start: false``.
+        preload: Modules the warm process imports (default: torch and the trial's module).
     """
 
     def __init__(
@@ -219,6 +255,8 @@ class RayExecutor(PollingExecutor["_RayJob"]):
         env: Mapping[str, str] | None = None,
         kill_grace_s: float = 3.0,
         poll_interval_s: float = 0.05,
+        warm_start: bool = False,
+        preload: list[str] | None = None,
     ) -> None:
         super().__init__(n_workers)
         if importlib.util.find_spec("ray") is None:
@@ -244,6 +282,15 @@ class RayExecutor(PollingExecutor["_RayJob"]):
         self.env = dict(env or {})
         self.kill_grace_s = kill_grace_s
         self.poll_interval_s = poll_interval_s
+        if not isinstance(warm_start, bool):
+            raise ConfigError("RayExecutor(warm_start=...)", "must be true or false", warm_start,
+                              "use warm_start: true to fork trials from a warm process in each actor.")
+        if preload is not None and (not isinstance(preload, (list, tuple))
+                                    or not all(isinstance(m, str) and m for m in preload)):
+            raise ConfigError("RayExecutor(preload=...)", "must be a list of module names", preload,
+                              "use e.g. preload: [torch, my_package.train].")
+        self.warm_start = warm_start
+        self.preload = list(preload) if preload is not None else None
         self._ray: Any = None
         self._owns_ray = False
         self._actor_class: Any = None
@@ -252,8 +299,9 @@ class RayExecutor(PollingExecutor["_RayJob"]):
     @classmethod
     def for_study(cls, study_dir: str | os.PathLike[str], parallelism: StudyParallelism,
                   options: dict[str, Any]) -> Self:
-        """See :meth:`Executor.for_study`: trial processes import from ``study_dir`` first."""
-        return cls(n_workers=parallelism.workers, **with_import_path(options, os.fspath(study_dir)))
+        """See :meth:`Executor.for_study`: trial processes import from ``study_dir`` first and
+        start warm unless ``warm_start: false``."""
+        return cls(n_workers=parallelism.workers, **{"warm_start": True, **with_import_path(options, os.fspath(study_dir))})
 
     # -- public API -----------------------------------------------------------------------
 
@@ -348,7 +396,7 @@ class RayExecutor(PollingExecutor["_RayJob"]):
             env = {**self.env, "PYTHONPATH": trial_pythonpath(self.env)}
             job.actor = self._actor_class.options(
                 num_cpus=resources.cpus, num_gpus=gpus, max_concurrency=4, max_restarts=0
-            ).remote(env, self.kill_grace_s, self.poll_interval_s)
+            ).remote(env, self.kill_grace_s, self.poll_interval_s, self.warm_start, self.preload)
             job.where_ref = job.actor.where.remote()
         job.run_ref = job.actor.run.remote(job.spec)
         self._running.append(job)
@@ -416,6 +464,8 @@ class RayExecutor(PollingExecutor["_RayJob"]):
             self._kill(job.actor)
 
     def _kill(self, actor: Any) -> None:
+        with contextlib.suppress(Exception):  # the warm process first (it would also exit with the actor)
+            self._ray.get(actor.close.remote(), timeout=5.0)
         with contextlib.suppress(Exception):  # already gone
             self._ray.kill(actor, no_restart=True)
 

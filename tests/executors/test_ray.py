@@ -177,3 +177,25 @@ def test_options_are_checked_and_a_missing_ray_names_the_extra(monkeypatch: pyte
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
     with pytest.raises(MissingExtraError, match=r"pip install 'autotune\[ray\]'"):
         get_executor("ray")
+
+
+def test_warm_actors_fork_each_trial_from_one_warm_process(ray_instance: Any, tmp_path: Path) -> None:
+    fns = "tests.executors.trial_fns"
+    ex = RayExecutor(1, env=CHILD_ENV, kill_grace_s=1.0, warm_start=True, preload=[fns])
+    try:
+        results = []
+        for i in range(3):  # one worker: the same actor runs the three, one after the other
+            (r,), _ = _run_all(ex, [_spec(i, f"{fns}:set_global", tmp_path)])
+            results.append(r)
+        assert [r.state for r in results] == [TrialState.COMPLETED] * 3
+        assert [r.metrics["objective"] for r in results] == [0.0] * 3  # no state leaks between forked trials
+        assert len({r.metrics["pid"] for r in results}) == 3
+        ((_, actor, _),) = ex._idle
+        warm = ray_instance.get(actor.warm_pid.remote())
+        assert warm is not None
+        (probe,), _ = _run_all(ex, [_spec(7, f"{fns}:parent_pid", tmp_path)])
+        assert probe.state is TrialState.COMPLETED and int(probe.metrics["ppid"]) == warm  # forked from it
+    finally:
+        ex.shutdown(kill=True)
+    with pytest.raises(ConfigError, match="warm_start"):
+        RayExecutor(warm_start="yes")  # type: ignore[arg-type]

@@ -143,3 +143,8 @@ def set_global(params: dict[str, Any], report: Report) -> dict[str, float]:
 
 
 _STATE: dict[str, int] = {}
+
+
+def parent_pid(params: dict[str, Any], report: Report) -> dict[str, float]:
+    """The trial process's parent: the warm process when forked from one."""
+    return {"objective": 0.0, "ppid": float(os.getppid())}
