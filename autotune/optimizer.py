@@ -384,17 +384,25 @@ class Optimizer:
                               "pass objectives=[Objective('val_loss', 'minimize'), Objective('latency_ms', 'minimize')].")
 
     # -- asking ------------------------------------------------------------------------------
-    def ask(self, n: int = 1) -> list[Suggestion]:
+    def ask(
+        self, n: int = 1, *, candidates: Sequence[Mapping[str, Any]] | None = None, fixed: Mapping[str, Any] | None = None,
+    ) -> list[Suggestion]:
         """Propose ``n`` new trials, distinct from each other, the history and the pending ones.
 
         Args:
             n: How many, from 1 to :data:`MAX_ASK`.
+            candidates: Choose among these parameter dicts only (sample slots, positions a motor
+                reaches); the observed and pending ones are left out. Model-based strategies
+                score their acquisition on the candidates, a batch greedily.
+            fixed: ``{name: value}`` held at these values while the other parameters are chosen
+                (a conditional parameter is held where it is active).
 
         Returns:
             ``n`` suggestions, registered as pending.
 
         Raises:
-            ConfigError: ``n`` is not an integer in that range.
+            ConfigError: ``n`` is not an integer in that range, a candidate or fixed value is not
+                in the space, or fewer than ``n`` candidates are left.
         """
         import torch
 
@@ -402,6 +410,11 @@ class Optimizer:
             raise ConfigError("Optimizer.ask: n", f"must be an integer from 1 to {MAX_ASK:,}", n,
                               f"pass a whole number of points from 1 to {MAX_ASK:,} (call ask again for more).")
         ctx = self.context()
+        seen = {self.space.key(o.params) for o in self.observations} | {self.space.key(s.params) for s in self._pending.values()}
+        if candidates is not None or fixed is not None:
+            from autotune.strategies import build_domain
+
+            ctx.domain = build_domain(self.space, candidates, fixed, n=n, seen=seen)
         batch_id = self._batch
         self._batch += 1
         import gpytorch
@@ -413,13 +426,16 @@ class Optimizer:
             cands, name, fallback = self._propose(ctx, n)
         chosen: list[Suggestion] = []
         points: list[list[float]] = []  # the chosen points in the model space, for the annotation
-        seen = {self.space.key(o.params) for o in self.observations} | {self.space.key(s.params) for s in self._pending.values()}
         for c in cands:
-            params = self.space.decode(c.x.tolist())  # the one decode of a proposal
+            x = c.x
+            outside = ctx.domain.restricted and not ctx.domain.allows(x)
+            if outside:  # a strategy that ignores ctx.domain: moved into it
+                x = ctx.domain.snap(x.unsqueeze(0))[0]
+            params = ctx.domain.decode(x)  # the one decode of a proposal (given values kept exactly)
             info: dict[str, Any] = {"strategy": name, "batch_id": batch_id}
-            if fallback:
-                info["fallback"] = fallback
-            if c.acq_value is not None and math.isfinite(c.acq_value):
+            if fallback or outside:
+                info["fallback"] = fallback or "outside_domain"
+            if c.acq_value is not None and math.isfinite(c.acq_value) and not outside:
                 info["acq_value"] = c.acq_value
             key = self.space.key(params)
             if key in seen:
@@ -465,7 +481,17 @@ class Optimizer:
             return get_strategy("diversity").ask(ctx, n), "diversity", "model_fit_failed"
 
     def _fresh_point(self, ctx: Context, seen: set[tuple[float, ...]], salt: int) -> dict[str, Any]:
-        """A space-filling point not in ``seen`` (replaces a duplicate proposal)."""
+        """A space-filling point not in ``seen`` (replaces a duplicate proposal), in ``ctx.domain``."""
+        if ctx.domain.restricted:
+            import torch
+
+            busy = torch.cat([ctx.X, ctx.pending])
+            x = ctx.domain.fresh(seen, busy, ctx.stable_seed(f"dup{salt}"))
+            if x is None:
+                warnings.warn("Every point with these fixed values was tried: returning a repeated point.",
+                              RuntimeWarning, stacklevel=3)
+                x = ctx.domain.snap(busy[-1:] if len(busy) else ctx.domain.bounds()[:1])[0]
+            return ctx.domain.decode(x)
         for k in range(64):
             for p in self.space.sample(16, "sobol", seed=ctx.stable_seed(f"dup{salt}:{k}")):
                 if self.space.key(p) not in seen:

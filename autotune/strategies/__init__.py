@@ -24,6 +24,7 @@ from autotune.strategies._base import (
     strategy_class,
     strategy_names,
 )
+from autotune.strategies._domain import Domain, build_domain
 
 # The built-ins register themselves on import (the base module never imports its subclasses).
 from autotune.strategies import _baselines, _batch, _multi, _sequential  # noqa: F401  # isort: skip
@@ -31,8 +32,10 @@ from autotune.strategies import _baselines, _batch, _multi, _sequential  # noqa:
 __all__ = [
     "Candidate",
     "Context",
+    "Domain",
     "OutcomeConstraint",
     "Strategy",
+    "build_domain",
     "get_strategy",
     "option_names",
     "register",

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from autotune.models import GPFitter, Surrogates
     from autotune.space import SearchSpace
+    from autotune.strategies._domain import Domain
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,9 @@ class Context:
         ref_point: With several objectives, the `M` reference point, maximised (``None`` before
             any feasible observation).
         models: The surrogates over this data (built from the fields above).
+        domain: Where this ask may propose (:class:`~autotune.strategies.Domain`: the whole
+            space unless the caller gave candidates or fixed values); the shared optimisers,
+            pools and designs honour it.
     """
 
     space: SearchSpace
@@ -139,9 +143,13 @@ class Context:
     Y: Tensor | None = None
     ref_point: Tensor | None = None
     models: Surrogates = field(init=False, repr=False)
+    domain: Domain = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         from autotune.models import Surrogates
+        from autotune.strategies._domain import Domain
+
+        self.domain = Domain(self.space)
 
         self.models = Surrogates(
             self.X, self.y, self.failed, self.fitter, constraints=self.constraints,

@@ -112,7 +112,7 @@ class AcquisitionStrategy(Strategy):
         out: list[Candidate] = []
         for _ in range(n):
             acqf = self.acquisition_for(model, ctx, busy, lies)
-            X, value = optimize_acquisition(acqf, ctx.space, 1, self._opts)
+            X, value = optimize_acquisition(acqf, ctx.domain, 1, self._opts)
             out.append(Candidate(X[0], value))
             busy = torch.cat([busy, X])
             lies = torch.cat([lies, self.lie(model, ctx, X)])
