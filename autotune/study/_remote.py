@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,17 +73,26 @@ class RemoteStudy:
 
     # -- ask and tell ---------------------------------------------------------------------------
 
-    def ask(self) -> tuple[int, dict[str, Any]]:
+    def ask(
+        self, *, candidates: Sequence[Mapping[str, Any]] | None = None, fixed: Mapping[str, Any] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
         """Propose the next point and record it as a pending (``RUNNING``) trial.
 
         Pending points from earlier asks, this process's or another's, are taken into account
         (the new point differs from them, and the GP is conditioned on them).
+
+        Args:
+            candidates: Choose among these parameter dicts only (sample slots, reachable motor
+                positions); the measured and pending ones are left out.
+            fixed: ``{name: value}`` held at these values (e.g. the temperature set now).
 
         Returns:
             ``(trial_id, params)``: tell the result with this ``trial_id``.
 
         Raises:
             TrialError: The study's ``budget.max_trials`` is spent.
+            ConfigError: A candidate or fixed value is not in the space, or no candidate is left
+                (see :meth:`autotune.optimizer.Optimizer.ask`).
         """
         with _session(self.config) as record:
             optimizer = self._optimizer(record)
@@ -94,7 +103,7 @@ class RemoteStudy:
                     f"{record.where}: budget.max_trials ({max_trials}) is spent: the record holds {n_trials} trials "
                     f"({len(optimizer.pending)} pending). Fix: raise budget.max_trials to ask for more."
                 )
-            (suggestion,) = optimizer.ask(1)
+            (suggestion,) = optimizer.ask(1, candidates=candidates, fixed=fixed)
             record.open_suggestion(suggestion, {TAG_ASK_TELL: "true"})
             return suggestion.trial_id, dict(suggestion.params)
 
