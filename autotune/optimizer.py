@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from autotune.objectives import Objective
     from autotune.space import SearchSpace
-    from autotune.strategies import Candidate, Context, OutcomeConstraint, Strategy
+    from autotune.strategies import Candidate, Context, KnownCost, OutcomeConstraint, Strategy
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +68,9 @@ class Optimizer:
         constraints: Outcome constraints (``"n_params <= 2e6"`` strings or objects) on metrics
             passed to :meth:`tell`.
         cost_metric: Name of the metric holding each trial's cost (for ``ei_per_cost``).
-        known_cost: A known cost function of model-space points (`... x d` to `...`), used by
-            ``ei_per_cost`` instead of a cost GP.
+        known_cost: A known cost: a :class:`~autotune.strategies.KnownCost` (a function of the
+            points in the user's units and the instrument's state), or a function of model-space
+            points (`... x d` to `...`); used by ``cost: known`` and ``ei_per_cost``.
         budget: Total budget (in cost units with ``cost_metric``, else in trials), for cost cooling.
         kernel: ``matern52`` (default) or ``rbf``.
         model_failures: Learn from failed trials (default) so the optimiser avoids regions that
@@ -103,7 +104,7 @@ class Optimizer:
         initial_design: str = "sobol",
         constraints: Sequence[str | OutcomeConstraint] = (),
         cost_metric: str | None = None,
-        known_cost: Callable[[Tensor], Tensor] | None = None,
+        known_cost: Callable[[Tensor], Tensor] | KnownCost | None = None,
         budget: float | None = None,
         kernel: Literal["matern52", "rbf"] = "matern52",
         model_failures: bool = True,
@@ -113,7 +114,7 @@ class Optimizer:
     ) -> None:
         from autotune.models import GPFitter
         from autotune.objectives import parse_objectives, parse_reference_point
-        from autotune.strategies import OutcomeConstraint, get_strategy
+        from autotune.strategies import OutcomeConstraint, check_cost_inputs, get_strategy
 
         #: The objectives (empty for a plain single-objective optimiser); two or more: multi-objective.
         self.objectives = parse_objectives(objectives) if objectives is not None else []
@@ -150,6 +151,7 @@ class Optimizer:
         self.constraints = [c if isinstance(c, OutcomeConstraint) else OutcomeConstraint.parse(c) for c in constraints]
         self.cost_metric = cost_metric
         self.known_cost = known_cost
+        check_cost_inputs(self.strategy, known_cost, cost_metric)
         self.budget = budget
         self.model_failures = model_failures
         self.fitter = GPFitter(space, kernel)
@@ -542,10 +544,21 @@ class Optimizer:
         return Context(
             space=space, X=X, y=y, failed=failed, fitter=self.fitter, constraint_values=cvals,
             constraints=self.constraints, cost=cost, X_pending=X_pending, seed=seed,
-            budget_fraction_used=used, budget_fraction_initial=init, known_cost=self.known_cost,
+            budget_fraction_used=used, budget_fraction_initial=init, known_cost=self._bound_cost(),
             model_failures=self.model_failures, minimize=self.minimize, study_seed=self.seed,
             Y=Y, ref_point=self._ref_point_oriented() if self.multi_objective else None,
         )
+
+    def _bound_cost(self) -> Callable[[Tensor], Tensor] | None:
+        """The known cost of model-space points now: a :class:`~autotune.strategies.KnownCost` is
+        given the instrument's state (the last asked point, the history, the pending points)."""
+        from autotune.strategies import CostState, KnownCost
+
+        if not isinstance(self.known_cost, KnownCost):
+            return self.known_cost
+        asked = [*((o.trial_id, o.params) for o in self.observations), *((s.trial_id, s.params) for s in self.pending)]
+        last = dict(max(asked, key=lambda t: t[0] if t[0] is not None else -1)[1]) if asked else None
+        return self.known_cost.bind(CostState(last, tuple(self.observations), tuple(dict(s.params) for s in self.pending)))
 
     def _budget_fractions(self, cost: Tensor | None) -> tuple[float, float]:
         if not self.budget:

@@ -24,6 +24,7 @@ from autotune.strategies._base import (
     strategy_class,
     strategy_names,
 )
+from autotune.strategies._cost import CostState, KnownCost, check_cost_inputs
 from autotune.strategies._domain import Domain, build_domain
 
 # The built-ins register themselves on import (the base module never imports its subclasses).
@@ -32,10 +33,13 @@ from autotune.strategies import _baselines, _batch, _multi, _sequential  # noqa:
 __all__ = [
     "Candidate",
     "Context",
+    "CostState",
     "Domain",
+    "KnownCost",
     "OutcomeConstraint",
     "Strategy",
     "build_domain",
+    "check_cost_inputs",
     "get_strategy",
     "option_names",
     "register",

@@ -23,6 +23,7 @@ from torch import Tensor
 from autotune.exceptions import ConfigError, shown
 from autotune.strategies._acquisitions import LogLocalPenalization, estimate_lipschitz
 from autotune.strategies._base import Candidate, Context, register
+from autotune.strategies._cost import log_cost_function, objective_scale
 from autotune.strategies._optimize import (
     candidate_pool,
     float_option,
@@ -152,7 +153,7 @@ class ThompsonSampling(AcquisitionStrategy):
                     PathwiseThompsonSampling,
                 )
 
-                acqf = PathwiseThompsonSampling(model)
+                acqf = self.with_cost(PathwiseThompsonSampling(model), ctx)
                 X, value = optimize_acquisition(acqf, ctx.domain, 1, self._opts)
                 return X[0], value
             except (NotImplementedError, RuntimeError, TypeError) as e:  # unsupported kernel/transform
@@ -162,6 +163,9 @@ class ThompsonSampling(AcquisitionStrategy):
             f = model.posterior(pool).rsample().reshape(-1)
             if ctx.constraint_models():
                 f = f + ctx.log_feasibility(pool.unsqueeze(-2))
+            log_cost = log_cost_function(ctx, self.cost) if self.cost is not None else None
+            if log_cost is not None:  # the signed form of weight_by_cost
+                f = f - self.cost_exponent * objective_scale(ctx) * log_cost(pool)
         j = int(f.argmax())
         ctx.domain.take(pool[j: j + 1])
         return pool[j], float(f[j])
@@ -206,17 +210,18 @@ class QExpectedImprovement(AcquisitionStrategy):
         sampler = SobolQMCNormalSampler(torch.Size([self.mc_samples]), seed=ctx.stable_seed("qei"))
         pending = ctx.pending if len(ctx.pending) else None
         if not cons:
-            return qLogNoisyExpectedImprovement(model, X_baseline=ctx.X[ctx.ok], sampler=sampler,
-                                                X_pending=pending, prune_baseline=True, cache_root=False)
+            return self.with_cost(qLogNoisyExpectedImprovement(
+                model, X_baseline=ctx.X[ctx.ok], sampler=sampler, X_pending=pending, prune_baseline=True,
+                cache_root=False), ctx)
         # Every model here is a GPyTorch GP (BoTorch types the getters' result as the base Model).
         mlist = ModelListGP(*cast("list[GPyTorchModel]", [model, *(m for m, _ in cons)]))
         constraints: list[Callable[[Tensor], Tensor]] = [
             partial(_constraint_slack, k=k + 1, threshold=t) for k, (_, t) in enumerate(cons)
         ]
-        return qLogNoisyExpectedImprovement(
+        return self.with_cost(qLogNoisyExpectedImprovement(
             mlist, X_baseline=ctx.X[ctx.ok], sampler=sampler, X_pending=pending, prune_baseline=True,
             objective=GenericMCObjective(_objective_column), constraints=constraints, cache_root=False,
-        )
+        ), ctx)
 
     def ask(self, ctx: Context, n: int) -> list[Candidate]:
         acqf = self.build(ctx)

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from autotune.optimizer import Optimizer
+    from autotune.strategies import KnownCost
 
 __all__ = ["RemoteStudy"]
 
@@ -60,8 +61,10 @@ class RemoteStudy:
 
     Args:
         config: The validated study config (its ``trial`` section is not used).
-        known_cost: A known cost of model-space points (`... x d` to `...`), for ``ei_per_cost``
-            (e.g. the motor time from where the instrument stands now).
+        known_cost: A known cost in place of the study file's ``known_cost``: a
+            :class:`~autotune.strategies.KnownCost` or a function of model-space points (`... x d`
+            to `...`), for ``cost: known`` and ``ei_per_cost`` (e.g. the motor time from where the
+            instrument stands now).
         plots_every: Redraw the study plots and, for a 1-D or 2-D space, the live map of the
             posterior (``plots/posterior_map.png`` in the study run) after every this-many
             finished trials; ``1`` refreshes the map at each tell, ``0`` never.
@@ -73,7 +76,8 @@ class RemoteStudy:
     """
 
     def __init__(
-        self, config: StudyConfig, *, known_cost: Callable[[Tensor], Tensor] | None = None, plots_every: int = PLOTS_EVERY,
+        self, config: StudyConfig, *, known_cost: Callable[[Tensor], Tensor] | KnownCost | None = None,
+        plots_every: int = PLOTS_EVERY,
     ) -> None:
         if isinstance(plots_every, bool) or not isinstance(plots_every, int) or plots_every < 0:
             raise ConfigError("RemoteStudy: plots_every", "must be an integer >= 0", plots_every,
@@ -246,8 +250,7 @@ class RemoteStudy:
 
     def _optimizer(self, record: StudyRecord) -> Optimizer:
         """The optimiser of the study taught the record: finished trials told, open ones pending."""
-        optimizer = record.new_optimizer()
-        optimizer.known_cost = self.known_cost
+        optimizer = record.new_optimizer(known_cost=self.known_cost)  # else the study file's known_cost
         record.rebuild(optimizer, pending=True)  # re-queued trials (closed by `autotune resume`) are skipped
         return optimizer
 
