@@ -10,7 +10,7 @@
     autotune trials STUDY [--state S ...] [--sort objective|id|duration] [--format table|json|csv] [--limit N]
     autotune report STUDY [-o PATH]          every analysis view in one self-contained HTML file
     autotune ui STUDY [--port PORT]          the MLflow UI on the study's record, sorted by the objective
-    autotune ask STUDY                       the next point to measure, as JSON
+    autotune ask STUDY [--candidates F.json] [--fixed JSON]   the next point to measure, as JSON
     autotune tell STUDY --trial ID --value V [--metric NAME=V ...] [--state STATE]
 
 Invalid input prints one line (``autotune: error: <file>: <key>: <rule>, got <value>. Fix: ...``)
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autotune import __version__
-from autotune.exceptions import AutotuneError, ConfigError
+from autotune.exceptions import AutotuneError, ConfigError, SearchSpaceError
 from autotune.trial import TrialState
 
 if TYPE_CHECKING:
@@ -143,8 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
             "curves) to one self-contained HTML file; print its path.", _report).add_argument(
         "-o", "--output", metavar="PATH", help="the HTML file (default: <output_dir>/report.html)"
     )
-    command("ask", "Propose the next point of an externally run study; print {trial_id, params} as JSON "
-            "(the point stays pending in the MLflow record until told).", _ask)
+    ask = command("ask", "Propose the next point of an externally run study; print {trial_id, params} as JSON "
+                  "(the point stays pending in the MLflow record until told).", _ask)
+    ask.add_argument("--candidates", metavar="FILE.json", help="choose among these points only: a JSON list of "
+                     "parameter objects (measured and pending ones are left out)")
+    ask.add_argument("--fixed", metavar="JSON", help='hold parameters at these values, e.g. --fixed \'{"temperature": 300}\'')
     tell = command("tell", "Record the result of a point from `autotune ask`; print the observation as JSON.", _tell)
     tell.add_argument("--trial", type=int, required=True, metavar="ID", help="the trial_id printed by ask")
     tell.add_argument("--value", type=float, metavar="V", help="the objective value (omit, or nan, for a failure)")
@@ -361,7 +364,34 @@ def _report(args: argparse.Namespace) -> int:
 def _ask(args: argparse.Namespace) -> int:
     from autotune.study import RemoteStudy
 
-    trial_id, params = RemoteStudy(_load(args)).ask()
+    candidates = None
+    if args.candidates is not None:
+        path = Path(args.candidates)
+        try:
+            candidates = json.loads(path.read_text())
+        except OSError as e:
+            raise ConfigError("--candidates", f"cannot be read ({e.strerror})", str(path),
+                              "give a JSON file holding a list of parameter objects.") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--candidates {path}", f"is not valid JSON ({e.msg} at line {e.lineno})", str(path),
+                              'write a JSON list, e.g. [{"x": 0.1, "y": 2}, {"x": 0.4, "y": 1}].') from None
+    fixed = None
+    if args.fixed is not None:
+        try:
+            fixed = json.loads(args.fixed)
+        except json.JSONDecodeError:
+            fixed = None
+        if not isinstance(fixed, dict):
+            raise ConfigError("--fixed", "must be a JSON object of parameter values", args.fixed,
+                              'write e.g. --fixed \'{"temperature": 300}\'.')
+    try:
+        trial_id, params = RemoteStudy(_load(args)).ask(candidates=candidates, fixed=fixed)
+    except ConfigError as e:  # name the file and option the user gave, not the Python call
+        for call, option in (("Optimizer.ask: candidates", f"--candidates {args.candidates}"),
+                             ("Optimizer.ask: fixed", "--fixed")):
+            if e.where.startswith(call) and type(e) in (ConfigError, SearchSpaceError):
+                raise type(e)(option + e.where.removeprefix(call), e.rule, e.value, e.fix) from None
+        raise
     print(json.dumps({"trial_id": trial_id, "params": params}))
     return EXIT_OK
 

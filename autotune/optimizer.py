@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from autotune.objectives import Objective
     from autotune.space import SearchSpace
-    from autotune.strategies import Candidate, Context, Curves, OutcomeConstraint, Strategy
+    from autotune.strategies import Candidate, Context, Curves, KnownCost, OutcomeConstraint, Strategy
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +68,9 @@ class Optimizer:
         constraints: Outcome constraints (``"n_params <= 2e6"`` strings or objects) on metrics
             passed to :meth:`tell`.
         cost_metric: Name of the metric holding each trial's cost (for ``ei_per_cost``).
-        known_cost: A known cost function of model-space points (`... x d` to `...`), used by
-            ``ei_per_cost`` instead of a cost GP.
+        known_cost: A known cost: a :class:`~autotune.strategies.KnownCost` (a function of the
+            points in the user's units and the instrument's state), or a function of model-space
+            points (`... x d` to `...`); used by ``cost: known`` and ``ei_per_cost``.
         budget: Total budget (in cost units with ``cost_metric``, else in trials), for cost cooling.
         kernel: ``matern52`` (default) or ``rbf``.
         model_failures: Learn from failed trials (default) so the optimiser avoids regions that
@@ -103,7 +104,7 @@ class Optimizer:
         initial_design: str = "sobol",
         constraints: Sequence[str | OutcomeConstraint] = (),
         cost_metric: str | None = None,
-        known_cost: Callable[[Tensor], Tensor] | None = None,
+        known_cost: Callable[[Tensor], Tensor] | KnownCost | None = None,
         budget: float | None = None,
         kernel: Literal["matern52", "rbf"] = "matern52",
         model_failures: bool = True,
@@ -113,7 +114,7 @@ class Optimizer:
     ) -> None:
         from autotune.models import GPFitter
         from autotune.objectives import parse_objectives, parse_reference_point
-        from autotune.strategies import OutcomeConstraint, get_strategy
+        from autotune.strategies import OutcomeConstraint, check_cost_inputs, get_strategy
 
         #: The objectives (empty for a plain single-objective optimiser); two or more: multi-objective.
         self.objectives = parse_objectives(objectives) if objectives is not None else []
@@ -150,6 +151,7 @@ class Optimizer:
         self.constraints = [c if isinstance(c, OutcomeConstraint) else OutcomeConstraint.parse(c) for c in constraints]
         self.cost_metric = cost_metric
         self.known_cost = known_cost
+        check_cost_inputs(self.strategy, known_cost, cost_metric)
         self.budget = budget
         self.model_failures = model_failures
         self.fitter = GPFitter(space, kernel)
@@ -410,17 +412,25 @@ class Optimizer:
                               "pass objectives=[Objective('val_loss', 'minimize'), Objective('latency_ms', 'minimize')].")
 
     # -- asking ------------------------------------------------------------------------------
-    def ask(self, n: int = 1) -> list[Suggestion]:
+    def ask(
+        self, n: int = 1, *, candidates: Sequence[Mapping[str, Any]] | None = None, fixed: Mapping[str, Any] | None = None,
+    ) -> list[Suggestion]:
         """Propose ``n`` new trials, distinct from each other, the history and the pending ones.
 
         Args:
             n: How many, from 1 to :data:`MAX_ASK`.
+            candidates: Choose among these parameter dicts only (sample slots, positions a motor
+                reaches); the observed and pending ones are left out. Model-based strategies
+                score their acquisition on the candidates, a batch greedily.
+            fixed: ``{name: value}`` held at these values while the other parameters are chosen
+                (a conditional parameter is held where it is active).
 
         Returns:
             ``n`` suggestions, registered as pending.
 
         Raises:
-            ConfigError: ``n`` is not an integer in that range.
+            ConfigError: ``n`` is not an integer in that range, a candidate or fixed value is not
+                in the space, or fewer than ``n`` candidates are left.
         """
         import torch
 
@@ -428,6 +438,11 @@ class Optimizer:
             raise ConfigError("Optimizer.ask: n", f"must be an integer from 1 to {MAX_ASK:,}", n,
                               f"pass a whole number of points from 1 to {MAX_ASK:,} (call ask again for more).")
         ctx = self.context()
+        seen = {self.space.key(o.params) for o in self.observations} | {self.space.key(s.params) for s in self._pending.values()}
+        if candidates is not None or fixed is not None:
+            from autotune.strategies import build_domain
+
+            ctx.domain = build_domain(self.space, candidates, fixed, n=n, seen=seen)
         batch_id = self._batch
         self._batch += 1
         import gpytorch
@@ -439,13 +454,16 @@ class Optimizer:
             cands, name, fallback = self._propose(ctx, n)
         chosen: list[Suggestion] = []
         points: list[list[float]] = []  # the chosen points in the model space, for the annotation
-        seen = {self.space.key(o.params) for o in self.observations} | {self.space.key(s.params) for s in self._pending.values()}
         for c in cands:
-            params = self.space.decode(c.x.tolist())  # the one decode of a proposal
+            x = c.x
+            outside = ctx.domain.restricted and not ctx.domain.allows(x)
+            if outside:  # a strategy that ignores ctx.domain: moved into it
+                x = ctx.domain.snap(x.unsqueeze(0))[0]
+            params = ctx.domain.decode(x)  # the one decode of a proposal (given values kept exactly)
             info: dict[str, Any] = {"strategy": name, "batch_id": batch_id}
-            if fallback:
-                info["fallback"] = fallback
-            if c.acq_value is not None and math.isfinite(c.acq_value):
+            if fallback or outside:
+                info["fallback"] = fallback or "outside_domain"
+            if c.acq_value is not None and math.isfinite(c.acq_value) and not outside:
                 info["acq_value"] = c.acq_value
             key = self.space.key(params)
             if key in seen:
@@ -491,7 +509,17 @@ class Optimizer:
             return get_strategy("diversity").ask(ctx, n), "diversity", "model_fit_failed"
 
     def _fresh_point(self, ctx: Context, seen: set[tuple[float, ...]], salt: int) -> dict[str, Any]:
-        """A space-filling point not in ``seen`` (replaces a duplicate proposal)."""
+        """A space-filling point not in ``seen`` (replaces a duplicate proposal), in ``ctx.domain``."""
+        if ctx.domain.restricted:
+            import torch
+
+            busy = torch.cat([ctx.X, ctx.pending])
+            x = ctx.domain.fresh(seen, busy, ctx.stable_seed(f"dup{salt}"))
+            if x is None:
+                warnings.warn("Every point with these fixed values was tried: returning a repeated point.",
+                              RuntimeWarning, stacklevel=3)
+                x = ctx.domain.snap(busy[-1:] if len(busy) else ctx.domain.bounds()[:1])[0]
+            return ctx.domain.decode(x)
         for k in range(64):
             for p in self.space.sample(16, "sobol", seed=ctx.stable_seed(f"dup{salt}:{k}")):
                 if self.space.key(p) not in seen:
@@ -544,7 +572,7 @@ class Optimizer:
         return Context(
             space=space, X=X, y=y, failed=failed, fitter=self.fitter, constraint_values=cvals,
             constraints=self.constraints, cost=cost, X_pending=X_pending, seed=seed,
-            budget_fraction_used=used, budget_fraction_initial=init, known_cost=self.known_cost,
+            budget_fraction_used=used, budget_fraction_initial=init, known_cost=self._bound_cost(),
             model_failures=self.model_failures, minimize=self.minimize, study_seed=self.seed,
             Y=Y, ref_point=self._ref_point_oriented() if self.multi_objective else None,
             pruned=pruned, curves=curves,
@@ -566,6 +594,17 @@ class Optimizer:
             y=torch.tensor([sign * v for _, _, v in rows], dtype=torch.float64),
             trial=torch.tensor([tid for tid, _, _ in rows], dtype=torch.long),
         )
+
+    def _bound_cost(self) -> Callable[[Tensor], Tensor] | None:
+        """The known cost of model-space points now: a :class:`~autotune.strategies.KnownCost` is
+        given the instrument's state (the last asked point, the history, the pending points)."""
+        from autotune.strategies import CostState, KnownCost
+
+        if not isinstance(self.known_cost, KnownCost):
+            return self.known_cost
+        asked = [*((o.trial_id, o.params) for o in self.observations), *((s.trial_id, s.params) for s in self.pending)]
+        last = dict(max(asked, key=lambda t: t[0] if t[0] is not None else -1)[1]) if asked else None
+        return self.known_cost.bind(CostState(last, tuple(self.observations), tuple(dict(s.params) for s in self.pending)))
 
     def _budget_fractions(self, cost: Tensor | None) -> tuple[float, float]:
         if not self.budget:

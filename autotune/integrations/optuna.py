@@ -384,10 +384,25 @@ class AutotuneSampler(BaseSampler):
             elif t.state == OptunaState.PRUNED and self.pruned == "last_value" and t.intermediate_values and not names:
                 last = t.intermediate_values[max(t.intermediate_values)]
                 opt.add(params, last, metrics=metrics, trial_id=t.number)
-        (suggestion,) = opt.ask(1)
+        held = _held(trial, space, codecs)
+        if held and all(n in held for n in space.tunable):  # every parameter enqueued: nothing to choose
+            return {n: held.get(n, fixed.get(n)) for n in search_space}, {"strategy": "enqueued"}
+        (suggestion,) = opt.ask(1, fixed=held or None)
         params = {**fixed, **suggestion.params}
         params = {n: codecs[n].snap(params[n]) if n in codecs else params[n] for n in search_space}
         return params, suggestion.info
+
+
+def _held(trial: FrozenTrial, space: SearchSpace, codecs: Mapping[str, _Codec]) -> dict[str, Any]:
+    """The legal values a partial ``study.enqueue_trial({...})`` set for this trial's tunable parameters.
+
+    Optuna uses them for the trial whatever the sampler proposes; the strategy holds them (the
+    ``fixed`` of :meth:`autotune.optimizer.Optimizer.ask`) and chooses the other parameters for
+    them. Values outside the space are left to Optuna.
+    """
+    given = _to_autotune({n: v for n, v in (trial.system_attrs.get("fixed_params") or {}).items()
+                          if n in space.tunable}, codecs)
+    return {n: v for n, v in given.items() if space.parameters[n].violation(v) is None}
 
 
 def _params_in(trial: FrozenTrial, search_space: Mapping[str, BaseDistribution]) -> dict[str, Any] | None:

@@ -26,6 +26,8 @@ from autotune.strategies._base import (
     strategy_class,
     strategy_names,
 )
+from autotune.strategies._cost import CostState, KnownCost, check_cost_inputs
+from autotune.strategies._domain import Domain, build_domain
 
 # The built-ins register themselves on import (the base module never imports its subclasses).
 from autotune.strategies import _baselines, _batch, _fidelity, _multi, _sequential  # noqa: F401  # isort: skip
@@ -34,8 +36,13 @@ __all__ = [
     "Candidate",
     "Context",
     "Curves",
+    "CostState",
+    "Domain",
+    "KnownCost",
     "OutcomeConstraint",
     "Strategy",
+    "build_domain",
+    "check_cost_inputs",
     "get_strategy",
     "option_names",
     "register",

@@ -4,6 +4,8 @@
   it asynchronously): ``log a(x) + sum_j log phi(x; x_j)``.
 * :class:`LogCostWeighted` — EI per unit cost (Snoek et al. 2012) with optional cooling
   (EI-cool, Lee et al. 2020): ``log EI(x) - alpha * log c(x)``.
+* :class:`LogPosteriorStandardDeviation` — ``log sigma(x)``, the log form of maximum-variance
+  sampling (so a cost can divide it).
 * :class:`FeasibilityWeighted` — ``base(x) + sum_k log P(c_k(x) feasible)`` (Gardner et al.
   2014; Gelbart et al. 2014). With a log-form base (LogEI, LogPI) it is exactly
   ``log(EI(x) * PoF(x))``; with another base it acts as a log barrier.
@@ -109,6 +111,30 @@ class LogCostWeighted(AcquisitionFunction):
     @_t_batch
     def forward(self, X: Tensor) -> Tensor:
         return self.base(X) - self.alpha * self.log_cost(X).sum(-1)
+
+    @property
+    def X_pending(self) -> Tensor | None:  # type: ignore[override]
+        """The base acquisition's pending points (a batch optimiser sets them through this wrapper)."""
+        return getattr(self.base, "X_pending", None)
+
+    def set_X_pending(self, X_pending: Tensor | None = None) -> None:
+        self.base.set_X_pending(X_pending)
+
+
+class LogPosteriorStandardDeviation(AcquisitionFunction):
+    """``log sigma(x)``: maximum-variance sampling in log form, so a cost divides it (q = 1).
+
+    Args:
+        model: The objective GP.
+    """
+
+    def __init__(self, model: Model) -> None:
+        super().__init__(model=model)
+
+    @_t_batch
+    def forward(self, X: Tensor) -> Tensor:
+        post = gp_posterior(self.model, X)
+        return post.variance.clamp_min(1e-24).log().mul(0.5).reshape(X.shape[:-2])
 
 
 class FeasibilityWeighted(AcquisitionFunction):

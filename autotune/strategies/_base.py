@@ -17,12 +17,14 @@ import torch
 from torch import Tensor
 
 from autotune.exceptions import ConfigError, UnknownNameError, one_of
+from autotune.strategies._cost import COST_OPTIONS, check_cost_options
 
 if TYPE_CHECKING:
     from botorch.models.model import Model
 
     from autotune.models import GPFitter, Surrogates
     from autotune.space import SearchSpace
+    from autotune.strategies._domain import Domain
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,9 @@ class Context:
             <autotune.optimizer.Optimizer.report>`), for multi-fidelity strategies; ``None``
             unless the strategy asks for them (``uses_curves``).
         models: The surrogates over this data (built from the fields above).
+        domain: Where this ask may propose (:class:`~autotune.strategies.Domain`: the whole
+            space unless the caller gave candidates or fixed values); the shared optimisers,
+            pools and designs honour it.
     """
 
     space: SearchSpace
@@ -163,9 +168,13 @@ class Context:
     pruned: Tensor | None = None
     curves: Curves | None = None
     models: Surrogates = field(init=False, repr=False)
+    domain: Domain = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         from autotune.models import Surrogates
+        from autotune.strategies._domain import Domain
+
+        self.domain = Domain(self.space)
 
         self.models = Surrogates(
             self.X, self.y, self.failed, self.fitter, constraints=self.constraints,
@@ -246,12 +255,21 @@ class Strategy(ABC):
         synchronous: Whether it prefers to wait for a whole batch to finish.
         uses_curves: Whether it learns from intermediate values (the optimiser then fills
             :attr:`Context.curves`).
+        cost_aware: Whether it takes the ``cost`` and ``cost_exponent`` options
+            (:mod:`autotune.strategies._cost`), parsed by :func:`get_strategy` for all of them.
+
+    Attributes:
+        cost: ``known`` or ``model`` when the acquisition is weighted by a cost, else ``None``.
+        cost_exponent: The cost's exponent ``alpha``.
     """
 
     name: ClassVar[str] = ""
     model_based: ClassVar[bool] = True
     synchronous: ClassVar[bool] = False
     uses_curves: ClassVar[bool] = False
+    cost_aware: ClassVar[bool] = False
+    cost: Literal["known", "model"] | None = None
+    cost_exponent: float = 1.0
 
     @abstractmethod
     def ask(self, ctx: Context, n: int) -> list[Candidate]:
@@ -348,22 +366,31 @@ def get_strategy(
     cls = strategy_class(name, where)
     valid = option_names(cls)
     for k, v in opts.items():
+        if k in COST_OPTIONS and not cls.cost_aware:
+            aware = ", ".join(n for n in strategy_names(aliases=False) if _REGISTRY[n].cost_aware)
+            raise ConfigError(f"{where}.options.{k}", f"is not an option of strategy {name!r}: a cost weights an "
+                              "acquisition, and it has none (or weights its own)", v, f"use one of: {aware}.")
         if k not in valid:
             raise ConfigError(f"{where}.options.{k}", f"is not an option of strategy {name!r}", v,
                               one_of(k, valid) if valid else "remove it: the strategy takes no options.")
+    cost = check_cost_options(name, opts, where)
     try:
-        return cls(**opts)
+        strategy = cls(**{k: v for k, v in opts.items() if k not in COST_OPTIONS})
     except ConfigError as e:  # constructors name their options under "strategy.": name the caller's key
         if where == "strategy" or not e.where.startswith("strategy."):
             raise
         raise ConfigError(where + e.where.removeprefix("strategy"), e.rule, e.value, e.fix) from None
+    if cost is not None:  # the one place the cost options are set, for every cost-aware strategy
+        strategy.cost, strategy.cost_exponent = cost
+    return strategy
 
 
 def option_names(cls: type[Strategy]) -> list[str]:
-    """The option names of a strategy: its constructor's named parameters."""
+    """The option names of a strategy: its constructor's named parameters, and the cost options
+    (``cost``, ``cost_exponent``) of a cost-aware one."""
     import inspect
 
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # without self
-    return [p.name for p in params if p.kind in kinds]
+    return [p.name for p in params if p.kind in kinds] + (list(COST_OPTIONS) if cls.cost_aware else [])
 

@@ -10,19 +10,37 @@ from __future__ import annotations
 import torch
 
 from autotune.strategies._base import Candidate, Context, Strategy, register
-from autotune.strategies._optimize import candidate_pool, int_option, unit_distance
+from autotune.strategies._optimize import int_option, unit_distance
 
 
 class _Design(Strategy):
-    """A space-filling design continued across asks (skips the points already drawn)."""
+    """A space-filling design continued across asks (skips the points already drawn).
+
+    Over a candidate set (``ctx.domain``) the design is the maximin one among the candidates
+    (``random``: a uniform draw of them); fixed columns are set on every design point.
+    """
 
     model_based = False
     method = "sobol"
 
     def ask(self, ctx: Context, n: int) -> list[Candidate]:
+        if ctx.domain.candidates is not None:
+            return [Candidate(x) for x in _among_candidates(ctx, n, self.method)]
         skip = len(ctx.X) + len(ctx.pending)
         pts = ctx.space.sample(n, self.method, seed=ctx.study_seed, skip=skip)
-        return [Candidate(torch.tensor(ctx.space.encode(p), dtype=torch.float64)) for p in pts]
+        X = torch.tensor([ctx.space.encode(p) for p in pts], dtype=torch.float64).reshape(len(pts), ctx.d)
+        return [Candidate(x) for x in (ctx.domain.apply_fixed(X) if ctx.domain.fixed else X)]
+
+
+def _among_candidates(ctx: Context, n: int, method: str) -> torch.Tensor:
+    """``n`` of the domain's remaining candidates: uniform draws for ``random``, else maximin from the busy points."""
+    if method == "random":
+        R = ctx.domain.remaining()
+        g = torch.Generator().manual_seed(ctx.stable_seed("random-candidates"))
+        X = R[torch.randperm(len(R), generator=g)[:n]]
+        ctx.domain.take(X)
+        return X
+    return ctx.domain.spread(n, torch.cat([ctx.X, ctx.pending]), ctx.stable_seed("spread"))
 
 
 @register
@@ -65,9 +83,13 @@ class GridSearch(Strategy):
 
     def ask(self, ctx: Context, n: int) -> list[Candidate]:
         space = ctx.space
+        if ctx.domain.candidates is not None:
+            return [Candidate(x) for x in _among_candidates(ctx, n, "grid")]
         seen = {space.key(space.decode(r)) for r in torch.cat([ctx.X, ctx.pending]).tolist()}
         out: list[Candidate] = []
         for p in space.grid(self.points_per_float, seed=ctx.study_seed):
+            if ctx.domain.fixed:
+                p = space.decode(ctx.domain.apply_fixed(torch.tensor([space.encode(p)], dtype=torch.float64))[0].tolist())
             if space.key(p) not in seen:
                 seen.add(space.key(p))
                 out.append(Candidate(torch.tensor(space.encode(p), dtype=torch.float64)))
@@ -75,7 +97,8 @@ class GridSearch(Strategy):
                     return out
         # The grid is exhausted: continue with a space-filling design.
         rest = space.sample(n - len(out), "sobol", seed=ctx.study_seed, skip=len(ctx.X) + len(ctx.pending))
-        return out + [Candidate(torch.tensor(space.encode(p), dtype=torch.float64)) for p in rest]
+        X = torch.tensor([space.encode(p) for p in rest], dtype=torch.float64).reshape(len(rest), space.dim)
+        return out + [Candidate(x) for x in (ctx.domain.apply_fixed(X) if ctx.domain.fixed else X)]
 
 
 @register
@@ -93,7 +116,7 @@ class DiversitySearch(Strategy):
         self.n_candidates = int_option("n_candidates", n_candidates, 2048)
 
     def ask(self, ctx: Context, n: int) -> list[Candidate]:
-        pool = candidate_pool(ctx.space, self.n_candidates, ctx.stable_seed("diversity"))
+        pool = ctx.domain.pool(self.n_candidates, ctx.stable_seed("diversity"))
         busy = torch.cat([ctx.X, ctx.pending])
         out: list[Candidate] = []
         for _ in range(n):
@@ -104,4 +127,5 @@ class DiversitySearch(Strategy):
             j = int(dmin.argmax())
             out.append(Candidate(pool[j], float(dmin[j])))
             busy = torch.cat([busy, pool[j: j + 1]])
+            ctx.domain.take(pool[j: j + 1])
         return out

@@ -23,6 +23,7 @@ from torch import Tensor
 from autotune.exceptions import ConfigError, shown
 from autotune.strategies._acquisitions import LogLocalPenalization, estimate_lipschitz
 from autotune.strategies._base import Candidate, Context, register
+from autotune.strategies._cost import log_cost_function, objective_scale
 from autotune.strategies._optimize import (
     candidate_pool,
     float_option,
@@ -152,17 +153,21 @@ class ThompsonSampling(AcquisitionStrategy):
                     PathwiseThompsonSampling,
                 )
 
-                acqf = PathwiseThompsonSampling(model)
-                X, value = optimize_acquisition(acqf, ctx.space, 1, self._opts)
+                acqf = self.with_cost(PathwiseThompsonSampling(model), ctx)
+                X, value = optimize_acquisition(acqf, ctx.domain, 1, self._opts)
                 return X[0], value
             except (NotImplementedError, RuntimeError, TypeError) as e:  # unsupported kernel/transform
                 ctx.models.memo.setdefault("ts_fallback", str(e))
-        pool = candidate_pool(ctx.space, self.n_candidates, ctx.stable_seed(f"ts{slot}"), around=ctx.X[ctx.ok])
+        pool = ctx.domain.pool(self.n_candidates, ctx.stable_seed(f"ts{slot}"), around=ctx.X[ctx.ok])
         with torch.no_grad():
             f = model.posterior(pool).rsample().reshape(-1)
             if ctx.constraint_models():
                 f = f + ctx.log_feasibility(pool.unsqueeze(-2))
+            log_cost = log_cost_function(ctx, self.cost) if self.cost is not None else None
+            if log_cost is not None:  # the signed form of weight_by_cost
+                f = f - self.cost_exponent * objective_scale(ctx) * log_cost(pool)
         j = int(f.argmax())
+        ctx.domain.take(pool[j: j + 1])
         return pool[j], float(f[j])
 
 
@@ -205,21 +210,22 @@ class QExpectedImprovement(AcquisitionStrategy):
         sampler = SobolQMCNormalSampler(torch.Size([self.mc_samples]), seed=ctx.stable_seed("qei"))
         pending = ctx.pending if len(ctx.pending) else None
         if not cons:
-            return qLogNoisyExpectedImprovement(model, X_baseline=ctx.X[ctx.ok], sampler=sampler,
-                                                X_pending=pending, prune_baseline=True, cache_root=False)
+            return self.with_cost(qLogNoisyExpectedImprovement(
+                model, X_baseline=ctx.X[ctx.ok], sampler=sampler, X_pending=pending, prune_baseline=True,
+                cache_root=False), ctx)
         # Every model here is a GPyTorch GP (BoTorch types the getters' result as the base Model).
         mlist = ModelListGP(*cast("list[GPyTorchModel]", [model, *(m for m, _ in cons)]))
         constraints: list[Callable[[Tensor], Tensor]] = [
             partial(_constraint_slack, k=k + 1, threshold=t) for k, (_, t) in enumerate(cons)
         ]
-        return qLogNoisyExpectedImprovement(
+        return self.with_cost(qLogNoisyExpectedImprovement(
             mlist, X_baseline=ctx.X[ctx.ok], sampler=sampler, X_pending=pending, prune_baseline=True,
             objective=GenericMCObjective(_objective_column), constraints=constraints, cache_root=False,
-        )
+        ), ctx)
 
     def ask(self, ctx: Context, n: int) -> list[Candidate]:
         acqf = self.build(ctx)
-        X, value = optimize_acquisition(acqf, ctx.space, n, self._opts)
+        X, value = optimize_acquisition(acqf, ctx.domain, n, self._opts)
         return [Candidate(x, value) for x in X]
 
 
@@ -264,10 +270,11 @@ class KMeansBatch(ExpectedImprovement):
         acqf = self.with_feasibility(self.acquisition(model, ctx, best) if best is not None else None, model, ctx)
         g = torch.Generator().manual_seed(ctx.stable_seed("kmeans"))
         ok = ctx.X[ctx.ok]
-        pool = candidate_pool(ctx.space, self.n_pool, ctx.stable_seed("pool"), around=ok)
+        pool = ctx.domain.pool(self.n_pool, ctx.stable_seed("pool"), around=ok)
         w = self.weights(acqf, pool)
         top = pool[w.topk(min(32, len(pool))).indices]
-        pool = torch.cat([pool, candidate_pool(ctx.space, 16, ctx.stable_seed("refine"), around=top, scale=0.02)])
+        if ctx.domain.candidates is None:
+            pool = torch.cat([pool, ctx.domain.pool(16, ctx.stable_seed("refine"), around=top, scale=0.02)])
         w = self.weights(acqf, pool)
         idx = torch.multinomial(w, self.n_samples, replacement=True, generator=g)
         samples = pool[idx]
@@ -276,7 +283,7 @@ class KMeansBatch(ExpectedImprovement):
         out: list[Candidate] = []
         for c in centres:
             j = int(unit_distance(c.unsqueeze(0), samples, ctx.space).argmin())
-            x = samples[j]
+            x = ctx.domain.snap(samples[j: j + 1])[0] if ctx.domain.candidates is not None else samples[j]
             with torch.no_grad():
                 out.append(Candidate(x, float(acqf(x.view(1, 1, -1)))))
         return out

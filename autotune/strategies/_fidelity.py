@@ -220,7 +220,7 @@ class Mobster(ExpectedImprovement):
             conditioned = condition(model, busy, lies) if len(busy) else model
             incumbent = max(best, float(lies.max())) if len(busy) and not ctx.constraints else best
             acqf = self.with_feasibility(self.acquisition(conditioned, ctx, incumbent), conditioned, ctx)
-            x, value = optimize_acquisition(acqf, ctx.space, 1, self._opts)
+            x, value = optimize_acquisition(acqf, ctx.domain, 1, self._opts)
             out.append(Candidate(x[0], value))
             busy = torch.cat([busy, x])
             lies = torch.cat([lies, self.lie(model, ctx, x)])

@@ -39,7 +39,7 @@ from torch import Tensor
 from autotune.exceptions import ModelFitError
 from autotune.models import gp_posterior
 from autotune.strategies._base import Candidate, Context, Strategy, register
-from autotune.strategies._optimize import AcqOptions, candidate_pool, int_option, optimize_acquisition
+from autotune.strategies._optimize import AcqOptions, int_option, optimize_acquisition
 
 if TYPE_CHECKING:
     from botorch.acquisition import AcquisitionFunction
@@ -154,7 +154,7 @@ class QLogNEHVI(_MultiStrategy):
         )
 
     def ask(self, ctx: Context, n: int) -> list[Candidate]:
-        X, value = optimize_acquisition(self.build(ctx), ctx.space, n, self._opts)
+        X, value = optimize_acquisition(self.build(ctx), ctx.domain, n, self._opts)
         return [Candidate(x, value) for x in X]
 
 
@@ -185,7 +185,7 @@ class QNParEGO(_MultiStrategy):
             acqf = qLogNParEGO(model, X_baseline=ctx.X[objective_mask(ctx)], scalarization_weights=w, sampler=sampler,
                                X_pending=busy if len(busy) else None, prune_baseline=True, cache_root=False,
                                **kw)  # type: ignore[arg-type]
-            X, value = optimize_acquisition(acqf, ctx.space, 1, self._opts)
+            X, value = optimize_acquisition(acqf, ctx.domain, 1, self._opts)
             out.append(Candidate(X[0], value))
             busy = torch.cat([busy, X[:1]])
         return out
@@ -218,7 +218,7 @@ class MOThompsonSampling(Strategy):
         out: list[Candidate] = []
         chosen = torch.empty(0, Y.shape[-1], dtype=torch.float64)
         for slot in range(n):
-            pool = candidate_pool(ctx.space, self.n_candidates, ctx.stable_seed(f"mots{slot}"), around=ctx.X[ctx.ok])
+            pool = ctx.domain.pool(self.n_candidates, ctx.stable_seed(f"mots{slot}"), around=ctx.X[ctx.ok])
             pts = torch.cat([ctx.pending, pool])
             with torch.no_grad():
                 f = torch.cat([objs.posterior(pts).rsample().reshape(len(pts), -1)], -1)
@@ -242,5 +242,6 @@ class MOThompsonSampling(Strategy):
                 k = int(gains.argmax())
                 j, value = int(idx[k]), float(gains[k])
             out.append(Candidate(pool[j], value))
+            ctx.domain.take(pool[j: j + 1])
             chosen = torch.cat([chosen, pool_f[j: j + 1]])
         return out

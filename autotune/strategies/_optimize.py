@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from botorch.acquisition import AcquisitionFunction
 
     from autotune.space import SearchSpace
+    from autotune.strategies._domain import Domain
 
 
 def int_option(name: str, value: Any, default: int, low: int = 1, high: int = 1_000_000) -> int:
@@ -77,13 +78,16 @@ class AcqOptions:
 
 
 def optimize_acquisition(
-    acqf: AcquisitionFunction, space: SearchSpace, q: int = 1, opts: AcqOptions | None = None
+    acqf: AcquisitionFunction, space: SearchSpace | Domain, q: int = 1, opts: AcqOptions | None = None
 ) -> tuple[Tensor, float]:
     """Maximise ``acqf`` jointly over ``q`` points.
 
     Args:
         acqf: An acquisition taking `b x q x d` model-space tensors.
-        space: The search space.
+        space: The search space, or the :class:`~autotune.strategies.Domain` of the ask
+            (``ctx.domain``): its fixed columns are held on every path, and over a candidate
+            set the acquisition is scored on the remaining candidates (a batch greedily,
+            each point pending for the next: BoTorch's ``optimize_acqf_discrete``).
         q: Points optimised jointly.
         opts: Optimiser effort.
 
@@ -92,8 +96,14 @@ def optimize_acquisition(
     """
     from botorch.optim import optimize_acqf
 
+    from autotune.strategies._domain import as_domain
+
+    domain = as_domain(space)
+    space = domain.space
     opts = opts or AcqOptions()
-    bounds = space.bounds()
+    if domain.candidates is not None:
+        return _over_candidates(acqf, domain, q)
+    bounds = domain.bounds()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if not space.discrete_dims() and not space.cat_dims():
@@ -101,22 +111,41 @@ def optimize_acquisition(
             X, val = optimize_acqf(
                 acqf, bounds=bounds, q=q, num_restarts=len(starts), batch_initial_conditions=starts,
                 options={"maxiter": opts.maxiter, "batch_limit": opts.num_restarts},
+                fixed_features=domain.fixed or None,
             )
-            X = canonicalize(X.detach().reshape(q, -1), space)
+            X = domain.apply_fixed(X.detach().reshape(q, -1))
             return X, float(torch.as_tensor(val).reshape(-1)[0])
         if q == 1:
-            return optimize_mixed(acqf, space, opts)
+            return optimize_mixed(acqf, domain, opts)
         # Sequential greedy over the batch for MC acquisitions (BoTorch's own q > 1 strategy).
         chosen: list[Tensor] = []
         base_pending = getattr(acqf, "X_pending", None)
         value = float("nan")
         for _ in range(q):
-            x, value = optimize_mixed(acqf, space, opts)
+            x, value = optimize_mixed(acqf, domain, opts)
             chosen.append(x)
             stack = torch.cat(chosen)
             acqf.set_X_pending(stack if base_pending is None else torch.cat([base_pending, stack]))
         acqf.set_X_pending(base_pending)
         return torch.cat(chosen), value
+
+
+def _over_candidates(acqf: AcquisitionFunction, domain: Domain, q: int) -> tuple[Tensor, float]:
+    """The best remaining candidate (``q = 1``) or a greedy batch of them; the chosen ones are taken."""
+    C = domain.remaining()
+    if len(C) < q:
+        raise ValueError(f"{q} points asked of {len(C)} remaining candidates")  # the optimiser checks first
+    if q == 1:
+        vals = _score(acqf, C)
+        i = int(vals.argmax())
+        X, value = C[i: i + 1].clone(), float(vals[i])
+    else:
+        from botorch.optim import optimize_acqf_discrete
+
+        X, vals = optimize_acqf_discrete(acqf, q, C, unique=True)
+        value = float(vals.reshape(-1)[0])
+    domain.take(X)
+    return X, value
 
 
 def _initial_conditions(acqf: AcquisitionFunction, bounds: Tensor, q: int, opts: AcqOptions) -> Tensor:
@@ -153,7 +182,7 @@ def _score(acqf: AcquisitionFunction, X: Tensor, chunk: int = 2048) -> Tensor:
 
 
 def optimize_mixed(
-    acqf: AcquisitionFunction, space: SearchSpace, opts: AcqOptions, n_rounds: int = 3, max_moves: int = 16
+    acqf: AcquisitionFunction, space: SearchSpace | Domain, opts: AcqOptions, n_rounds: int = 3, max_moves: int = 16
 ) -> tuple[Tensor, float]:
     """Maximise a q = 1 acquisition over a space with discrete or categorical columns.
 
@@ -164,20 +193,26 @@ def optimize_mixed(
        allowed value (the ``max_moves`` nearest for long integer ranges) scored in one call,
        keeping the best move.
 
+    A fixed column of a :class:`~autotune.strategies.Domain` is a grid of one value.
+
     Returns:
         A `1 x d` legal point and its acquisition value.
     """
-    grids = {**space.discrete_dims(), **space.cat_dims()}
+    from autotune.strategies._domain import as_domain
+
+    domain = as_domain(space)
+    space = domain.space
+    grids = {**space.discrete_dims(), **space.cat_dims(), **{j: [v] for j, v in domain.fixed.items()}}
     cont = [i for i in range(space.dim) if i not in grids]  # floats, and integers too long to list (relaxed)
     if not cont and math.prod(len(g) for g in grids.values()) <= EXHAUSTIVE_CELLS:
         return _exhaustive(acqf, space, grids)
-    pool = candidate_pool(space, opts.raw_samples, seed=int(torch.randint(0, 2**31 - 1, (1,))))
+    pool = domain.pool(opts.raw_samples, seed=int(torch.randint(0, 2**31 - 1, (1,))))
     if opts.sample_around_best:
         from botorch.optim.initializers import sample_points_around_best
 
-        near = sample_points_around_best(acqf, max(opts.raw_samples // 4, 1), sigma=1e-2, bounds=space.bounds())
+        near = sample_points_around_best(acqf, max(opts.raw_samples // 4, 1), sigma=1e-2, bounds=domain.bounds())
         if near is not None:
-            pool = torch.cat([pool, canonicalize(near, space)])
+            pool = torch.cat([pool, domain.apply_fixed(near)])
     vals = _score(acqf, pool)
     k = min(opts.num_restarts, len(pool))
     starts = pool[vals.topk(k).indices]
@@ -186,7 +221,7 @@ def optimize_mixed(
         before = starts.clone()
         if cont:
             starts = _lbfgs(acqf, starts, cont, opts.maxiter)
-            starts = canonicalize(starts, space)
+            starts = domain.apply_fixed(starts)
             best_vals = _score(acqf, starts)
         moves, owner = [], []
         for j, grid in grids.items():
@@ -200,7 +235,7 @@ def optimize_mixed(
                 moves.append(cand)
                 owner += [s] * len(vals_j)
         if moves:
-            M = canonicalize(torch.cat(moves), space)
+            M = domain.apply_fixed(torch.cat(moves))
             mv = _score(acqf, M)
             own = torch.tensor(owner)
             for s in range(len(starts)):

@@ -19,8 +19,9 @@ from torch import Tensor
 
 from autotune.exceptions import ConfigError, shown
 from autotune.models import gp_posterior
-from autotune.strategies._acquisitions import FeasibilityWeighted, LogCostWeighted
+from autotune.strategies._acquisitions import FeasibilityWeighted, LogPosteriorStandardDeviation
 from autotune.strategies._base import Candidate, Context, Strategy, register
+from autotune.strategies._cost import weight_by_cost
 from autotune.strategies._optimize import (
     AcqOptions,
     float_option,
@@ -46,6 +47,7 @@ class AcquisitionStrategy(Strategy):
 
     #: Whether :meth:`acquisition` is in log form (then feasibility is multiplied in exactly).
     log_form: bool = True
+    cost_aware = True
     #: Whether the acquisition needs an incumbent (EI, PI); without a feasible one it
     #: searches for feasibility alone.
     needs_incumbent: bool = True
@@ -100,10 +102,23 @@ class AcquisitionStrategy(Strategy):
         return self.with_feasibility(self.acquisition(model, ctx, best) if best is not None else None, model, ctx)
 
     def with_feasibility(self, acqf: AcquisitionFunction | None, model: Model, ctx: Context) -> AcquisitionFunction:
-        """Weight ``acqf`` by the probability of feasibility when constraints or failures exist."""
+        """Weight ``acqf`` by the cost (the ``cost`` option) and by the probability of feasibility
+        when constraints or failures exist."""
+        if acqf is not None:
+            acqf = self.with_cost(acqf, ctx)
         if acqf is not None and not ctx.constraint_models():
             return acqf
         return FeasibilityWeighted(acqf, ctx.log_feasibility, model)
+
+    def with_cost(self, acqf: AcquisitionFunction, ctx: Context) -> AcquisitionFunction:
+        """``acqf`` weighted by the cost when the ``cost`` option is set (:func:`weight_by_cost`)."""
+        if self.cost is None:
+            return acqf
+        return weight_by_cost(acqf, ctx, self.cost, self.cost_exponent, self.cost_log_form())
+
+    def cost_log_form(self) -> bool:
+        """Whether the acquisition a cost weights is in log form (divided by the cost) or signed."""
+        return self.log_form
 
     def ask(self, ctx: Context, n: int) -> list[Candidate]:
         model = ctx.objective_model()
@@ -112,7 +127,7 @@ class AcquisitionStrategy(Strategy):
         out: list[Candidate] = []
         for _ in range(n):
             acqf = self.acquisition_for(model, ctx, busy, lies)
-            X, value = optimize_acquisition(acqf, ctx.space, 1, self._opts)
+            X, value = optimize_acquisition(acqf, ctx.domain, 1, self._opts)
             out.append(Candidate(X[0], value))
             busy = torch.cat([busy, X])
             lies = torch.cat([lies, self.lie(model, ctx, X)])
@@ -237,7 +252,11 @@ class MaxVariance(AcquisitionStrategy):
     def acquisition(self, model: Model, ctx: Context, best_f: float) -> AcquisitionFunction:
         from botorch.acquisition.analytic import PosteriorStandardDeviation
 
-        return PosteriorStandardDeviation(model)
+        # With a cost, log sigma, so the cost divides it: the variance per unit cost.
+        return LogPosteriorStandardDeviation(model) if self.cost is not None else PosteriorStandardDeviation(model)
+
+    def cost_log_form(self) -> bool:
+        return True
 
 
 @register
@@ -269,6 +288,7 @@ class CostSensitiveEI(ExpectedImprovement):
     """
 
     name = "ei_per_cost"
+    cost_aware = False  # weighted by its own cost exponent (with cooling); ei takes the cost option
 
     def __init__(self, cooling: bool = False, alpha: float = 1.0, num_restarts: int = 8, raw_samples: int = 512) -> None:
         super().__init__(num_restarts, raw_samples)
@@ -277,8 +297,8 @@ class CostSensitiveEI(ExpectedImprovement):
         self.cooling = cooling
         self.alpha = float_option("alpha", alpha, 1.0)
 
-    def cost_exponent(self, ctx: Context) -> float:
-        """``alpha``, decayed by the budget spent when cooling."""
+    def exponent_at(self, ctx: Context) -> float:
+        """``alpha``, decayed by the budget spent when cooling (at this ask)."""
         if not self.cooling:
             return self.alpha
         used, init = ctx.budget_fraction_used, ctx.budget_fraction_initial
@@ -286,18 +306,4 @@ class CostSensitiveEI(ExpectedImprovement):
 
     def acquisition(self, model: Model, ctx: Context, best_f: float) -> AcquisitionFunction:
         base = super().acquisition(model, ctx, best_f)
-        if ctx.known_cost is not None:
-            known = ctx.known_cost
-
-            def log_cost(X: Tensor) -> Tensor:
-                return known(X).clamp_min(1e-12).log()
-
-        else:
-            cost_model = ctx.cost_model()
-            if cost_model is None:
-                return base
-
-            def log_cost(X: Tensor) -> Tensor:
-                return gp_posterior(cost_model, X).mean.squeeze(-1)
-
-        return LogCostWeighted(base, log_cost, self.cost_exponent(ctx))
+        return weight_by_cost(base, ctx, "auto", self.exponent_at(ctx), log_form=True)

@@ -132,15 +132,16 @@ class StrategyConfig(_Section):
 
     @model_validator(mode="after")
     def _check_registered(self) -> Self:
-        from autotune.strategies import get_strategy, strategy_names
+        from autotune.strategies import get_strategy, option_names, strategy_names
 
         names = strategy_names()
         if self.name not in names:
             raise ConfigError("strategy.name", "unknown strategy name", self.name, _one_of(self.name, names))
         _check_json_values("strategy.options", self.options)
-        valid = _parameters(type(get_strategy(self.name)), skip=())
+        valid = option_names(type(get_strategy(self.name)))  # the constructor's, and the cost options
         for key, value in self.options.items():
             if key not in valid:
+                get_strategy(self.name, dict(self.options), where="strategy")  # says why (e.g. a cost, no acquisition)
                 raise ConfigError(f"strategy.options.{key}", f"is not an option of strategy {self.name!r}", shown(value),
                                   _one_of(key, sorted(valid)) if valid else "this strategy takes no options.")
         get_strategy(self.name, where="strategy", **self.options)  # the constructor checks the values
@@ -331,6 +332,9 @@ class StudyConfig(_Section):
             metric (the hypervolume's corner); inferred from the trials when absent.
         constraints: Outcome constraints on final metrics, e.g. ``"n_params <= 2e6"``.
         cost_metric: The metric holding each trial's cost (for cost-aware strategies).
+        known_cost: ``"module:function"`` of a known cost (imported from the study file's folder
+            first, like ``trial.entry_point``), called as ``fn(points, state)``
+            (:class:`autotune.strategies.KnownCost`), for ``strategy.options.cost: known``.
         strategy: How new trials are proposed.
         n_initial: Initial-design trials before the model takes over (``None``: the
             optimiser's rule, ``clip(d + 1, 5, 10)``).
@@ -356,6 +360,7 @@ class StudyConfig(_Section):
     reference_point: dict[StrictStr, float] | None = Field(default=None, examples=["{val_loss: 1.0, latency_ms: 50}"])
     constraints: list[StrictStr] = Field(default_factory=list, max_length=100, examples=['["n_params <= 2e6"]'])
     cost_metric: StrictStr | None = Field(default=None, min_length=1, max_length=250, examples=["train_seconds"])
+    known_cost: StrictStr | None = Field(default=None, min_length=3, max_length=500, examples=["instrument:motor_s"])
     strategy: StrategyConfig = Field(default_factory=StrategyConfig, examples=["{name: ei}"])
     n_initial: StrictInt | None = Field(default=None, ge=0, le=MAX_WORKERS, examples=["8"])
     initial_design: Literal["sobol", "random", "lhs", "grid"] = Field(default="sobol", examples=["sobol"])
@@ -518,6 +523,9 @@ class StudyConfig(_Section):
             relative = self.tracking_uri.removeprefix("sqlite:///")  # a relative file, as SQLAlchemy reads it
             if relative and not relative.startswith(":memory:"):
                 self.tracking_uri = "sqlite:///" + (base_dir / relative).resolve().as_posix()
+        if self.known_cost is not None and not _MODULE_ENTRY_POINT.match(self.known_cost):
+            raise ConfigError("known_cost", "must be 'module:function'", self.known_cost,
+                              "write e.g. known_cost: 'instrument:motor_s' (instrument.py beside the study file).")
         # Copies, so that section objects passed in by the caller are never changed.
         entry_point = _resolved_entry_point(self.trial.entry_point, base_dir)
         self.trial = self.trial.model_copy(update={"entry_point": entry_point})

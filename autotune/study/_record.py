@@ -41,7 +41,10 @@ from autotune.study._pareto import ParetoRecord, checked_objectives, objective_v
 from autotune.trial import Observation, TrialResult, TrialState
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from autotune.optimizer import Optimizer, Suggestion
+    from autotune.strategies import KnownCost
     from autotune.study._config import StudyConfig
     from autotune.tracking import LoadedTrial, MlflowTracker
 
@@ -376,9 +379,14 @@ class StudyRecord:
 
     # -- the optimiser --------------------------------------------------------------------------
 
-    def new_optimizer(self) -> Optimizer:
-        """A fresh optimiser with the study's settings (nothing learned yet)."""
+    def new_optimizer(self, known_cost: Callable[[Tensor], Tensor] | KnownCost | None = None) -> Optimizer:
+        """A fresh optimiser with the study's settings (nothing learned yet).
+
+        Args:
+            known_cost: A known cost in place of the study file's ``known_cost``.
+        """
         from autotune.optimizer import Optimizer
+        from autotune.study._cost import load_known_cost
         from autotune.study._stopping import strategy_options
 
         cfg = self.config
@@ -391,6 +399,7 @@ class StudyRecord:
             initial_design=cfg.initial_design,
             constraints=cfg.constraints,
             cost_metric=cfg.cost_metric,
+            known_cost=known_cost if known_cost is not None else load_known_cost(cfg),
             budget=cfg.budget.max_trials if cfg.cost_metric is None else None,
             strategy_options=strategy_options(cfg),
             **optimizer_objectives(cfg),

@@ -20,9 +20,10 @@ orphans (its ``on_orphans`` rule): tell every asked point before handing a study
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,11 +42,18 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from autotune.optimizer import Optimizer
+    from autotune.strategies import KnownCost
 
 __all__ = ["RemoteStudy"]
 
+logger = logging.getLogger(__name__)
+
 LOCK_WAIT_S = 30.0
 """How long an ask or tell waits for another one to release the record's lock."""
+
+PLOTS_EVERY = 10
+"""Default of ``plots_every``: tells between two refreshes of the study plots and the live map
+(the driver's cadence, :data:`autotune.study._study.PLOTS_EVERY`)."""
 
 
 class RemoteStudy:
@@ -53,8 +61,13 @@ class RemoteStudy:
 
     Args:
         config: The validated study config (its ``trial`` section is not used).
-        known_cost: A known cost of model-space points (`... x d` to `...`), for ``ei_per_cost``
-            (e.g. the motor time from where the instrument stands now).
+        known_cost: A known cost in place of the study file's ``known_cost``: a
+            :class:`~autotune.strategies.KnownCost` or a function of model-space points (`... x d`
+            to `...`), for ``cost: known`` and ``ei_per_cost`` (e.g. the motor time from where the
+            instrument stands now).
+        plots_every: Redraw the study plots and, for a 1-D or 2-D space, the live map of the
+            posterior (``plots/posterior_map.png`` in the study run) after every this-many
+            finished trials; ``1`` refreshes the map at each tell, ``0`` never.
 
     Example:
         >>> study = RemoteStudy.from_file("studies/beamline/study.yaml")  # doctest: +SKIP
@@ -62,9 +75,16 @@ class RemoteStudy:
         >>> study.tell(trial_id, measure(**params), metrics={"instrument_s": 3.2})  # doctest: +SKIP
     """
 
-    def __init__(self, config: StudyConfig, *, known_cost: Callable[[Tensor], Tensor] | None = None) -> None:
+    def __init__(
+        self, config: StudyConfig, *, known_cost: Callable[[Tensor], Tensor] | KnownCost | None = None,
+        plots_every: int = PLOTS_EVERY,
+    ) -> None:
+        if isinstance(plots_every, bool) or not isinstance(plots_every, int) or plots_every < 0:
+            raise ConfigError("RemoteStudy: plots_every", "must be an integer >= 0", plots_every,
+                              "use plots_every=1 to redraw the map at each tell, or 0 for never.")
         self.config = config
         self.known_cost = known_cost
+        self.plots_every = plots_every
 
     @classmethod
     def from_file(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> RemoteStudy:
@@ -73,17 +93,26 @@ class RemoteStudy:
 
     # -- ask and tell ---------------------------------------------------------------------------
 
-    def ask(self) -> tuple[int, dict[str, Any]]:
+    def ask(
+        self, *, candidates: Sequence[Mapping[str, Any]] | None = None, fixed: Mapping[str, Any] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
         """Propose the next point and record it as a pending (``RUNNING``) trial.
 
         Pending points from earlier asks, this process's or another's, are taken into account
         (the new point differs from them, and the GP is conditioned on them).
+
+        Args:
+            candidates: Choose among these parameter dicts only (sample slots, reachable motor
+                positions); the measured and pending ones are left out.
+            fixed: ``{name: value}`` held at these values (e.g. the temperature set now).
 
         Returns:
             ``(trial_id, params)``: tell the result with this ``trial_id``.
 
         Raises:
             TrialError: The study's ``budget.max_trials`` is spent.
+            ConfigError: A candidate or fixed value is not in the space, or no candidate is left
+                (see :meth:`autotune.optimizer.Optimizer.ask`).
         """
         with _session(self.config) as record:
             optimizer = self._optimizer(record)
@@ -94,7 +123,7 @@ class RemoteStudy:
                     f"{record.where}: budget.max_trials ({max_trials}) is spent: the record holds {n_trials} trials "
                     f"({len(optimizer.pending)} pending). Fix: raise budget.max_trials to ask for more."
                 )
-            (suggestion,) = optimizer.ask(1)
+            (suggestion,) = optimizer.ask(1, candidates=candidates, fixed=fixed)
             record.open_suggestion(suggestion, {TAG_ASK_TELL: "true"})
             return suggestion.trial_id, dict(suggestion.params)
 
@@ -158,7 +187,33 @@ class RemoteStudy:
             optimizer = self._optimizer(record)
             obs = record.finish_trial(trial.run_id, result, optimizer)
             assert obs is not None  # an optimiser was given
+            if self.plots_every and len(optimizer.observations) % self.plots_every == 0:
+                self._plots(record, optimizer)
             return obs
+
+    def posterior(self, points: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[float]]:
+        """The objective GP's mean and standard deviation at some points, in the objective's units.
+
+        The GP of :meth:`autotune.optimizer.Optimizer.predict` over every finished trial in the
+        record (with several objectives, the first one's).
+
+        Args:
+            points: Parameter dicts of the space.
+
+        Returns:
+            ``(mean, std)``, one value per point.
+
+        Raises:
+            ConfigError: A point is not in the space, or nothing has completed yet.
+        """
+        space = self.config.search_space
+        checked = [space.validate(p, where=f"posterior: points[{i}]") for i, p in enumerate(points)]
+        record = StudyRecord(self.config)
+        optimizer = self._optimizer(record) if record.exists() else None
+        if optimizer is None or not any(o.value is not None for o in optimizer.observations):
+            raise ConfigError("posterior", f"needs a completed measurement of study {self.config.name!r}", 0,
+                              "tell a result first (RemoteStudy.tell or `autotune tell`).")
+        return optimizer.predict(checked) if checked else ([], [])
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -181,10 +236,21 @@ class RemoteStudy:
 
     # -- helpers --------------------------------------------------------------------------------
 
+    def _plots(self, record: StudyRecord, optimizer: Optimizer) -> None:
+        """Redraw the study plots and the live map in the study run (never fails a tell)."""
+        from autotune.tracking import refresh_posterior_map, refresh_study_plots
+
+        cfg = self.config
+        try:
+            refresh_study_plots(record.tracker, record.trials(), cfg.objective.direction, cfg.objective.metric,
+                                objectives=[(o.metric, o.direction) for o in cfg.objectives or []])
+            refresh_posterior_map(record.tracker, optimizer, cfg.objective.metric)
+        except Exception as exc:  # noqa: BLE001 (plots must never stop a measurement)
+            logger.warning("the study plots could not be drawn: %s", exc)
+
     def _optimizer(self, record: StudyRecord) -> Optimizer:
         """The optimiser of the study taught the record: finished trials told, open ones pending."""
-        optimizer = record.new_optimizer()
-        optimizer.known_cost = self.known_cost
+        optimizer = record.new_optimizer(known_cost=self.known_cost)  # else the study file's known_cost
         record.rebuild(optimizer, pending=True)  # re-queued trials (closed by `autotune resume`) are skipped
         return optimizer
 

@@ -585,7 +585,7 @@ class _Driver:
 
         All at one cadence whose interval grows with their cost (:data:`PLOTS_TIME_SHARE`).
         """
-        from autotune.tracking import refresh_study_plots
+        from autotune.tracking import refresh_posterior_map, refresh_study_plots
 
         start = time.monotonic()
         tracker = self.record.tracker
@@ -597,6 +597,9 @@ class _Driver:
             plots = refresh_study_plots(tracker, trials, self.cfg.objective.direction, self.cfg.objective.metric,
                                         out_dir=self.cfg.resolved_output_dir / "plots",
                                         objectives=[(o.metric, o.direction) for o in self.cfg.objectives or []])
+            live_map = refresh_posterior_map(tracker, self.optimizer, self.cfg.objective.metric,
+                                             out_dir=self.cfg.resolved_output_dir / "plots")
+            plots += [live_map] if live_map else []
         except Exception as exc:  # noqa: BLE001 (plots must never stop a study)
             logger.warning("the study plots could not be drawn%s: %s", " at the end" if final else "", exc)
         try:

@@ -180,3 +180,29 @@ class StrategyContract:
         assert best is not None
         assert best.value == (min(values) if direction == "minimize" else max(values))
         assert len(opt.ask(1)) == 1
+
+    def test_candidates_are_never_left(self, strategy: str) -> None:
+        opt = seeded(strategy, 5, seed=12)
+        cands = opt.space.sample(16, "random", seed=77)
+        first = opt.ask(3, candidates=cands)
+        second = opt.ask(2, candidates=cands)  # the first three are pending: left out
+        got = [s.params for s in first + second]
+        assert all(p in cands for p in got)  # the candidates' own dicts, exactly
+        assert len({opt.space.key(p) for p in got}) == 5
+        assert not any(s.info.get("fallback") == "outside_domain" for s in first + second)
+
+    def test_candidates_in_the_initial_design(self, strategy: str) -> None:
+        opt = make_optimizer(strategy, seed=13)
+        cands = opt.space.sample(8, "random", seed=78)
+        batch = opt.ask(3, candidates=cands)
+        assert all(s.params in cands for s in batch) and len({opt.space.key(s.params) for s in batch}) == 3
+
+    def test_fixed_values_are_held(self, strategy: str) -> None:
+        opt = seeded(strategy, 5, seed=14)
+        fixed = {"optimizer": "sgd", "momentum": 0.5, "lr": 0.01}
+        batch = opt.ask(3, fixed=fixed)
+        for s in batch:
+            assert {k: s.params[k] for k in fixed} == fixed  # exactly as given
+            assert opt.space.validate(s.params) == s.params
+            assert s.info.get("fallback") != "outside_domain"
+        assert len({opt.space.key(s.params) for s in batch}) == 3

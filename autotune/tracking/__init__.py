@@ -14,6 +14,7 @@ from autotune.tracking._lock import (
     record_lock,
     record_lock_path,
 )
+from autotune.tracking._map import MAP_FILENAME, plot_posterior_map, refresh_posterior_map
 from autotune.tracking._plots import (
     PLOTS_ARTIFACT_DIR,
     plot_acquisition_trace,
@@ -53,6 +54,7 @@ from autotune.tracking._views import (
 )
 
 __all__ = [
+    "MAP_FILENAME",
     "NOTE_TAG",
     "RUNS_VIEW_KEY",
     "METRIC_PARAM_PREFIX",
@@ -84,9 +86,11 @@ __all__ = [
     "plot_convergence",
     "plot_parallel_coordinates",
     "plot_pareto_front",
+    "plot_posterior_map",
     "read_lock_owner",
     "record_lock",
     "record_lock_path",
+    "refresh_posterior_map",
     "refresh_study_plots",
     "runs_view_state",
     "runs_view_url",

@@ -6,9 +6,10 @@ plus exposures) passes the budget:
 * ``raster``: a serpentine raster at the finest grid that fits the budget (the baseline);
 * ``max_variance``: autotune's maximum-variance sampling (Noack et al. 2019), through
   :class:`autotune.Optimizer` ask/tell, blind to motor time;
-* ``max_variance_per_cost``: cost-aware exploration, ``log sigma(x) - log c(x)`` with the
-  *known* cost ``c(x) = exposure + |x - stage| / speed`` (defined here: the stage position
-  changes after every measurement, so the cost is a known function, not a GP of log cost);
+* ``max_variance_per_cost``: cost-aware exploration, ``max_variance`` with the option
+  ``cost: known`` (``log sigma(x) - log c(x)``) and the *known* cost
+  ``c(x) = exposure + |x - stage| / speed`` (defined here: the stage position changes after
+  every measurement, so the cost is a known function, not a GP of log cost);
 * ``ei_per_cost``: autotune's cost-aware strategy (EI per second, same known cost): it hunts
   the largest radius, i.e. the narrow feature.
 
@@ -40,11 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from botorch.acquisition import AcquisitionFunction
-    from botorch.models.model import Model
     from torch import Tensor
-
-    from autotune.strategies import Context
 
 METHODS = ("raster", "max_variance", "max_variance_per_cost", "ei_per_cost")
 GRID_N = 41
@@ -111,35 +108,6 @@ def _space() -> Any:
     return SearchSpace([Float("x", 0.0, 1.0), Float("y", 0.0, 1.0)])
 
 
-def variance_per_cost() -> Any:
-    """The cost-aware exploration strategy: ``log sigma(x) - log c(x)`` with the known cost.
-
-    Returns:
-        A :class:`~autotune.strategies.Strategy` (not registered: this study's own).
-    """
-    from botorch.acquisition.analytic import PosteriorStandardDeviation
-
-    from autotune.strategies._acquisitions import LogCostWeighted
-    from autotune.strategies._sequential import MaxVariance
-
-    class LogStd(PosteriorStandardDeviation):
-        """``log sigma(x)``: a log-form base for :class:`LogCostWeighted`."""
-
-        def forward(self, X: Tensor) -> Tensor:
-            return super().forward(X).clamp_min(1e-12).log()
-
-    class VariancePerCost(MaxVariance):
-        name = "max_variance_per_cost"
-
-        def acquisition(self, model: Model, ctx: Context, best_f: float) -> AcquisitionFunction:
-            known = ctx.known_cost
-            if known is None:
-                raise ValueError("max_variance_per_cost needs the optimiser's known_cost")
-            return LogCostWeighted(LogStd(model), lambda X: known(X).clamp_min(1e-12).log(), 1.0)
-
-    return VariancePerCost()
-
-
 def steer(method: str, seed: int, budget_s: float, beamline_kw: dict[str, Any] | None = None,
           n_initial: int = 4, raster_plan_s: float | None = None) -> Run:
     """Measure with one method until the instrument clock passes ``budget_s``.
@@ -179,8 +147,10 @@ def steer(method: str, seed: int, budget_s: float, beamline_kw: dict[str, Any] |
         here = torch.tensor(beamline.position, dtype=X.dtype, device=X.device)
         return beamline.exposure_s + (X - here).norm(dim=-1) / beamline.speed
 
-    strategy = variance_per_cost() if method == "max_variance_per_cost" else method
-    opt = Optimizer(_space(), strategy, direction="maximize", seed=seed, n_initial=n_initial, known_cost=known_cost)
+    # max_variance_per_cost is max_variance with the cost option: log sigma(x) - log c(x).
+    strategy, options = ("max_variance", {"cost": "known"}) if method == "max_variance_per_cost" else (method, {})
+    opt = Optimizer(_space(), strategy, direction="maximize", seed=seed, n_initial=n_initial, known_cost=known_cost,
+                    strategy_options=options)
     while beamline.clock_s < budget_s:
         (s,) = opt.ask(1)
         m = beamline.measure(s.params["x"], s.params["y"])

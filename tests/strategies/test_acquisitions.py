@@ -354,15 +354,15 @@ def test_cost_cooling_decays_the_exponent_from_one_to_zero() -> None:
     alphas = []
     for used in fractions:
         ctx.budget_fraction_used = used
-        alphas.append(strat.cost_exponent(ctx))
+        alphas.append(strat.exponent_at(ctx))
     assert alphas[0] == pytest.approx(1.0) and alphas[-1] == pytest.approx(0.0, abs=1e-12)
     assert all(a > b for a, b in zip(alphas, alphas[1:]))
     # EI-cool (Lee et al. 2020): alpha = (B - spent) / (B - spent_initial), linear in the spend.
     for used, a in zip(fractions, alphas):
         assert a == pytest.approx((1 - used) / (1 - 0.2))
     ctx.budget_fraction_used = 1.5  # overspent: cost is ignored, never rewarded
-    assert strat.cost_exponent(ctx) == 0.0
-    assert get_strategy("ei_per_cost", cooling=False).cost_exponent(ctx) == 1.0
+    assert strat.exponent_at(ctx) == 0.0
+    assert get_strategy("ei_per_cost", cooling=False).exponent_at(ctx) == 1.0
 
 
 def test_cost_cooling_turns_ei_per_cost_into_ei_when_the_budget_is_spent(fitted: tuple[Context, Any]) -> None:

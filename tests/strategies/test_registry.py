@@ -32,12 +32,30 @@ from autotune.strategies._sequential import ConfidenceBound, ExpectedImprovement
 SPACE = SearchSpace([Float("x", low=0.0, high=1.0)])
 
 
+def _imports(path: Path, runtime_only: bool = False) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    nodes = list(ast.walk(tree))
+    if runtime_only:  # leave out `if TYPE_CHECKING:` blocks
+        hidden = {id(n) for top in tree.body if isinstance(top, ast.If) and "TYPE_CHECKING" in ast.unparse(top.test)
+                  for n in ast.walk(top)}
+        nodes = [n for n in nodes if id(n) not in hidden]
+    imported = {n.module for n in nodes if isinstance(n, ast.ImportFrom) and n.module}
+    return imported | {a.name for n in nodes if isinstance(n, ast.Import) for a in n.names}
+
+
 def test_the_base_module_imports_no_strategy_module() -> None:
-    """Built-ins register by being imported from the package: the base module has no import cycle."""
-    tree = ast.parse(Path(base.__file__).read_text(encoding="utf-8"))
-    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert not {m for m in imported if m and m.startswith("autotune.strategies")}, imported
+    """Built-ins register by being imported from the package: the base module has no import cycle.
+
+    It may import the helper modules of the options it parses (cost) and the data it holds
+    (the ask's domain), which never import it back.
+    """
+    imported = {m for m in _imports(Path(base.__file__)) if m.startswith("autotune.strategies")}
+    assert imported <= {"autotune.strategies._cost", "autotune.strategies._domain"}, imported
+    folder = Path(base.__file__).parent
+    helpers = {"_acquisitions", "_cost", "_domain", "_optimize"}  # none registers a strategy or imports the base
+    for helper in helpers:
+        runtime = {m for m in _imports(folder / f"{helper}.py", runtime_only=True) if m.startswith("autotune.strategies")}
+        assert runtime <= {f"autotune.strategies.{h}" for h in helpers}, (helper, runtime)
 
 
 def test_every_builtin_is_registered_and_aliases_are_listed() -> None:
@@ -112,8 +130,10 @@ def test_a_bad_option_value_is_refused_at_the_callers_key(options: dict[str, Any
         get_strategy("lcb", options, where="AutotuneSampler.strategy")
 
 
-def test_option_names_are_the_constructor_parameters() -> None:
-    assert option_names(ConfidenceBound) == list(inspect.signature(ConfidenceBound.__init__).parameters)[1:]
+def test_option_names_are_the_constructor_parameters_and_the_cost_options() -> None:
+    constructor = list(inspect.signature(ConfidenceBound.__init__).parameters)[1:]
+    assert option_names(ConfidenceBound) == [*constructor, "cost", "cost_exponent"]  # cost-aware
+    assert option_names(strategy_class("sobol")) == []
 
 
 # -- the optimiser ----------------------------------------------------------------------------
