@@ -9,7 +9,11 @@ Problems: Branin (d = 2) and Hartmann-3 (d = 3) on the unit box. For each (probl
 strategy): n random observations are added, one warm-up ask and tell is made (a running study
 has warm-started hyperparameters), then ``--repeats`` timed asks, each followed by its tell.
 Besides the plain strategies: ``max_variance`` with ``cost: known`` (a motor-distance cost),
-and ``ei``/``max_variance`` over a candidate set of 400 points (``ask(candidates=...)``).
+``ei``/``max_variance`` over a candidate set of 400 points (``ask(candidates=...)``), ``+cold``:
+a fresh optimiser taught the same data for each ask (no warm-started hyperparameters, as
+``RemoteStudy`` rebuilds its optimiser from the record at every call), and
+``max_variance+remote``: ``RemoteStudy.ask`` itself on a SQLite MLflow store (the record read,
+the optimiser rebuilt and the trial run opened; ``tell`` not timed).
 Wall and CPU (``time.process_time``) seconds; results as Markdown in
 ``benchmarks/results/ask_speed_small.md``.
 """
@@ -26,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 VARIANTS = ["ei", "ucb", "max_variance", "max_variance+cost", "thompson", "qei", "kmeans", "local_penalization",
-            "ei+candidates", "max_variance+candidates"]
+            "ei+candidates", "max_variance+candidates", "ei+cold", "max_variance+cold", "max_variance+remote"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,17 +73,34 @@ def main(argv: list[str] | None = None) -> int:
             for variant in args.variants:
                 name, _, extra = variant.partition("+")
                 options = {"cost": "known"} if extra == "cost" else {}
-                opt = Optimizer(space, name, seed=0, n_initial=0, strategy_options=options,
-                                known_cost=KnownCost(motor_s, space) if extra == "cost" else None)
+
+                def fresh(name: str = name, options: dict[str, Any] = options, extra: str = extra) -> Any:
+                    return Optimizer(space, name, seed=0, n_initial=0, strategy_options=options,
+                                     known_cost=KnownCost(motor_s, space) if extra == "cost" else None)
+
+                if extra == "remote":
+                    remote = _remote_study(space, name, data, f)
+                opt = fresh()
                 for p in data:
                     opt.add(p, f(p))
                 kw = {"candidates": candidates} if extra == "candidates" else {}
                 walls, cpus = [], []
                 for k in range(args.repeats + 1):
+                    if extra == "cold":  # as RemoteStudy: a new optimiser taught the record at each call
+                        told = opt.observations
+                        opt = fresh()
+                        for o in told:
+                            opt.add(o.params, o.value)
                     w0, c0 = time.perf_counter(), time.process_time()
-                    (s,) = opt.ask(1, **kw)
+                    if extra == "remote":
+                        tid, params = remote.ask()
+                    else:
+                        (s,) = opt.ask(1, **kw)
                     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-                    opt.tell(s, f(s.params))
+                    if extra == "remote":
+                        remote.tell(tid, f(params))
+                    else:
+                        opt.tell(s, f(s.params))
                     if k:  # the first is the warm-up
                         walls.append(wall)
                         cpus.append(cpu)
@@ -116,6 +137,25 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text("\n".join(lines), encoding="utf-8")
     print(out)
     return 0
+
+
+def _remote_study(space: Any, strategy: str, data: list[dict[str, Any]], f: Any) -> Any:
+    """A :class:`~autotune.study.RemoteStudy` on a fresh SQLite store in a temporary folder, taught ``data``."""
+    import tempfile
+
+    from autotune.study import RemoteStudy, StudyConfig
+
+    folder = Path(tempfile.mkdtemp(prefix="bench_ask_small_"))
+    config = StudyConfig.from_dict({
+        "name": "bench", "space": space.to_dict(), "objective": {"metric": "y", "direction": "minimize"},
+        "strategy": strategy, "n_initial": 0, "budget": {"max_trials": 100_000},
+        "trial": {"entry_point": "instrument:measure_trial"}, "output_dir": str(folder),
+    })
+    study = RemoteStudy(config, plots_every=0)
+    for p in data:  # through the record, as an instrument would have told them
+        tid, _ = study.ask(candidates=[p])
+        study.tell(tid, f(p))
+    return study
 
 
 if __name__ == "__main__":
