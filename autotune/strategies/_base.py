@@ -275,6 +275,10 @@ class Strategy(ABC):
     def ask(self, ctx: Context, n: int) -> list[Candidate]:
         """Propose ``n`` model-space candidates that also differ from ``ctx.X_pending``.
 
+        Stay in ``ctx.domain`` (a candidate set, fixed columns): the shared helpers
+        (``optimize_acquisition(acqf, ctx.domain, ...)``, ``ctx.domain.pool``) do so; a proposal
+        outside it is moved in by the optimiser and flagged ``fallback: outside_domain``.
+
         Args:
             ctx: The data.
             n: How many.

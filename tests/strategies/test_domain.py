@@ -184,3 +184,19 @@ def test_domain_keeps_fixed_columns_in_the_bounds_and_pools() -> None:
     assert b[0, 0] == b[1, 0] == 0.25 and b[0, 2] == b[1, 2] == 2.0
     pool = d.pool(64, seed=0)
     assert bool((pool[:, 0] == 0.25).all()) and bool((pool[:, 2] == 2.0).all()) and len(set(pool[:, 1].tolist())) > 1
+
+
+@pytest.mark.parametrize("strategy", ["qlognehvi", "qnparego", "mo_thompson"])
+def test_multi_objective_strategies_keep_to_the_candidates_and_fixed_values(strategy: str) -> None:
+    space = SPACES["continuous"]
+    opt = Optimizer(space, strategy, seed=0, n_initial=0, objectives=[("a", "minimize"), ("b", "minimize")],
+                    strategy_options={"num_restarts": 2, "raw_samples": 64} if strategy != "mo_thompson" else None)
+    for p in space.sample(6, "random", seed=5):
+        opt.add(p, {"a": objective(p), "b": (p["x"] - 0.8) ** 2 + p["y"] ** 2})
+    cands = space.sample(10, "random", seed=6)
+    batch = opt.ask(2, candidates=cands)
+    assert all(s.params in cands for s in batch) and len({space.key(s.params) for s in batch}) == 2
+    assert not any("fallback" in s.info for s in batch)
+    held = opt.ask(2, fixed={"temperature": 300.0})
+    assert [s.params["temperature"] for s in held] == [300.0, 300.0]
+    assert not any(s.info.get("fallback") == "outside_domain" for s in held)
