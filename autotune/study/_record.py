@@ -378,9 +378,12 @@ class StudyRecord:
 
     def new_optimizer(self) -> Optimizer:
         """A fresh optimiser with the study's settings (nothing learned yet)."""
+        from autotune.models import select_device
         from autotune.optimizer import Optimizer
 
         cfg = self.config
+        device = select_device(cfg.model.device, trials_use_gpus=cfg.parallelism.gpus_per_trial > 0,
+                               driver_gpu=cfg.parallelism.driver_gpu)
         return Optimizer(
             cfg.search_space,
             cfg.strategy.name,
@@ -392,6 +395,7 @@ class StudyRecord:
             cost_metric=cfg.cost_metric,
             budget=cfg.budget.max_trials if cfg.cost_metric is None else None,
             strategy_options=cfg.strategy.options,
+            device=device,
             **optimizer_objectives(cfg),
         )
 
