@@ -25,6 +25,7 @@ from autotune.exceptions import ConfigError, ModelFitError
 from autotune.trial import Observation, TrialState
 
 if TYPE_CHECKING:
+    import torch
     from torch import Tensor
 
     from autotune.objectives import Objective
@@ -85,6 +86,10 @@ class Optimizer:
         reference_point: The worst value of interest of each objective (``{metric: value}`` or a
             list in the objectives' order), the corner of the hypervolume; inferred from the data
             when absent (:meth:`reference_point`).
+        device: Where the GPs are fitted and the acquisitions optimised: ``cpu`` (default),
+            ``cuda``, ``cuda:<i>``, or ``auto`` (the first GPU if one is visible, else the CPU);
+            ``cuda`` without CUDA warns and uses the CPU (:func:`autotune.models.select_device`).
+            Suggestions are plain Python values either way.
 
     Example:
         >>> opt = Optimizer(space, "ei", direction="minimize", seed=0)
@@ -111,8 +116,9 @@ class Optimizer:
         strategy_options: Mapping[str, Any] | None = None,
         objectives: Sequence[Objective | tuple[str, str] | Mapping[str, str]] | None = None,
         reference_point: Mapping[str, float] | Sequence[float] | None = None,
+        device: str | torch.device = "cpu",
     ) -> None:
-        from autotune.models import GPFitter
+        from autotune.models import GPFitter, select_device
         from autotune.objectives import parse_objectives, parse_reference_point
         from autotune.strategies import OutcomeConstraint, check_cost_inputs, get_strategy
 
@@ -155,6 +161,8 @@ class Optimizer:
         self.budget = budget
         self.model_failures = model_failures
         self.fitter = GPFitter(space, kernel)
+        #: The ``torch.device`` of every model and acquisition of an ask.
+        self.device = select_device(device, where="Optimizer(device=...)")
         self.observations: list[Observation] = []
         #: Intermediate objective values by trial id and step (:meth:`report`), in the user's units.
         self.curves: dict[int, dict[int, float]] = {}
@@ -432,11 +440,19 @@ class Optimizer:
             ConfigError: ``n`` is not an integer in that range, a candidate or fixed value is not
                 in the space, or fewer than ``n`` candidates are left.
         """
-        import torch
 
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_ASK:
             raise ConfigError("Optimizer.ask: n", f"must be an integer from 1 to {MAX_ASK:,}", n,
                               f"pass a whole number of points from 1 to {MAX_ASK:,} (call ask again for more).")
+        from autotune.models import device_scope
+
+        with device_scope(self.device):
+            return self._ask(n, candidates, fixed)
+
+    def _ask(self, n: int, candidates: Sequence[Mapping[str, Any]] | None,
+             fixed: Mapping[str, Any] | None) -> list[Suggestion]:
+        import torch
+
         ctx = self.context()
         seen = {self.space.key(o.params) for o in self.observations} | {self.space.key(s.params) for s in self._pending.values()}
         if candidates is not None or fixed is not None:
@@ -620,17 +636,14 @@ class Optimizer:
 
         With ``model_failures``, the GP has seen each failed point at the worst observed value.
         """
+        import gpytorch
         import torch
 
-        ctx = self.context()
-        model = ctx.objective_model()
-        X = torch.tensor([self.space.encode(p) for p in params], dtype=torch.float64)
-        import gpytorch
+        from autotune.models import device_scope, gp_posterior
 
-        from autotune.models import gp_posterior
-
-        with torch.no_grad(), gpytorch.settings.max_cholesky_size(10_000):
-            post = gp_posterior(model, X)
+        with device_scope(self.device), torch.no_grad(), gpytorch.settings.max_cholesky_size(10_000):
+            model = self.context().objective_model()
+            post = gp_posterior(model, torch.tensor([self.space.encode(p) for p in params], dtype=torch.float64))
         sign = -1.0 if self.minimize else 1.0
         return [sign * m for m in post.mean.reshape(-1).tolist()], post.variance.clamp_min(0).sqrt().reshape(-1).tolist()
 

@@ -35,7 +35,7 @@ from autotune.executors._base import (
     check_positive_int,
     read_new_reports,
 )
-from autotune.executors._gpu import GpuAllocator, parse_visible_devices
+from autotune.executors._gpu import GpuAllocator, discover_devices, parse_visible_devices
 from autotune.executors._outcome import is_script, says_out_of_memory, write_json_atomic
 from autotune.executors._paths import trial_pythonpath, with_import_path
 from autotune.executors._proctree import (
@@ -481,9 +481,13 @@ class LocalExecutor(PollingExecutor["_LocalJob"]):
     def for_study(cls, study_dir: str | os.PathLike[str], parallelism: StudyParallelism,
                   options: dict[str, Any]) -> Self:
         """See :meth:`Executor.for_study`: trials import from ``study_dir`` first; GPUs are shared
-        ``parallelism.trials_per_gpu`` ways; trials start warm unless ``warm_start: false``."""
+        ``parallelism.trials_per_gpu`` ways, except ``parallelism.driver_gpu`` (kept for the
+        driver's GPs); trials start warm unless ``warm_start: false``."""
         options = {"warm_start": True, **with_import_path(options, os.fspath(study_dir)),
                    "trials_per_gpu": parallelism.trials_per_gpu}
+        driver_gpu = getattr(parallelism, "driver_gpu", None)
+        if driver_gpu is not None and options.get("devices") is None:
+            options["devices"] = [d for i, d in enumerate(discover_devices()) if i != driver_gpu]
         return cls(n_workers=parallelism.workers, **options)
 
     @property

@@ -268,7 +268,7 @@ class KMeansBatch(ExpectedImprovement):
         model = ctx.objective_model()
         best = ctx.best_f()
         acqf = self.with_feasibility(self.acquisition(model, ctx, best) if best is not None else None, model, ctx)
-        g = torch.Generator().manual_seed(ctx.stable_seed("kmeans"))
+        g = torch.Generator(device=ctx.X.device).manual_seed(ctx.stable_seed("kmeans"))
         ok = ctx.X[ctx.ok]
         pool = ctx.domain.pool(self.n_pool, ctx.stable_seed("pool"), around=ok)
         w = self.weights(acqf, pool)

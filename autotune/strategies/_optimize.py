@@ -302,9 +302,9 @@ def _lbfgs(acqf: AcquisitionFunction, starts: Tensor, cols: list[int], maxiter: 
         v = torch.where(torch.isfinite(v), v, torch.full_like(v, -1e6))
         loss = -v.sum()
         (g,) = torch.autograd.grad(loss, Z)
-        return float(loss), g.reshape(-1).numpy()
+        return float(loss), g.reshape(-1).cpu().numpy()
 
-    z0 = base[:, cols].reshape(-1).numpy()
+    z0 = base[:, cols].reshape(-1).cpu().numpy()
     res = minimize(f, z0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(z0), options={"maxiter": maxiter})
     out = base.clone()
     out[:, cols] = torch.tensor(res.x, dtype=torch.float64).view(len(base), len(cols))
@@ -334,11 +334,12 @@ def candidate_pool(space: SearchSpace, n: int, seed: int, around: Tensor | None 
     U = eng.draw(n, dtype=torch.float64)[:, : space.dim]
     pts = [space.from_unit(u) for u in U.tolist()]
     if around is not None and len(around):
+        cpu = torch.device("cpu")  # the same draws whatever the default device
         g = torch.Generator().manual_seed(seed)
         m = max(n // 4, 1)
-        idx = torch.randint(len(around), (m,), generator=g)
-        base = torch.tensor([space.to_unit(r) for r in around.tolist()], dtype=torch.float64)[idx]
-        steps = (base + scale * torch.randn(m, space.dim, generator=g, dtype=torch.float64)).clamp(0, 1 - 1e-9)
+        idx = torch.randint(len(around), (m,), generator=g, device=cpu)
+        base = torch.tensor([space.to_unit(r) for r in around.tolist()], dtype=torch.float64, device=cpu)[idx]
+        steps = (base + scale * torch.randn(m, space.dim, generator=g, dtype=torch.float64, device=cpu)).clamp(0, 1 - 1e-9)
         pts += [space.from_unit(u) for u in steps.tolist()]
     return torch.tensor(pts, dtype=torch.float64).reshape(len(pts), space.dim)
 

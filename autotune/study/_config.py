@@ -59,6 +59,7 @@ __all__ = [
     "ExecutorConfig",
     "ObjectiveConfig",
     "EarlyStoppingConfig",
+    "ModelConfig",
     "ParallelismConfig",
     "StrategyConfig",
     "StudyConfig",
@@ -229,6 +230,8 @@ class ParallelismConfig(_Section):
             GPU trials on the CPU).
         trials_per_gpu: Trials sharing one GPU (only with ``gpus_per_trial: 1``).
         cpus_per_trial: CPU threads per trial (``OMP_NUM_THREADS`` in the trial's process).
+        driver_gpu: A GPU index (``cuda:<i>`` as the driver sees it) kept from trials for the
+            driver's GPs (``model.device: auto`` then uses it); ``None``: trials may use every GPU.
         prefetch: Suggestions the driver prepares ahead while it waits, so a freed worker gets
             its next trial without waiting for the GP (each is a pending point to later
             proposals, and is chosen without the results that arrive meanwhile). Default:
@@ -240,6 +243,7 @@ class ParallelismConfig(_Section):
     gpus_per_trial: StrictInt = Field(default=0, ge=0, le=64, examples=["1"])
     trials_per_gpu: StrictInt = Field(default=1, ge=1, le=64, examples=["2"])
     cpus_per_trial: StrictInt = Field(default=1, ge=1, le=4096, examples=["2"])
+    driver_gpu: StrictInt | None = Field(default=None, ge=0, le=63, examples=["0"])
 
     @model_validator(mode="after")
     def _sharing_needs_one_gpu(self) -> Self:
@@ -257,6 +261,26 @@ class ParallelismConfig(_Section):
         if self.prefetch is None:
             self.prefetch = self.workers // 4 if self.workers >= 8 else 0
         return self
+
+
+class ModelConfig(_Section):
+    """The driver's surrogate models.
+
+    Attributes:
+        device: Where the GPs are fitted and the acquisitions optimised: ``auto`` (a GPU that
+            no trial uses: ``parallelism.driver_gpu``, or the first GPU when trials run on the
+            CPU; else the CPU), ``cpu``, ``cuda`` or ``cuda:<i>``. Without CUDA, ``cuda``
+            warns and uses the CPU.
+    """
+
+    device: StrictStr = Field(default="auto", examples=["auto"])
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        from autotune.models import check_device
+
+        return check_device(device, "model.device")
 
 
 class ExecutorConfig(_Section):
@@ -342,6 +366,7 @@ class StudyConfig(_Section):
         budget: When to stop asking.
         parallelism: Workers and per-trial resources.
         early_stopping: Which rule stops trials early from their learning curves (none by default).
+        model: The driver's GPs: ``{device: auto|cpu|cuda|cuda:<i>}``.
         executor: Where trials run.
         trial: What a trial runs.
         seed: Seed of every random choice of the optimiser.
@@ -367,6 +392,7 @@ class StudyConfig(_Section):
     budget: BudgetConfig = Field(examples=["{max_trials: 50}"])
     parallelism: ParallelismConfig = Field(default_factory=ParallelismConfig, examples=["{workers: 2}"])
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig, examples=["{rule: asha, max_step: 27}"])
+    model: ModelConfig = Field(default_factory=ModelConfig, examples=["{device: auto}"])
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig, examples=["{name: local}"])
     trial: TrialConfig = Field(examples=["{entry_point: 'train:train'}"])
     seed: StrictInt = Field(default=0, ge=0, le=2**32 - 1, examples=["0"])
@@ -460,6 +486,14 @@ class StudyConfig(_Section):
     def _check_single_objective_strategy(self) -> Self:
         if self.objectives is None:
             _check_strategy_objectives(self.strategy.name, 1)
+        return self
+
+    @model_validator(mode="after")
+    def _check_driver_gpu(self) -> Self:
+        gpu, device = self.parallelism.driver_gpu, self.model.device
+        if gpu is not None and device not in ("auto", "cuda", f"cuda:{gpu}"):
+            raise ConfigError("model.device", f"must be auto, cuda or cuda:{gpu} with parallelism.driver_gpu: {gpu}",
+                              device, f"set model.device: auto (it then uses cuda:{gpu}), or remove driver_gpu.")
         return self
 
     @field_validator("name")

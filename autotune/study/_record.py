@@ -385,11 +385,14 @@ class StudyRecord:
         Args:
             known_cost: A known cost in place of the study file's ``known_cost``.
         """
+        from autotune.models import select_device
         from autotune.optimizer import Optimizer
         from autotune.study._cost import load_known_cost
         from autotune.study._stopping import strategy_options
 
         cfg = self.config
+        device = select_device(cfg.model.device, trials_use_gpus=cfg.parallelism.gpus_per_trial > 0,
+                               driver_gpu=cfg.parallelism.driver_gpu)
         return Optimizer(
             cfg.search_space,
             cfg.strategy.name,
@@ -402,6 +405,7 @@ class StudyRecord:
             known_cost=known_cost if known_cost is not None else load_known_cost(cfg),
             budget=cfg.budget.max_trials if cfg.cost_metric is None else None,
             strategy_options=strategy_options(cfg),
+            device=device,
             **optimizer_objectives(cfg),
         )
 

@@ -4,9 +4,9 @@ One :meth:`Study.optimize` call::
 
     hold the record's lock -> open the record (store, parent run) -> recover a dead driver's
     trials (re-attach or adopt the finished, close the lost) -> rebuild the optimiser from the
-    record -> while the budget lasts: every free worker gets one new pending-aware
-    suggestion at once (one asked ahead while the driver waited, if ``parallelism.prefetch``
-    keeps some ready) -> reports stream into the trial's run -> on completion: end the run,
+    record -> while the budget lasts: the free workers get new pending-aware suggestions
+    at once, from one batched ask (after those asked ahead while the driver waited, if
+    ``parallelism.prefetch`` keeps some ready) -> reports stream into the trial's run -> on completion: end the run,
     tell the optimiser, log the best so far -> plots -> end the parent run.
 
 The MLflow record (:class:`~autotune.study.StudyRecord`, which owns every read and write of
@@ -406,7 +406,7 @@ class _Driver:
         return None if max_trials is None else max(0, max_trials - len(self.budget_ids))
 
     def _fill(self) -> None:
-        """Give every free worker a trial: one new suggestion at a time (a batch when synchronous)."""
+        """Give every free worker a trial: prefetched suggestions first, the rest from one ``ask(k)``."""
         if self.stop_reason:
             return
         max_time_s = self.cfg.budget.max_time_s
@@ -425,8 +425,13 @@ class _Driver:
             for suggestion in self.optimizer.ask(min(workers, remaining or workers)):
                 self._launch(suggestion)
             return
-        for _ in range(free if remaining is None else min(free, remaining)):
-            self._launch(self.ready.popleft() if self.ready else self.optimizer.ask(1)[0])
+        # The prefetched suggestions first, then one batched ask for the rest (one model, each
+        # point pending-aware); any left unlaunched by an error stay ready and are forgotten.
+        n = free if remaining is None else min(free, remaining)
+        if n > len(self.ready):
+            self.ready.extend(self.optimizer.ask(n - len(self.ready)))
+        for _ in range(n):
+            self._launch(self.ready.popleft())
 
     def _wants_prefetch(self) -> bool:
         """Whether to ask one suggestion ahead now (every worker busy, fewer than ``prefetch`` ready)."""

@@ -51,13 +51,14 @@ def _run(tmp_path: Path, store_factory: Callable[[Path], str], monkeypatch: pyte
     return executor, asked, summary
 
 
-def _list_schedule_makespan(gap_s: float) -> float:
-    """Makespan when the first trials start ASK_S apart and every later one ``gap_s`` after a worker frees."""
-    free_at = [ASK_S * (w + 1) for w in range(WORKERS)]
-    for _ in range(TRIALS - WORKERS):
-        free_at.sort()
-        free_at[0] += DURATION_S + gap_s
-    return max(free_at) + DURATION_S
+def _wave_makespan(gap_s: float) -> float:
+    """Makespan when the workers run in waves (equal durations: they free together).
+
+    The first wave starts after one ask of WORKERS points (the driver asks once for all free
+    workers); every later wave starts ``gap_s`` after the previous one ends.
+    """
+    waves = TRIALS // WORKERS
+    return ASK_S * WORKERS + waves * DURATION_S + (waves - 1) * gap_s
 
 
 def test_prefetched_suggestions_start_when_a_worker_frees(
@@ -65,9 +66,9 @@ def test_prefetched_suggestions_start_when_a_worker_frees(
 ) -> None:
     slow, asked_slow, summary_slow = _run(tmp_path, mlflow_store_factory, monkeypatch, prefetch=0)
     fast, asked_fast, summary_fast = _run(tmp_path, mlflow_store_factory, monkeypatch, prefetch=2)
-    # Without prefetching every freed worker waits for one ask; with it, for none.
-    assert slow.makespan_s == pytest.approx(_list_schedule_makespan(gap_s=ASK_S))
-    assert fast.makespan_s == pytest.approx(_list_schedule_makespan(gap_s=0.0))
+    # Without prefetching the freed workers wait for one ask of all of them; with it, for none.
+    assert slow.makespan_s == pytest.approx(_wave_makespan(gap_s=ASK_S * WORKERS))
+    assert fast.makespan_s == pytest.approx(_wave_makespan(gap_s=0.0))
     assert fast.utilisation() > slow.utilisation() + 0.04
     # The budget holds: exactly TRIALS suggestions were made, and all of them ran.
     for asked, summary in ((asked_slow, summary_slow), (asked_fast, summary_fast)):
