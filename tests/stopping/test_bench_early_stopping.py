@@ -29,3 +29,21 @@ def test_the_optuna_peer_prunes_through_its_own_pruner_in_the_same_harness() -> 
 def test_mobster_learns_from_the_curves_in_the_harness() -> None:
     res = simulate("asha", "mobster", 1000, max_step=9, budget_steps=9 * 10, workers=2)
     assert res["trials"] > 10 and res["best@1"] >= 0.1 and math.isfinite(res["best@1"])
+
+
+def test_the_digits_table_gives_real_curves_and_its_optimum() -> None:
+    from benchmarks.bench_early_stopping import problem
+
+    prob = problem("digits_mlp")
+    assert prob.max_step == 27 and len(_rows()) == 648
+    best = min(_rows(), key=lambda r: r["val_loss"][-1])
+    curve = prob.curve(best["config"])
+    assert curve(27) == prob.optimum and curve(1) > curve(27)  # trained: the loss fell
+    res = simulate("asha", "random", 1000, max_step=27, budget_steps=27 * 4, workers=2, problem_name="digits_mlp")
+    assert res["best@1"] >= prob.optimum and res["trials"] > 4
+
+
+def _rows() -> list[dict]:
+    from benchmarks.bench_early_stopping import _digits_table
+
+    return _digits_table()["rows"]
