@@ -5,6 +5,9 @@ cost) and the probability of feasibility; :class:`GPFitter` fits each GP.
 """
 
 from autotune.models._gp import ConditionalFill, GPFitter, gp_posterior, make_gp
+from autotune.models._lengthscale import LengthScaleBounds, length_scale_bounds
 from autotune.models._surrogates import Surrogates
 
-__all__ = ["ConditionalFill", "GPFitter", "Surrogates", "gp_posterior", "make_gp"]
+__all__ = [
+    "ConditionalFill", "GPFitter", "LengthScaleBounds", "Surrogates", "gp_posterior", "length_scale_bounds", "make_gp",
+]
