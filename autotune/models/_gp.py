@@ -310,6 +310,51 @@ class GPFitter:
         )
 
 
+    @property
+    def signature(self) -> str:
+        """What the hyperparameters depend on (space, kernel, bounds): states of another signature don't load."""
+        import hashlib
+        import json
+
+        text = json.dumps([self.space.to_dict(), self.kernel, None if self.bounds is None else repr(self.bounds)],
+                          sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def export_state(self) -> dict[str, Any]:
+        """The last good hyperparameters of every name, JSON-ready, for a later fitter to warm-start from.
+
+        Returns:
+            ``{"signature": ..., "names": {name: {"n": data size, "state": {key: nested lists}}}}``.
+        """
+        names = {name: {"n": self._fitted_n.get(name, 0),
+                        "state": {k: v.tolist() for k, v in st.items() if k.rsplit(".", 1)[-1].startswith("raw_")}}
+                 for name, st in self._good.items()}  # the learned values only (bounds, priors: from the settings)
+        return {"signature": self.signature, "names": names}
+
+    def import_state(self, state: Any) -> int:
+        """Warm-start from :meth:`export_state` of an earlier fitter (e.g. in another process).
+
+        A state of another space, kernel or bounds, or a malformed or non-finite entry, is
+        ignored (the name is then fitted cold); keys whose shapes differ are skipped at load.
+
+        Returns:
+            How many names were loaded.
+        """
+        if not isinstance(state, dict) or state.get("signature") != self.signature:
+            return 0
+        loaded = 0
+        for name, entry in (state.get("names") or {}).items():
+            try:
+                tensors = {k: torch.tensor(v, dtype=torch.float64) for k, v in entry["state"].items()}
+                n = int(entry["n"])
+            except (KeyError, TypeError, ValueError, AttributeError):
+                continue
+            if name in self._good or not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
+                continue
+            self._good[name], self._fitted_n[name] = tensors, n
+            loaded += 1
+        return loaded
+
     def _fresh_enough(self, name: str, n: int) -> bool:
         """Whether ``name``'s hyperparameters, optimised on ``m`` points, still serve ``n`` points."""
         m = self._fitted_n.get(name)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from autotune.exceptions import ConfigError, TrialError
 from autotune.study._config import StudyConfig, load_study_config
+from autotune.study._fitstate import load_fit_state, save_fit_state
 from autotune.study._record import (
     TAG_ASK_TELL,
     BestTrial,
@@ -123,7 +124,9 @@ class RemoteStudy:
                     f"{record.where}: budget.max_trials ({max_trials}) is spent: the record holds {n_trials} trials "
                     f"({len(optimizer.pending)} pending). Fix: raise budget.max_trials to ask for more."
                 )
+            load_fit_state(record, optimizer)  # warm: the hyperparameters of the last ask
             (suggestion,) = optimizer.ask(1, candidates=candidates, fixed=fixed)
+            save_fit_state(record, optimizer)
             record.open_suggestion(suggestion, {TAG_ASK_TELL: "true"})
             return suggestion.trial_id, dict(suggestion.params)
 
