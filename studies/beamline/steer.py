@@ -12,7 +12,8 @@ plus exposures) passes the budget:
   every measurement, so the cost is a known function, not a GP of log cost);
 * ``ei_per_cost``: autotune's cost-aware strategy (EI per second, same known cost): it hunts
   the largest radius, i.e. the narrow feature;
-* ``thompson_per_cost``: Thompson sampling with the same cost option (a posterior draw per second).
+* ``thompson_per_cost``, ``ucb_per_cost``: Thompson sampling and UCB with the same cost option
+  (a posterior draw, or ``mu + sqrt(beta) sigma``, less the cost's log).
 
 ``--max-length-scale``, ``--n-initial``/``--initial-design`` and ``--cost-exponent`` set the
 model-based methods' options (the narrow-feature tools, measured in ``results/narrow/``).
@@ -47,7 +48,7 @@ import numpy as np
 if TYPE_CHECKING:
     from torch import Tensor
 
-METHODS = ("raster", "max_variance", "max_variance_per_cost", "ei_per_cost", "thompson_per_cost")
+METHODS = ("raster", "max_variance", "max_variance_per_cost", "ei_per_cost", "thompson_per_cost", "ucb_per_cost")
 GRID_N = 41
 
 
@@ -158,6 +159,7 @@ def steer(method: str, seed: int, budget_s: float, beamline_kw: dict[str, Any] |
     strategy, options = {
         "max_variance_per_cost": ("max_variance", {"cost": "known"}),
         "thompson_per_cost": ("thompson", {"cost": "known"}),
+        "ucb_per_cost": ("ucb", {"cost": "known"}),
     }.get(method, (method, {}))
     kw = dict(model_kw or {})
     options = {**options, **kw.pop("strategy_options", {})}
@@ -293,12 +295,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-length-scale", type=float, default=None,
                         help="cap on the GP length scale of x and y (sample widths): the feature size to resolve")
     parser.add_argument("--cost-exponent", type=float, default=None, help="cost_exponent of the cost-aware methods")
+    parser.add_argument("--beta", type=float, default=None, help="beta of ucb_per_cost")
     args = parser.parse_args(argv)
     model_kw: dict[str, Any] = {"initial_design": args.initial_design}
     if args.max_length_scale is not None:
         model_kw["max_length_scale"] = {"x": args.max_length_scale, "y": args.max_length_scale}
-    if args.cost_exponent is not None:
-        model_kw["strategy_options"] = {"cost_exponent": args.cost_exponent}
+    options = {"cost_exponent": args.cost_exponent, "beta": args.beta}
+    model_kw["strategy_options"] = {k: v for k, v in options.items() if v is not None}
     start = time.perf_counter()
     runs = compare(args.methods, args.seeds, args.budget_s, log=lambda line: print(line, flush=True),
                    n_initial=args.n_initial, model_kw=model_kw)
