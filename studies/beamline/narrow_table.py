@@ -26,16 +26,16 @@ def main() -> int:
     raster_mean = np.mean([r["rmse"] for r in raster], 0)
     at = t.index(240.0)
     rows = []
-    for folder in sorted((HERE / "narrow").iterdir()):
-        if not (folder / "results.json").exists():
-            continue
-        runs = json.loads((folder / "results.json").read_text())
-        command = re.search(r"Command: `([^`]*)`", (folder / "results.md").read_text())
+    folders = [HERE] + sorted(f for f in (HERE / "narrow").iterdir() if (f / "results.json").exists())
+    for folder in folders:
+        runs = [r for r in json.loads((folder / "results.json").read_text()) if r["method"] != "raster"]
+        command = re.search(r"(?:Command: )?`(python studies/beamline/steer.py[^`]*)`",
+                            (folder / "results.md").read_text())
         for method in dict.fromkeys(r["method"] for r in runs):
             rs = [r for r in runs if r["method"] == method]
             mean = np.mean([r["rmse"] for r in rs], 0)
             worse = [f"{s:.0f}" for s, m, ref in zip(t, mean, raster_mean) if m > ref]
-            rows.append(f"| {folder.name} | {method} | {sum(r['feature_s'] is not None for r in rs)}/{len(rs)} | "
+            rows.append(f"| {'default' if folder == HERE else folder.name} | {method} | {sum(r['feature_s'] is not None for r in rs)}/{len(rs)} | "
                         f"{mean[at]:.2f} | {mean[-1]:.2f} | {', '.join(worse) or 'none'} | "
                         f"`{command.group(1) if command else '?'}` |")
     lines = [
