@@ -191,6 +191,7 @@ class RemoteStudy:
             obs = record.finish_trial(trial.run_id, result, optimizer)
             assert obs is not None  # an optimiser was given
             if self.plots_every and len(optimizer.observations) % self.plots_every == 0:
+                load_fit_state(record, optimizer)  # the map's GP starts from the last ask's fit
                 self._plots(record, optimizer)
             return obs
 
