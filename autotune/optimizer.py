@@ -74,6 +74,12 @@ class Optimizer:
             points (`... x d` to `...`); used by ``cost: known`` and ``ei_per_cost``.
         budget: Total budget (in cost units with ``cost_metric``, else in trials), for cost cooling.
         kernel: ``matern52`` (default) or ``rbf``.
+        min_length_scale: ``{parameter: size}``, the smallest length scale the GPs may fit, in
+            the parameter's units (a factor > 1 for a log-scaled one): the smallest feature that
+            matters (:mod:`autotune.models._lengthscale`).
+        max_length_scale: ``{parameter: size}``, the largest length scale the GPs may fit: the
+            size of a narrow feature the GP must not smooth away (variance-driven exploration
+            then keeps measuring until no gap much wider than it is left).
         model_failures: Learn from failed trials (default) so the optimiser avoids regions that
             crash: a crash GP weights the acquisition by the probability of running, and the
             objective GP sees each failed point at the worst observed value
@@ -112,13 +118,15 @@ class Optimizer:
         known_cost: Callable[[Tensor], Tensor] | KnownCost | None = None,
         budget: float | None = None,
         kernel: Literal["matern52", "rbf"] = "matern52",
+        min_length_scale: Mapping[str, float] | None = None,
+        max_length_scale: Mapping[str, float] | None = None,
         model_failures: bool = True,
         strategy_options: Mapping[str, Any] | None = None,
         objectives: Sequence[Objective | tuple[str, str] | Mapping[str, str]] | None = None,
         reference_point: Mapping[str, float] | Sequence[float] | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
-        from autotune.models import GPFitter, select_device
+        from autotune.models import GPFitter, length_scale_bounds, select_device
         from autotune.objectives import parse_objectives, parse_reference_point
         from autotune.strategies import OutcomeConstraint, check_cost_inputs, get_strategy
 
@@ -160,7 +168,7 @@ class Optimizer:
         check_cost_inputs(self.strategy, known_cost, cost_metric)
         self.budget = budget
         self.model_failures = model_failures
-        self.fitter = GPFitter(space, kernel)
+        self.fitter = GPFitter(space, kernel, bounds=length_scale_bounds(space, min_length_scale, max_length_scale, "Optimizer"))
         #: The ``torch.device`` of every model and acquisition of an ask.
         self.device = select_device(device, where="Optimizer(device=...)")
         self.observations: list[Observation] = []

@@ -6,16 +6,19 @@ cost) and the probability of feasibility; :class:`GPFitter` fits each GP.
 
 from autotune.models._device import DEVICE_CHOICES, check_device, device_scope, select_device
 from autotune.models._gp import ConditionalFill, GPFitter, gp_posterior, make_gp
+from autotune.models._lengthscale import LengthScaleBounds, length_scale_bounds
 from autotune.models._surrogates import Surrogates
 
 __all__ = [
     "DEVICE_CHOICES",
     "ConditionalFill",
     "GPFitter",
+    "LengthScaleBounds",
     "Surrogates",
     "check_device",
     "device_scope",
     "gp_posterior",
+    "length_scale_bounds",
     "make_gp",
     "select_device",
 ]

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from botorch.models.model import Model
     from botorch.posteriors.gpytorch import GPyTorchPosterior
 
+    from autotune.models._lengthscale import LengthScaleBounds
     from autotune.space import SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ def make_gp(
     Y: Tensor,
     space: SearchSpace,
     kernel: Kernel = "matern52",
+    bounds: LengthScaleBounds | None = None,
 ) -> Model:
     """Build an unfitted GP for ``Y`` over model-space inputs ``X``.
 
@@ -102,6 +104,7 @@ def make_gp(
         Y: A `n x 1` tensor of observations.
         space: The search space (for categorical columns and conditions).
         kernel: ``matern52`` (Matérn-5/2 ARD, the default) or ``rbf``.
+        bounds: The user's length-scale bounds (``None``: BoTorch's lower bound 0.025 only).
 
     Returns:
         A ``SingleTaskGP`` (with a categorical-times-stationary kernel when the space has
@@ -125,6 +128,7 @@ def make_gp(
     ordered = [i for i in range(d) if i not in cat]
     if not cat:
         covar = get_covar_module_with_dim_scaled_prior(ard_num_dims=d, use_rbf_kernel=use_rbf)
+        _bound_length_scale(covar, bounds, ordered)
     else:
         # Product of a stationary kernel on the ordered columns and a categorical kernel
         # (exp of the mean mismatch over categories, BoTorch's CategoricalKernel) on the
@@ -135,6 +139,7 @@ def make_gp(
             ok = get_covar_module_with_dim_scaled_prior(
                 ard_num_dims=len(ordered), use_rbf_kernel=use_rbf, active_dims=ordered
             )
+            _bound_length_scale(ok, bounds, ordered)
             covar = ScaleKernel(ok * ck)
         else:
             covar = ScaleKernel(ck)
@@ -145,6 +150,23 @@ def make_gp(
     )
     return SingleTaskGP(X, Y, likelihood=likelihood, covar_module=covar, outcome_transform=Standardize(m=1),
                         input_transform=tf)
+
+
+def _bound_length_scale(kernel: Any, bounds: LengthScaleBounds | None, columns: list[int]) -> None:
+    """Replace ``kernel``'s length-scale constraint by the user's bounds on ``columns`` (in place).
+
+    The bounds are box constraints of the L-BFGS-B fit (no transform, as BoTorch's own lower
+    bound); the initial length scale is BoTorch's prior mode clipped into them.
+    """
+    if bounds is None:
+        return
+    from gpytorch.constraints import Interval
+
+    lo = torch.tensor([bounds.lower[i] for i in columns], dtype=torch.float64).unsqueeze(0)
+    hi = torch.tensor([min(bounds.upper[i], 1e4) for i in columns], dtype=torch.float64).unsqueeze(0)  # finite
+    start = kernel.lengthscale.detach().to(lo)
+    kernel.register_constraint("raw_lengthscale", Interval(lo, hi, transform=None))
+    kernel.lengthscale = torch.minimum(torch.maximum(start, lo), hi)
 
 
 def _hyper_state(model: Model) -> dict[str, Tensor]:
@@ -176,6 +198,8 @@ class GPFitter:
             default 0.02 that is every call up to 50 points, every 4th at 200, every 20th at
             1,000; the regret cost is measured in ``benchmarks/results/``. 0 re-optimises
             whenever the data grow.
+        bounds: The user's length-scale bounds in the model space
+            (:func:`autotune.models.length_scale_bounds`), applied to every GP it fits.
     """
 
     def __init__(
@@ -185,8 +209,10 @@ class GPFitter:
         max_fit_iter: int = 200,
         warm_fit_iter: int = 50,
         refit_fraction: float = 0.02,
+        bounds: LengthScaleBounds | None = None,
     ) -> None:
         self.space = space
+        self.bounds = bounds
         self.kernel: Kernel = kernel
         self.max_fit_iter = max_fit_iter
         self.warm_fit_iter = warm_fit_iter
@@ -223,7 +249,7 @@ class GPFitter:
 
         warm = self._good.get(name)
         if warm is not None and self._fresh_enough(name, len(X)):
-            model = make_gp(X, Y, self.space, self.kernel)
+            model = make_gp(X, Y, self.space, self.kernel, self.bounds)
             _load_compatible(model, warm)
             model.eval()
             try:
@@ -237,7 +263,7 @@ class GPFitter:
         attempts: list[tuple[str, float | None]] = [("fit", None), ("jitter", 1e-4), ("jitter", 1e-2)]
         last_err: Exception | None = None
         for outcome, jitter in attempts:
-            model = make_gp(X, Y, self.space, self.kernel)
+            model = make_gp(X, Y, self.space, self.kernel, self.bounds)
             if warm is not None and outcome == "fit":
                 _load_compatible(model, warm)
             try:
@@ -259,7 +285,7 @@ class GPFitter:
                 last_err = e
                 logger.debug("GP fit of %s failed (%s): %s", name, outcome, e)
         if warm is not None:
-            model = make_gp(X, Y, self.space, self.kernel)
+            model = make_gp(X, Y, self.space, self.kernel, self.bounds)
             _load_compatible(model, warm)
             model.eval()
             try:
@@ -283,6 +309,51 @@ class GPFitter:
             "add noise to the objective or check for non-finite values."
         )
 
+
+    @property
+    def signature(self) -> str:
+        """What the hyperparameters depend on (space, kernel, bounds): states of another signature don't load."""
+        import hashlib
+        import json
+
+        text = json.dumps([self.space.to_dict(), self.kernel, None if self.bounds is None else repr(self.bounds)],
+                          sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def export_state(self) -> dict[str, Any]:
+        """The last good hyperparameters of every name, JSON-ready, for a later fitter to warm-start from.
+
+        Returns:
+            ``{"signature": ..., "names": {name: {"n": data size, "state": {key: nested lists}}}}``.
+        """
+        names = {name: {"n": self._fitted_n.get(name, 0),
+                        "state": {k: v.tolist() for k, v in st.items() if k.rsplit(".", 1)[-1].startswith("raw_")}}
+                 for name, st in self._good.items()}  # the learned values only (bounds, priors: from the settings)
+        return {"signature": self.signature, "names": names}
+
+    def import_state(self, state: Any) -> int:
+        """Warm-start from :meth:`export_state` of an earlier fitter (e.g. in another process).
+
+        A state of another space, kernel or bounds, or a malformed or non-finite entry, is
+        ignored (the name is then fitted cold); keys whose shapes differ are skipped at load.
+
+        Returns:
+            How many names were loaded.
+        """
+        if not isinstance(state, dict) or state.get("signature") != self.signature:
+            return 0
+        loaded = 0
+        for name, entry in (state.get("names") or {}).items():
+            try:
+                tensors = {k: torch.tensor(v, dtype=torch.float64) for k, v in entry["state"].items()}
+                n = int(entry["n"])
+            except (KeyError, TypeError, ValueError, AttributeError):
+                continue
+            if name in self._good or not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
+                continue
+            self._good[name], self._fitted_n[name] = tensors, n
+            loaded += 1
+        return loaded
 
     def _fresh_enough(self, name: str, n: int) -> bool:
         """Whether ``name``'s hyperparameters, optimised on ``m`` points, still serve ``n`` points."""

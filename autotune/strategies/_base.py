@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast
 import torch
 from torch import Tensor
 
-from autotune.exceptions import ConfigError, UnknownNameError, one_of
+from autotune.exceptions import ConfigError, UnknownNameError, one_of, shown
 from autotune.strategies._cost import COST_OPTIONS, check_cost_options
 
 if TYPE_CHECKING:
@@ -373,9 +373,9 @@ def get_strategy(
         if k in COST_OPTIONS and not cls.cost_aware:
             aware = ", ".join(n for n in strategy_names(aliases=False) if _REGISTRY[n].cost_aware)
             raise ConfigError(f"{where}.options.{k}", f"is not an option of strategy {name!r}: a cost weights an "
-                              "acquisition, and it has none (or weights its own)", v, f"use one of: {aware}.")
+                              "acquisition, and it has none (or weights its own)", shown(v), f"use one of: {aware}.")
         if k not in valid:
-            raise ConfigError(f"{where}.options.{k}", f"is not an option of strategy {name!r}", v,
+            raise ConfigError(f"{where}.options.{k}", f"is not an option of strategy {name!r}", shown(v),
                               one_of(k, valid) if valid else "remove it: the strategy takes no options.")
     cost = check_cost_options(name, opts, where)
     try:

@@ -149,6 +149,32 @@ class StrategyConfig(_Section):
         return self
 
 
+class ModelConfig(_Section):
+    """The driver's GP surrogates.
+
+    Attributes:
+        device: Where the GPs are fitted and the acquisitions optimised: ``auto`` (a GPU that
+            no trial uses: ``parallelism.driver_gpu``, or the first GPU when trials run on the
+            CPU; else the CPU), ``cpu``, ``cuda`` or ``cuda:<i>``. Without CUDA, ``cuda``
+            warns and uses the CPU.
+        min_length_scale: ``{parameter: size}``: the smallest length scale a GP may fit (the
+            smallest feature that matters; a factor > 1 on a log-scaled parameter).
+        max_length_scale: ``{parameter: size}``: the largest length scale a GP may fit (the
+            size of a narrow feature that must not be smoothed away).
+    """
+
+    min_length_scale: dict[StrictStr, float] | None = Field(default=None, examples=["{x: 0.01}"])
+    max_length_scale: dict[StrictStr, float] | None = Field(default=None, examples=["{x: 0.05, y: 0.05}"])
+    device: StrictStr = Field(default="auto", examples=["auto"])
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        from autotune.models import check_device
+
+        return check_device(device, "model.device")
+
+
 class BudgetConfig(_Section):
     """When the study stops asking for new trials (at least one limit).
 
@@ -263,26 +289,6 @@ class ParallelismConfig(_Section):
         return self
 
 
-class ModelConfig(_Section):
-    """The driver's surrogate models.
-
-    Attributes:
-        device: Where the GPs are fitted and the acquisitions optimised: ``auto`` (a GPU that
-            no trial uses: ``parallelism.driver_gpu``, or the first GPU when trials run on the
-            CPU; else the CPU), ``cpu``, ``cuda`` or ``cuda:<i>``. Without CUDA, ``cuda``
-            warns and uses the CPU.
-    """
-
-    device: StrictStr = Field(default="auto", examples=["auto"])
-
-    @field_validator("device")
-    @classmethod
-    def _known_device(cls, device: str) -> str:
-        from autotune.models import check_device
-
-        return check_device(device, "model.device")
-
-
 class ExecutorConfig(_Section):
     """Where trials run.
 
@@ -363,10 +369,11 @@ class StudyConfig(_Section):
         n_initial: Initial-design trials before the model takes over (``None``: the
             optimiser's rule, ``clip(d + 1, 5, 10)``).
         initial_design: ``sobol``, ``random``, ``lhs`` or ``grid``.
+        model: The driver's GPs: ``device`` and length-scale bounds in the parameters' units
+            (:class:`ModelConfig`).
         budget: When to stop asking.
         parallelism: Workers and per-trial resources.
         early_stopping: Which rule stops trials early from their learning curves (none by default).
-        model: The driver's GPs: ``{device: auto|cpu|cuda|cuda:<i>}``.
         executor: Where trials run.
         trial: What a trial runs.
         seed: Seed of every random choice of the optimiser.
@@ -389,10 +396,10 @@ class StudyConfig(_Section):
     strategy: StrategyConfig = Field(default_factory=StrategyConfig, examples=["{name: ei}"])
     n_initial: StrictInt | None = Field(default=None, ge=0, le=MAX_WORKERS, examples=["8"])
     initial_design: Literal["sobol", "random", "lhs", "grid"] = Field(default="sobol", examples=["sobol"])
+    model: ModelConfig = Field(default_factory=ModelConfig, examples=["{max_length_scale: {x: 0.05}}"])
     budget: BudgetConfig = Field(examples=["{max_trials: 50}"])
     parallelism: ParallelismConfig = Field(default_factory=ParallelismConfig, examples=["{workers: 2}"])
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig, examples=["{rule: asha, max_step: 27}"])
-    model: ModelConfig = Field(default_factory=ModelConfig, examples=["{device: auto}"])
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig, examples=["{name: local}"])
     trial: TrialConfig = Field(examples=["{entry_point: 'train:train'}"])
     seed: StrictInt = Field(default=0, ge=0, le=2**32 - 1, examples=["0"])
@@ -557,6 +564,10 @@ class StudyConfig(_Section):
             relative = self.tracking_uri.removeprefix("sqlite:///")  # a relative file, as SQLAlchemy reads it
             if relative and not relative.startswith(":memory:"):
                 self.tracking_uri = "sqlite:///" + (base_dir / relative).resolve().as_posix()
+        if self.model.min_length_scale or self.model.max_length_scale:
+            from autotune.models import length_scale_bounds  # torch: only for a study that sets them
+
+            length_scale_bounds(self._space, self.model.min_length_scale, self.model.max_length_scale, "model")
         if self.known_cost is not None and not _MODULE_ENTRY_POINT.match(self.known_cost):
             raise ConfigError("known_cost", "must be 'module:function'", self.known_cost,
                               "write e.g. known_cost: 'instrument:motor_s' (instrument.py beside the study file).")

@@ -400,6 +400,8 @@ class StudyRecord:
             seed=cfg.seed,
             n_initial=cfg.n_initial,
             initial_design=cfg.initial_design,
+            min_length_scale=cfg.model.min_length_scale,
+            max_length_scale=cfg.model.max_length_scale,
             constraints=cfg.constraints,
             cost_metric=cfg.cost_metric,
             known_cost=known_cost if known_cost is not None else load_known_cost(cfg),

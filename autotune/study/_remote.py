@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from autotune.exceptions import ConfigError, TrialError
 from autotune.study._config import StudyConfig, load_study_config
+from autotune.study._fitstate import load_fit_state, save_fit_state
 from autotune.study._record import (
     TAG_ASK_TELL,
     BestTrial,
@@ -123,7 +124,9 @@ class RemoteStudy:
                     f"{record.where}: budget.max_trials ({max_trials}) is spent: the record holds {n_trials} trials "
                     f"({len(optimizer.pending)} pending). Fix: raise budget.max_trials to ask for more."
                 )
+            load_fit_state(record, optimizer)  # warm: the hyperparameters of the last ask
             (suggestion,) = optimizer.ask(1, candidates=candidates, fixed=fixed)
+            save_fit_state(record, optimizer)
             record.open_suggestion(suggestion, {TAG_ASK_TELL: "true"})
             return suggestion.trial_id, dict(suggestion.params)
 
@@ -188,6 +191,7 @@ class RemoteStudy:
             obs = record.finish_trial(trial.run_id, result, optimizer)
             assert obs is not None  # an optimiser was given
             if self.plots_every and len(optimizer.observations) % self.plots_every == 0:
+                load_fit_state(record, optimizer)  # the map's GP starts from the last ask's fit
                 self._plots(record, optimizer)
             return obs
 

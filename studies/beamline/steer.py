@@ -11,7 +11,12 @@ plus exposures) passes the budget:
   ``c(x) = exposure + |x - stage| / speed`` (defined here: the stage position changes after
   every measurement, so the cost is a known function, not a GP of log cost);
 * ``ei_per_cost``: autotune's cost-aware strategy (EI per second, same known cost): it hunts
-  the largest radius, i.e. the narrow feature.
+  the largest radius, i.e. the narrow feature;
+* ``thompson_per_cost``, ``ucb_per_cost``: Thompson sampling and UCB with the same cost option
+  (a posterior draw, or ``mu + sqrt(beta) sigma``, less the cost's log).
+
+``--max-length-scale``, ``--n-initial``/``--initial-design`` and ``--cost-exponent`` set the
+model-based methods' options (the narrow-feature tools, measured in ``results/narrow/``).
 
 After each method, the map is reconstructed at checkpoints of instrument time by the GP
 posterior mean (autotune's own surrogate, fitted on the measurements made by then) on a
@@ -43,7 +48,7 @@ import numpy as np
 if TYPE_CHECKING:
     from torch import Tensor
 
-METHODS = ("raster", "max_variance", "max_variance_per_cost", "ei_per_cost")
+METHODS = ("raster", "max_variance", "max_variance_per_cost", "ei_per_cost", "thompson_per_cost", "ucb_per_cost")
 GRID_N = 41
 
 
@@ -109,7 +114,7 @@ def _space() -> Any:
 
 
 def steer(method: str, seed: int, budget_s: float, beamline_kw: dict[str, Any] | None = None,
-          n_initial: int = 4, raster_plan_s: float | None = None) -> Run:
+          n_initial: int = 4, raster_plan_s: float | None = None, model_kw: dict[str, Any] | None = None) -> Run:
     """Measure with one method until the instrument clock passes ``budget_s``.
 
     Args:
@@ -120,6 +125,8 @@ def steer(method: str, seed: int, budget_s: float, beamline_kw: dict[str, Any] |
         n_initial: Sobol points before the model-based strategies take over.
         raster_plan_s: The time the raster is planned for (default ``budget_s``: the finest
             raster that fits; a longer plan is a finer raster cut short).
+        model_kw: More options of :class:`autotune.Optimizer` for the model-based methods
+            (``max_length_scale``, ``initial_design``, ``strategy_options`` merged with the method's).
 
     Returns:
         The run (map errors not yet evaluated: see :func:`evaluate`).
@@ -147,10 +154,17 @@ def steer(method: str, seed: int, budget_s: float, beamline_kw: dict[str, Any] |
         here = torch.tensor(beamline.position, dtype=X.dtype, device=X.device)
         return beamline.exposure_s + (X - here).norm(dim=-1) / beamline.speed
 
-    # max_variance_per_cost is max_variance with the cost option: log sigma(x) - log c(x).
-    strategy, options = ("max_variance", {"cost": "known"}) if method == "max_variance_per_cost" else (method, {})
+    # max_variance_per_cost is max_variance with the cost option: log sigma(x) - log c(x);
+    # thompson_per_cost a posterior sample per unit cost (exploration that follows posterior draws).
+    strategy, options = {
+        "max_variance_per_cost": ("max_variance", {"cost": "known"}),
+        "thompson_per_cost": ("thompson", {"cost": "known"}),
+        "ucb_per_cost": ("ucb", {"cost": "known"}),
+    }.get(method, (method, {}))
+    kw = dict(model_kw or {})
+    options = {**options, **kw.pop("strategy_options", {})}
     opt = Optimizer(_space(), strategy, direction="maximize", seed=seed, n_initial=n_initial, known_cost=known_cost,
-                    strategy_options=options)
+                    strategy_options=options, **kw)
     while beamline.clock_s < budget_s:
         (s,) = opt.ask(1)
         m = beamline.measure(s.params["x"], s.params["y"])
@@ -197,13 +211,17 @@ def evaluate(run: Run, checkpoints_s: Sequence[float]) -> Run:
 
 
 def compare(methods: Sequence[str], seeds: Sequence[int], budget_s: float, n_checkpoints: int = 10,
-            beamline_kw: dict[str, Any] | None = None, log: Callable[[str], None] | None = None) -> list[Run]:
-    """Every method on every seed, evaluated at ``n_checkpoints`` equally spaced instrument times."""
+            beamline_kw: dict[str, Any] | None = None, log: Callable[[str], None] | None = None,
+            n_initial: int = 4, model_kw: dict[str, Any] | None = None) -> list[Run]:
+    """Every method on every seed, evaluated at ``n_checkpoints`` equally spaced instrument times.
+
+    ``n_initial`` and ``model_kw`` go to :func:`steer` (the model-based methods' settings).
+    """
     checkpoints = [budget_s * (k + 1) / n_checkpoints for k in range(n_checkpoints)]
     runs = []
     for seed in seeds:
         for method in methods:
-            run = evaluate(steer(method, seed, budget_s, beamline_kw), checkpoints)
+            run = evaluate(steer(method, seed, budget_s, beamline_kw, n_initial, model_kw=model_kw), checkpoints)
             runs.append(run)
             if log is not None:
                 log(f"seed {seed} {method}: {len(run.points)} measurements, final RMSE {run.rmse[-1]:.2f} A, "
@@ -270,11 +288,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budget-s", type=float, default=600.0, help="instrument seconds per run")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS[:4]))
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results"))
+    parser.add_argument("--n-initial", type=int, default=4, help="initial-design points of the model-based methods")
+    parser.add_argument("--initial-design", choices=("sobol", "random", "lhs", "grid"), default="sobol")
+    parser.add_argument("--max-length-scale", type=float, default=None,
+                        help="cap on the GP length scale of x and y (sample widths): the feature size to resolve")
+    parser.add_argument("--cost-exponent", type=float, default=None, help="cost_exponent of the cost-aware methods")
+    parser.add_argument("--beta", type=float, default=None, help="beta of ucb_per_cost")
     args = parser.parse_args(argv)
+    model_kw: dict[str, Any] = {"initial_design": args.initial_design}
+    if args.max_length_scale is not None:
+        model_kw["max_length_scale"] = {"x": args.max_length_scale, "y": args.max_length_scale}
+    options = {"cost_exponent": args.cost_exponent, "beta": args.beta}
+    model_kw["strategy_options"] = {k: v for k, v in options.items() if v is not None}
     start = time.perf_counter()
-    runs = compare(args.methods, args.seeds, args.budget_s, log=lambda line: print(line, flush=True))
+    runs = compare(args.methods, args.seeds, args.budget_s, log=lambda line: print(line, flush=True),
+                   n_initial=args.n_initial, model_kw=model_kw)
     args.out.mkdir(parents=True, exist_ok=True)
     table = summary_table(runs)
     command = "python studies/beamline/steer.py " + " ".join(sys.argv[1:] if argv is None else argv)

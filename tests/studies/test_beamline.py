@@ -82,3 +82,18 @@ def test_max_variance_maps_faster_than_a_raster_of_equal_time(steer: ModuleType)
     autonomous = steer.evaluate(steer.steer("max_variance", 0, budget_s), [budget_s])
     assert autonomous.points[-1][3] >= budget_s  # it spent the budget (the last point may end after it)
     assert autonomous.rmse[0] < 0.8 * raster.rmse[0], (autonomous.rmse, raster.rmse)
+
+
+def test_a_length_scale_cap_makes_cost_aware_steering_sweep_densely(steer: ModuleType) -> None:
+    """Capped at the feature's scale, max variance per cost keeps finding uncertain points nearby:
+    shorter moves, more measurements in the same instrument time (the sweep that finds the feature)."""
+    budget_s = 100.0
+    free = steer.steer("max_variance_per_cost", 0, budget_s)
+    capped = steer.steer("max_variance_per_cost", 0, budget_s, model_kw={"max_length_scale": {"x": 0.1, "y": 0.1}})
+
+    def mean_move(run: object) -> float:
+        pts = run.points[4:]  # type: ignore[attr-defined]  # after the Sobol points
+        return float(np.mean([math.dist(a[:2], b[:2]) for a, b in itertools.pairwise(pts)]))
+
+    assert len(capped.points) > len(free.points)
+    assert mean_move(capped) < mean_move(free)
