@@ -38,6 +38,17 @@ from autotune.exceptions import ModelFitError
 NOISE_FLOOR = 1e-6
 """Smallest observation-noise variance a GP may infer, in standardised units (BoTorch: 1e-4)."""
 
+FIT_ALL_UP_TO = 1_000
+"""Up to this many points a GP's hyperparameters are fitted on all of them (as always)."""
+
+FIT_SUBSAMPLE = 500
+"""Above :data:`FIT_ALL_UP_TO` points, the hyperparameters are fitted on this many of them (a
+fixed random subsample), then the GP is conditioned on every point with those hyperparameters:
+one Cholesky factorisation at size n instead of one per optimiser step. A cold fit from scratch
+took 14-33 s at n = 1,000 and 97-198 s at n = 2,000 on a loaded 2-core machine, so fitting on
+1,000 points would leave no room for the 30 s an ask may take at n = 10,000
+(``benchmarks/results/ask_scaling.md``)."""
+
 if TYPE_CHECKING:
     from botorch.models.model import Model
     from botorch.posteriors.gpytorch import GPyTorchPosterior
@@ -191,6 +202,10 @@ class GPFitter:
         max_fit_iter: L-BFGS-B iterations of a fit from scratch.
         warm_fit_iter: L-BFGS-B iterations of a warm-started fit (one new point moves the
             optimum little; this caps the cost at large n).
+        fit_all_up_to: Up to this many points, optimise the hyperparameters on all of them;
+            above, on a random subsample of ``fit_subsample`` (seed 0), then condition the GP on
+            every point with them. ``None``: always on all of them.
+        fit_subsample: The size of that subsample.
         refit_fraction: Re-optimise the hyperparameters of a name only once its data have
             grown by this fraction since they were last optimised (at least one point); in
             between, the GP is conditioned on all the data with the previous
@@ -210,9 +225,13 @@ class GPFitter:
         warm_fit_iter: int = 50,
         refit_fraction: float = 0.02,
         bounds: LengthScaleBounds | None = None,
+        fit_all_up_to: int | None = FIT_ALL_UP_TO,
+        fit_subsample: int = FIT_SUBSAMPLE,
     ) -> None:
         self.space = space
         self.bounds = bounds
+        self.fit_all_up_to = fit_all_up_to
+        self.fit_subsample = fit_subsample
         self.kernel: Kernel = kernel
         self.max_fit_iter = max_fit_iter
         self.warm_fit_iter = warm_fit_iter
@@ -262,8 +281,9 @@ class GPFitter:
         fit_fn = fit_fn or (lambda mll: fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": maxiter}}))
         attempts: list[tuple[str, float | None]] = [("fit", None), ("jitter", 1e-4), ("jitter", 1e-2)]
         last_err: Exception | None = None
+        Xs, Ys = self._subsample(X, Y)
         for outcome, jitter in attempts:
-            model = make_gp(X, Y, self.space, self.kernel, self.bounds)
+            model = make_gp(Xs, Ys, self.space, self.kernel, self.bounds)
             if warm is not None and outcome == "fit":
                 _load_compatible(model, warm)
             try:
@@ -275,6 +295,13 @@ class GPFitter:
                     else:
                         with gpytorch.settings.cholesky_jitter(float_value=jitter, double_value=jitter):
                             fit_fn(mll)
+                if len(Xs) < len(X):  # the fitted hyperparameters, conditioned on every point
+                    full = make_gp(X, Y, self.space, self.kernel, self.bounds)
+                    _load_compatible(full, _hyper_state(model))
+                    model = full
+                    if jitter is not None:
+                        with gpytorch.settings.cholesky_jitter(float_value=jitter, double_value=jitter):
+                            _check_finite(model, X)
                 model.eval()
                 _check_finite(model, X)
                 self._good[name] = _hyper_state(model)
@@ -354,6 +381,14 @@ class GPFitter:
             self._good[name], self._fitted_n[name] = tensors, n
             loaded += 1
         return loaded
+
+    def _subsample(self, X: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
+        """The points the hyperparameters are optimised on: all, or ``fit_subsample`` of them."""
+        if self.fit_all_up_to is None or len(X) <= self.fit_all_up_to:
+            return X, Y
+        g = torch.Generator().manual_seed(0)
+        idx = torch.randperm(len(X), generator=g, device="cpu")[: self.fit_subsample].sort().values.to(X.device)
+        return X[idx], Y[idx]
 
     def _fresh_enough(self, name: str, n: int) -> bool:
         """Whether ``name``'s hyperparameters, optimised on ``m`` points, still serve ``n`` points."""

@@ -11,6 +11,7 @@ result is snapped to a legal point with inactive parameters at their fill value.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -76,6 +77,34 @@ class AcqOptions:
     maxiter: int = 200
     sample_around_best: bool = True
 
+    def for_data(self, n_train: int | None) -> AcqOptions:
+        """The effort for a model on ``n_train`` points: capped above :data:`FULL_EFFORT_UP_TO`.
+
+        Every acquisition value then costs a kernel row and a triangular solve against all the
+        points, so the starts and iterations are capped (:data:`LARGE_N_EFFORT`); unchanged
+        below, or when the size is unknown (``None``).
+        """
+        if n_train is None or n_train <= FULL_EFFORT_UP_TO:
+            return self
+        cap = LARGE_N_EFFORT
+        return dataclasses.replace(self, num_restarts=min(self.num_restarts, cap.num_restarts),
+                                   raw_samples=min(self.raw_samples, cap.raw_samples), maxiter=min(self.maxiter, cap.maxiter))
+
+
+FULL_EFFORT_UP_TO = 2_000
+"""Acquisitions on models of up to this many points are optimised with the effort asked for."""
+
+LARGE_N_EFFORT = AcqOptions(num_restarts=4, raw_samples=256, maxiter=100)
+"""The most effort spent on an acquisition above :data:`FULL_EFFORT_UP_TO` points
+(``benchmarks/results/ask_scaling.md``)."""
+
+
+def train_size(acqf: AcquisitionFunction) -> int | None:
+    """The number of points of the GP under ``acqf`` (``None`` when it has no single GP)."""
+    train = getattr(getattr(acqf, "model", None), "train_inputs", None)
+    inputs = train[0] if isinstance(train, tuple) and train else None
+    return int(inputs.shape[-2]) if isinstance(inputs, Tensor) else None
+
 
 def optimize_acquisition(
     acqf: AcquisitionFunction, space: SearchSpace | Domain, q: int = 1, opts: AcqOptions | None = None
@@ -100,7 +129,7 @@ def optimize_acquisition(
 
     domain = as_domain(space)
     space = domain.space
-    opts = opts or AcqOptions()
+    opts = (opts or AcqOptions()).for_data(train_size(acqf))
     if domain.candidates is not None:
         return _over_candidates(acqf, domain, q)
     bounds = domain.bounds()
@@ -168,11 +197,20 @@ def _initial_conditions(acqf: AcquisitionFunction, bounds: Tensor, q: int, opts:
         options={"sample_around_best": opts.sample_around_best and q > 1},
     )
     if n_near:
-        near = sample_points_around_best(acqf, max(opts.raw_samples // 4, n_near), sigma=1e-3, bounds=bounds)
+        with _mean_only():
+            near = sample_points_around_best(acqf, max(opts.raw_samples // 4, n_near), sigma=1e-3, bounds=bounds)
         if near is not None and len(near):
             best = _score(acqf, near).topk(min(n_near, len(near))).indices
             starts = torch.cat([starts, near[best].unsqueeze(-2)])
     return starts
+
+
+def _mean_only() -> Any:
+    """Posteriors without variances: BoTorch's ``sample_points_around_best`` reads only the mean at
+    every observed point, and their variances cost `n^2` each (6 of 20 s of an ask at n = 5,000)."""
+    import gpytorch
+
+    return gpytorch.settings.skip_posterior_variances()
 
 
 def _score(acqf: AcquisitionFunction, X: Tensor, chunk: int = 2048) -> Tensor:
@@ -210,7 +248,8 @@ def optimize_mixed(
     if opts.sample_around_best:
         from botorch.optim.initializers import sample_points_around_best
 
-        near = sample_points_around_best(acqf, max(opts.raw_samples // 4, 1), sigma=1e-2, bounds=domain.bounds())
+        with _mean_only():
+            near = sample_points_around_best(acqf, max(opts.raw_samples // 4, 1), sigma=1e-2, bounds=domain.bounds())
         if near is not None:
             pool = torch.cat([pool, domain.apply_fixed(near)])
     vals = _score(acqf, pool)

@@ -5,8 +5,8 @@ One :meth:`Study.optimize` call::
     hold the record's lock -> open the record (store, parent run) -> recover a dead driver's
     trials (re-attach or adopt the finished, close the lost) -> rebuild the optimiser from the
     record -> while the budget lasts: the free workers get new pending-aware suggestions
-    at once, from one batched ask (after those asked ahead while the driver waited, if
-    ``parallelism.prefetch`` keeps some ready) -> reports stream into the trial's run -> on completion: end the run,
+    at once, from batched asks of up to :data:`ASK_BATCH_MAX` (after those asked ahead while the
+    driver waited, if ``parallelism.prefetch`` keeps some ready) -> reports stream into the trial's run -> on completion: end the run,
     tell the optimiser, log the best so far -> plots -> end the parent run.
 
 The MLflow record (:class:`~autotune.study.StudyRecord`, which owns every read and write of
@@ -406,7 +406,7 @@ class _Driver:
         return None if max_trials is None else max(0, max_trials - len(self.budget_ids))
 
     def _fill(self) -> None:
-        """Give every free worker a trial: prefetched suggestions first, the rest from one ``ask(k)``."""
+        """Give every free worker a trial: prefetched suggestions first, then ``ask(k)``, ``k <= ASK_BATCH_MAX``."""
         if self.stop_reason:
             return
         max_time_s = self.cfg.budget.max_time_s
@@ -425,12 +425,13 @@ class _Driver:
             for suggestion in self.optimizer.ask(min(workers, remaining or workers)):
                 self._launch(suggestion)
             return
-        # The prefetched suggestions first, then one batched ask for the rest (one model, each
-        # point pending-aware); any left unlaunched by an error stay ready and are forgotten.
+        # The prefetched suggestions first, then batched asks of at most ASK_BATCH_MAX (one model
+        # per batch, each point pending-aware), each batch launched as soon as it is chosen; any
+        # left unlaunched by an error stay ready and are forgotten.
         n = free if remaining is None else min(free, remaining)
-        if n > len(self.ready):
-            self.ready.extend(self.optimizer.ask(n - len(self.ready)))
-        for _ in range(n):
+        for i in range(n):
+            if not self.ready:
+                self.ready.extend(self.optimizer.ask(min(n - i, ASK_BATCH_MAX)))
             self._launch(self.ready.popleft())
 
     def _wants_prefetch(self) -> bool:
@@ -664,6 +665,13 @@ class _Driver:
     def on_signal(self, signum: int) -> None:
         """Ask the loop to stop (called from the signal handler: only sets a flag)."""
         self.signal_name = signal.Signals(signum).name
+
+
+ASK_BATCH_MAX = 8
+"""The most suggestions the driver asks for at once when several workers are free. One batch
+shares one model (a batch of 4 takes one GP build instead of 4), but its first trial waits for
+the whole batch: unbounded batches (up to 200 points at 256 workers) left waves of workers idle
+for a minute in ``benchmarks/results/utilisation_w128_256_batched.md``."""
 
 
 def _trial_spec(cfg: StudyConfig, trial_id: int, params: Mapping[str, Any], workdir: Path) -> TrialSpec:

@@ -81,3 +81,20 @@ def test_batched_points_differ_from_the_trials_still_running(
     for n, pending, observed, returned, _ in spy.calls:
         assert len(set(returned)) == n
         assert not set(returned) & (pending | observed)
+
+
+@pytest.mark.slow
+def test_batches_are_bounded_so_the_first_workers_start_early(
+    tmp_path: Path, mlflow_store_factory: Callable[[Path], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wave larger than ``ASK_BATCH_MAX`` is asked for in bounded batches, each launched at once."""
+    import autotune.study._study as study_module
+
+    assert study_module.ASK_BATCH_MAX == 8
+    monkeypatch.setattr(study_module, "ASK_BATCH_MAX", 3)
+    spy = AskSpy(monkeypatch)
+    summary = _run(tmp_path, mlflow_store_factory, lambda p: 10.0, workers=4, trials=8)
+    assert summary.counts["completed"] == 8
+    assert [n for n, *_ in spy.calls] == [3, 1, 3, 1]
+    for n, pending, observed, returned, _ in spy.calls:
+        assert len(set(returned)) == n and not set(returned) & (pending | observed)
