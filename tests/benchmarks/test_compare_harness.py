@@ -169,7 +169,7 @@ def test_cost_cooling_adapter_decays_the_cost_exponent_as_the_budget_is_spent() 
         (p,) = adapter.ask(1)
         out = problem.evaluate(p)
         adapter.tell(p, out["value"], out)
-        exponents.append(opt.strategy.cost_exponent(opt.context()))
+        exponents.append(opt.strategy.exponent_at(opt.context()))
     n0 = opt.n_initial
     assert exponents[:n0] == [1.0] * n0  # the initial design's spend is not counted against it
     assert all(b < a for a, b in zip(exponents[n0 - 1:], exponents[n0:]))  # then it decays with every spend
