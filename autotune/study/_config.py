@@ -903,6 +903,47 @@ def _check_json_values(where: str, options: Mapping[str, Any], callables: bool =
                               "null, or a list or mapping of them.")
 
 
+def import_from_study(spec: str, base_dir: Path, where: str) -> Any:
+    """Import ``module:attr`` with the study file's folder first on ``sys.path`` (as trials do).
+
+    Args:
+        spec: ``module:function`` (``attr`` may be dotted).
+        base_dir: The study file's folder.
+        where: The key for errors, e.g. ``"study.yaml: trial.entry_point"``.
+
+    Raises:
+        StudyConfigError: Naming ``where``, the value and the fix when the module is missing,
+            lacks the attribute, or fails while importing.
+    """
+    import importlib
+    import sys
+
+    module_name, _, attr = spec.partition(":")
+    folder = str(base_dir)
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except ModuleNotFoundError as exc:
+        raise StudyConfigError(where, f"cannot be imported: no module named {exc.name!r}", spec,
+                               f"put {module_name.replace('.', '/')}.py beside the study file ({folder}) or "
+                               "install its package.") from None
+    except AttributeError:
+        raise StudyConfigError(where, f"names a function that module {module_name!r} does not define", spec,
+                               f"check the name after ':' (module {module_name!r} defines: "
+                               f"{', '.join(n for n in dir(sys.modules.get(module_name)) if not n.startswith('_'))[:300]}).") from None
+    except Exception as exc:  # noqa: BLE001 - the user's module failed while importing
+        raise StudyConfigError(where, f"fails to import ({type(exc).__name__}: {exc})"[:500], spec,
+                               f"run python -c 'import {module_name}' from {folder} to see the error.") from None
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)
+    return target
+
+
 def _check_entry_point(config: StudyConfig) -> None:
     """Import the study's entry point and check that it can be called as a trial.
 
@@ -916,9 +957,7 @@ def _check_entry_point(config: StudyConfig) -> None:
     Raises:
         StudyConfigError: Naming the study file, ``trial.entry_point``, the value and the fix.
     """
-    import importlib
     import inspect
-    import sys
 
     from autotune.executors import is_script
 
@@ -930,29 +969,7 @@ def _check_entry_point(config: StudyConfig) -> None:
             raise StudyConfigError(where, "names a script that does not exist", entry_point,
                                    "give a path relative to the study file's folder.")
         return
-    module_name, _, attr = entry_point.partition(":")
-    folder = str(config.base_dir)
-    added = folder not in sys.path
-    if added:
-        sys.path.insert(0, folder)
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            target = getattr(target, part)
-    except ModuleNotFoundError as exc:
-        raise StudyConfigError(where, f"cannot be imported: no module named {exc.name!r}", entry_point,
-                               f"put {module_name.replace('.', '/')}.py beside the study file ({folder}) or "
-                               "install its package.") from None
-    except AttributeError:
-        raise StudyConfigError(where, f"names a function that module {module_name!r} does not define", entry_point,
-                               f"check the name after ':' (module {module_name!r} defines: "
-                               f"{', '.join(n for n in dir(sys.modules.get(module_name)) if not n.startswith('_'))[:300]}).") from None
-    except Exception as exc:  # noqa: BLE001 - the user's module failed while importing
-        raise StudyConfigError(where, f"fails to import ({type(exc).__name__}: {exc})"[:500], entry_point,
-                               f"run python -c 'import {module_name}' from {folder} to see the error.") from None
-    finally:
-        if added and folder in sys.path:
-            sys.path.remove(folder)
+    target = import_from_study(entry_point, config.base_dir, where)
     if not callable(target):
         raise StudyConfigError(where, "must name a callable", entry_point, "point it at a function, e.g. train:train.")
     try:
@@ -963,7 +980,7 @@ def _check_entry_point(config: StudyConfig) -> None:
         signature.bind({}, lambda **_: None, **config.trial.fixed_args)
     except TypeError as exc:
         raise StudyConfigError(where, f"cannot be called as fn(params, report, **fixed_args): {exc}", entry_point,
-                               f"define it as def {attr.rsplit('.', 1)[-1]}(params, report"
+                               f"define it as def {entry_point.rpartition(':')[2].rsplit('.', 1)[-1]}(params, report"
                                + "".join(f", {k}" for k in config.trial.fixed_args) + "): ...") from None
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from autotune.exceptions import StudyConfigError
 
@@ -26,33 +24,13 @@ def load_known_cost(config: StudyConfig) -> KnownCost | None:
         StudyConfigError: Naming the study file, ``known_cost``, the value and the fix.
     """
     from autotune.strategies import KnownCost
+    from autotune.study._config import import_from_study
 
     spec = config.known_cost
     if spec is None:
         return None
     where = (f"{config.study_file}: " if config.study_file is not None else "") + "known_cost"
-    module_name, _, attr = spec.partition(":")
-    folder = str(config.base_dir)
-    added = folder not in sys.path
-    if added:
-        sys.path.insert(0, folder)
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            target = getattr(target, part)
-    except ModuleNotFoundError as exc:
-        raise StudyConfigError(where, f"cannot be imported: no module named {exc.name!r}", spec,
-                               f"put {module_name.replace('.', '/')}.py beside the study file ({folder}) or "
-                               "install its package.") from None
-    except AttributeError:
-        raise StudyConfigError(where, f"names a function that module {module_name!r} does not define", spec,
-                               "check the name after ':'.") from None
-    except Exception as exc:  # noqa: BLE001 - the user's module failed while importing
-        raise StudyConfigError(where, f"fails to import ({type(exc).__name__}: {exc})"[:500], spec,
-                               f"run python -c 'import {module_name}' from {folder} to see the error.") from None
-    finally:
-        if added and folder in sys.path:
-            sys.path.remove(folder)
+    target = import_from_study(spec, config.base_dir, where)
     if not callable(target):
         raise StudyConfigError(where, "must name a callable", spec,
                                "point it at a function fn(points, state) returning the cost of each point.")
