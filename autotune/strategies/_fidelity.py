@@ -148,7 +148,7 @@ class Mobster(ExpectedImprovement):
             raise ConfigError("strategy.options.max_step", f"must be above min_step ({self.min_step})", max_step,
                               "set it to the last step a full trial reports, e.g. max_step: 27 for 27 epochs.")
         self._fitter: GPFitter | None = None
-        self._joint_space: SearchSpace | None = None
+        self._base: SearchSpace | None = None  # the space the joint space was built from
 
     def options(self) -> dict[str, Any]:
         return {"min_step": self.min_step, "max_step": self.max_step, "eta": self.eta, "min_points": self.min_points,
@@ -231,11 +231,8 @@ class Mobster(ExpectedImprovement):
         from autotune.models import GPFitter
         from autotune.space import Float, SearchSpace
 
-        if self._joint_space is None or self._fitter is None or self._fitter.space is not self._joint_space \
-                or self._base is not ctx.space:
-            self._joint_space = SearchSpace([*ctx.space.parameters.values(), Float(FIDELITY, 0.0, 1.0)])
-            self._fitter = GPFitter(self._joint_space, ctx.fitter.kernel)
+        if self._fitter is None or self._base is not ctx.space:
+            joint = SearchSpace([*ctx.space.parameters.values(), Float(FIDELITY, 0.0, 1.0)])
+            self._fitter = GPFitter(joint, ctx.fitter.kernel)
             self._base = ctx.space
         return self._fitter.fit("objective@fidelity", X, Y)
-
-    _base: SearchSpace | None = None
