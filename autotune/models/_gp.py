@@ -70,6 +70,66 @@ def gp_posterior(model: Model, X: Tensor) -> GPyTorchPosterior:
 Kernel = Literal["matern52", "rbf"]
 
 
+def prime_posterior(model: Model) -> bool:
+    """Build an eval-mode GP's prediction caches with one kernel matrix and one Cholesky factor.
+
+    GPyTorch, under BoTorch's posterior settings (``fast_pred_var``), builds the mean cache and
+    the variance cache of an exact GP separately: two evaluations of the `n x n` kernel, two
+    Cholesky factorisations and the inverse factor by a triangular solve against the identity.
+    Here ``K = L L^T`` is factorised once; the mean cache is ``K^{-1}(y - m)`` and the variance
+    cache ``L^{-T}`` (LAPACK's triangular inverse, a third of the solve's work). The posterior is
+    the same to rounding (``tests/models/test_prime_posterior.py``) and costs one `n x n` product
+    per call, as before; at n = 8,000 the first posterior took half the time.
+
+    Args:
+        model: A GPyTorch exact GP in eval mode.
+
+    Returns:
+        Whether the caches were built (``False``: a model with another prediction strategy,
+        left to GPyTorch).
+    """
+    from gpytorch import settings
+    from gpytorch.models import ExactGP
+    from gpytorch.models.exact_prediction_strategies import DefaultPredictionStrategy, prediction_strategy
+    from gpytorch.utils.memoize import add_to_cache
+    from linear_operator.operators import RootLinearOperator
+    from linear_operator.utils.cholesky import psd_safe_cholesky
+
+    if not isinstance(model, ExactGP) or model.training or model.train_inputs is None:
+        return False
+    train_inputs = list(model.train_inputs)
+    with torch.no_grad():
+        prior = model._get_train_prior_distribution(train_inputs)
+        strategy = prediction_strategy(train_inputs=train_inputs, train_prior_dist=prior,
+                                       train_labels=model.train_targets, likelihood=model.likelihood)
+        if type(strategy) is not DefaultPredictionStrategy:
+            return False
+        joint = strategy.lik_train_train_covar
+        L = psd_safe_cholesky(joint.to_dense())
+        offset = (strategy.train_labels - model.likelihood(prior, train_inputs).loc).unsqueeze(-1)
+        mean_cache = torch.cholesky_solve(offset, L).squeeze(-1)
+        inv_root = _lower_inverse(L).mT  # K^{-1} = L^{-T} L^{-1}
+    add_to_cache(joint, "root_decomposition", RootLinearOperator(L))
+    add_to_cache(joint, "root_inv_decomposition", RootLinearOperator(inv_root))
+    add_to_cache(strategy, "mean_cache", mean_cache, settings.observation_nan_policy.value())
+    add_to_cache(strategy, "covar_cache", inv_root)
+    model.prediction_strategy = strategy
+    return True
+
+
+def _lower_inverse(L: Tensor) -> Tensor:
+    """The inverse of a lower-triangular matrix: LAPACK's ``trtri`` on the CPU, a solve elsewhere."""
+    if L.device.type == "cpu" and L.dim() == 2 and L.dtype in (torch.float64, torch.float32):
+        from scipy.linalg import lapack
+
+        trtri = lapack.dtrtri if L.dtype == torch.float64 else lapack.strtri
+        inv, info = trtri(L.numpy(), lower=1)
+        if info == 0:
+            return torch.from_numpy(inv).tril_()  # trtri leaves the other triangle as it was
+    eye = torch.eye(L.shape[-1], dtype=L.dtype, device=L.device).expand_as(L)
+    return torch.linalg.solve_triangular(L, eye, upper=False)
+
+
 class ConditionalFill(InputTransform, torch.nn.Module):
     """Overwrite the columns of inactive parameters with their fill value.
 
@@ -299,11 +359,11 @@ class GPFitter:
                     full = make_gp(X, Y, self.space, self.kernel, self.bounds)
                     _load_compatible(full, _hyper_state(model))
                     model = full
-                    if jitter is not None:
-                        with gpytorch.settings.cholesky_jitter(float_value=jitter, double_value=jitter):
-                            _check_finite(model, X)
-                model.eval()
-                _check_finite(model, X)
+                if jitter is not None:
+                    with gpytorch.settings.cholesky_jitter(float_value=jitter, double_value=jitter):
+                        _check_finite(model, X)
+                else:
+                    _check_finite(model, X)
                 self._good[name] = _hyper_state(model)
                 self._fitted_n[name] = len(X)
                 self.last_outcome[name] = outcome
@@ -403,6 +463,9 @@ def _load_compatible(model: Model, state: dict[str, Tensor]) -> None:
 
 
 def _check_finite(model: Model, X: Tensor) -> None:
+    """Put ``model`` in eval mode with its posterior caches built once, and check its posterior is finite."""
+    model.eval()
+    prime_posterior(model)
     with torch.no_grad():
         post = gp_posterior(model, X[: min(len(X), 64)])
         if not (torch.isfinite(post.mean).all() and torch.isfinite(post.variance).all()):

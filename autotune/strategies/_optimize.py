@@ -198,11 +198,46 @@ def _initial_conditions(acqf: AcquisitionFunction, bounds: Tensor, q: int, opts:
     )
     if n_near:
         with _mean_only():
-            near = sample_points_around_best(acqf, max(opts.raw_samples // 4, n_near), sigma=1e-3, bounds=bounds)
+            near = sample_points_around_best(_with_fewer_baseline(acqf), max(opts.raw_samples // 4, n_near),
+                                             sigma=1e-3, bounds=bounds)
         if near is not None and len(near):
             best = _score(acqf, near).topk(min(n_near, len(near))).indices
             starts = torch.cat([starts, near[best].unsqueeze(-2)])
     return starts
+
+
+class _BaselineView:
+    """An acquisition seen with another ``X_baseline`` (everything else is the acquisition's own)."""
+
+    def __init__(self, acqf: AcquisitionFunction, X_baseline: Tensor) -> None:
+        self._acqf = acqf
+        self.X_baseline = X_baseline
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._acqf, name)
+
+
+def _with_fewer_baseline(acqf: AcquisitionFunction, limit: int = FULL_EFFORT_UP_TO) -> Any:
+    """``acqf``, or above ``limit`` observed points a view of it with only ``limit`` of them as baseline.
+
+    BoTorch's ``sample_points_around_best`` ranks the baseline by the posterior mean, which at
+    n points evaluates two `n x n` kernel matrices (10 of 42 s of an ask at n = 10,000). Above
+    ``limit`` it ranks the ``limit`` best observed points instead (by the model's training
+    targets when they line up with the baseline, else a fixed random subset).
+    """
+    from botorch.optim.utils.acquisition_utils import get_X_baseline
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        X = get_X_baseline(acqf)
+    if X is None or len(X) <= limit:
+        return acqf
+    targets = getattr(getattr(acqf, "model", None), "train_targets", None)
+    if isinstance(targets, Tensor) and targets.shape == X.shape[:1]:
+        keep = targets.argsort(descending=bool(getattr(acqf, "maximize", True)))[:limit]
+    else:
+        keep = torch.randperm(len(X), generator=torch.Generator().manual_seed(0))[:limit].to(X.device)
+    return _BaselineView(acqf, X[keep.sort().values])
 
 
 def _mean_only() -> Any:

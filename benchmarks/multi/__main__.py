@@ -6,8 +6,9 @@ and reference point): BraninCurrin (d = 2, M = 2), DTLZ2 (d = 6, M = 2), Vehicle
 log10 of the weights of an MLP on scikit-learn's digits, looked up in a table of real training:
 :class:`DigitsMLP`). Methods: autotune ``qlognehvi`` (default), ``qnparego``,
 ``mo_thompson`` and ``random``; Optuna 5 ``NSGAIISampler``, ``TPESampler``, ``GPSampler`` (all
-multi-objective) and ``RandomSampler``, each with its library defaults. autotune is given the
-problem's reference point (as Ax is given objective thresholds); Optuna's samplers take none.
+multi-objective) and ``RandomSampler``; and Ax's ``Client`` with its default multi-objective
+generation strategy (Sobol, then qLogNEHVI), each with its library defaults. autotune and Ax are
+given the problem's reference point (Ax as objective thresholds); Optuna's samplers take none.
 
 Each run minimises the problem's objectives sequentially for ``--evals`` evaluations and stores
 the hypervolume after every evaluation (above the problem's reference point, in BoTorch's
@@ -33,7 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 RAW = REPO / "benchmarks" / "results" / "multi_raw"
 PROBLEMS = ["BraninCurrin", "DTLZ2", "VehicleSafety", "ZDT1", "DigitsMLP"]
 METHODS = ["qlognehvi", "qnparego", "mo_thompson", "random", "optuna_nsga2", "optuna_tpe", "optuna_gp",
-           "optuna_random"]
+           "optuna_random", "ax"]
 
 
 class DigitsMLP:
@@ -115,7 +116,9 @@ def run_one(pname: str, method: str, seed: int, evals: int, q: int = 1) -> dict[
 
     ys: list[list[float]] = []
     ask_s: list[float] = []
-    if method.startswith("optuna"):
+    if method == "ax":
+        _run_ax(choices, f, [-float(r) for r in ref.tolist()], seed, evals, q, ys, ask_s)
+    elif method.startswith("optuna"):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -161,6 +164,47 @@ def run_one(pname: str, method: str, seed: int, evals: int, q: int = 1) -> dict[
     hv = [hypervolume(Y[: i + 1], ref) for i in range(len(Y))]
     return {"problem": pname, "method": method, "seed": seed, "evals": evals, "q": q, "hv": hv,
             "max_hv": float(prob.max_hv), "ask_s": ask_s}
+
+
+def _run_ax(choices: dict[str, Any], f: Any, thresholds: list[float], seed: int, evals: int, q: int,
+            ys: list[list[float]], ask_s: list[float]) -> None:
+    """Ax's ``Client`` (default generation strategy), minimising ``f`` with objective thresholds."""
+    import logging
+
+    from ax.api import Client
+    from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
+
+    for name in list(logging.root.manager.loggerDict):  # Ax sets a level on each of its loggers
+        if name.split(".")[0] in ("ax", "pyro"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    params: list[Any] = []
+    for n, c in choices.items():
+        if isinstance(c, tuple):
+            params.append(RangeParameterConfig(name=n, bounds=c, parameter_type="float"))
+        elif isinstance(c[0], str):
+            params.append(ChoiceParameterConfig(name=n, values=list(c), parameter_type="str", is_ordered=False))
+        else:
+            kind = "int" if all(isinstance(v, int) for v in c) else "float"
+            params.append(ChoiceParameterConfig(name=n, values=list(c), parameter_type=kind, is_ordered=True))
+    client = Client(random_seed=seed)
+    client.configure_experiment(parameters=params, name=f"multi-{seed}")
+    names = [f"f{j}" for j in range(len(thresholds))]
+    client.configure_optimization(objective=", ".join(f"-{n}" for n in names),
+                                  outcome_constraints=[f"{n} <= {t!r}" for n, t in zip(names, thresholds)])
+    running: list[tuple[int, dict[str, Any]]] = []
+    asked = 0
+    while len(ys) < evals:
+        k = min(q - len(running), evals - asked)
+        if k > 0:
+            t0 = time.perf_counter()
+            got = client.get_next_trials(max_trials=k)
+            ask_s.append(time.perf_counter() - t0)
+            running += [(i, dict(p)) for i, p in got.items()]
+            asked += len(got)
+        idx, p = running.pop(0)
+        y = f(p)
+        client.complete_trial(idx, raw_data={n: float(v) for n, v in zip(names, y)})
+        ys.append(y)
 
 
 def asktime(n: int = 200, repeats: int = 3) -> list[float]:

@@ -82,3 +82,25 @@ def test_points_around_the_incumbents_need_only_the_mean() -> None:
     with optimize_module._mean_only():
         fast = sample_points_around_best(acqf, 16, sigma=1e-3, bounds=bounds)
     assert plain is not None and fast is not None and torch.equal(plain, fast)
+
+
+def test_starts_around_the_incumbents_rank_only_the_best_observed_points() -> None:
+    """Above the limit, the baseline ranked for incumbent starts is the best observed points."""
+    from autotune.strategies._optimize import _with_fewer_baseline
+
+    acqf = log_ei(60)
+    assert _with_fewer_baseline(acqf, limit=60) is acqf
+    view = _with_fewer_baseline(acqf, limit=10)
+    targets = acqf.model.train_targets
+    X = acqf.model.train_inputs[0]
+    best10 = set(targets.topk(10).indices.tolist())
+    kept = {int((X == x).all(-1).nonzero()) for x in view.X_baseline}
+    assert kept == best10
+    assert view.model is acqf.model and view.best_f is acqf.best_f  # everything else is the acquisition's
+    # the view works where BoTorch expects the acquisition
+    from botorch.optim.initializers import sample_points_around_best
+
+    near = sample_points_around_best(view, 8, sigma=1e-3, bounds=SPACE.bounds())
+    assert near is not None and near.shape == (8, 2)
+    best = X[targets.argmax()]
+    assert float((near - best).abs().max()) < 0.05  # around the incumbent (5 % of 10 points: the best)

@@ -1,0 +1,75 @@
+"""One factorisation serves a GP's posterior: ``prime_posterior`` against GPyTorch's own caches."""
+
+from __future__ import annotations
+
+import gpytorch
+import pytest
+import torch
+
+from autotune import Categorical, Float, SearchSpace
+from autotune.models._gp import _lower_inverse, make_gp, prime_posterior
+
+
+def _pair(n: int, space: SearchSpace, seed: int = 0) -> tuple[object, object, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    X = torch.tensor([space.encode(p) for p in space.sample(n, "random", seed=seed)], dtype=torch.float64)
+    Y = (torch.sin(6 * X).sum(-1, keepdim=True) + 0.01 * torch.randn(n, 1, generator=g, dtype=torch.float64))
+    plain, primed = make_gp(X, Y, space, "matern52", None), make_gp(X, Y, space, "matern52", None)
+    with torch.no_grad():  # hyperparameters away from their initial values, shared by both
+        for name, p in plain.named_parameters():
+            p.add_(0.3 * torch.rand(p.shape, generator=g, dtype=p.dtype))
+    primed.load_state_dict(plain.state_dict())
+    plain.eval()
+    primed.eval()
+    return plain, primed, X
+
+
+@pytest.mark.parametrize("space", [
+    SearchSpace([Float(f"x{i}", 0.0, 1.0) for i in range(3)]),
+    SearchSpace([Float("x0", 0.0, 1.0), Float("x1", 0.0, 1.0), Categorical("c", ["a", "b", "c"])]),
+], ids=["continuous", "mixed"])
+def test_primed_posterior_equals_gpytorchs(space: SearchSpace) -> None:
+    plain, primed, X = _pair(300, space)
+    assert prime_posterior(primed)
+    points = space.sample(20, "random", seed=1)
+    Xt = torch.tensor([space.encode(p) for p in points], dtype=torch.float64).reshape(5, 4, -1)  # b x q x d
+    with gpytorch.settings.max_cholesky_size(10_000):
+        a = plain.posterior(Xt).mvn
+    b = primed.posterior(Xt).mvn
+    assert torch.allclose(a.mean, b.mean, atol=1e-9)
+    assert torch.allclose(a.covariance_matrix, b.covariance_matrix, atol=1e-9)
+
+
+def test_primed_posterior_is_differentiable_and_conditions() -> None:
+    space = SearchSpace([Float(f"x{i}", 0.0, 1.0) for i in range(2)])
+    plain, primed, X = _pair(100, space)
+    prime_posterior(primed)
+    x = torch.full((1, 1, 2), 0.3, dtype=torch.float64, requires_grad=True)
+    primed.posterior(x).mean.sum().backward()
+    assert x.grad is not None and bool(x.grad.abs().sum() > 0)
+    # kriging believer and friends condition the primed model on new points through its caches
+    new_x, new_y = torch.rand(2, 2, dtype=torch.float64), torch.zeros(2, 1, dtype=torch.float64)
+    with gpytorch.settings.max_cholesky_size(10_000):
+        plain.posterior(x.detach())  # GPyTorch conditions only a model that has predicted
+        ref = plain.condition_on_observations(new_x, new_y).posterior(x.detach()).mean
+    got = primed.condition_on_observations(new_x, new_y).posterior(x.detach()).mean
+    assert torch.allclose(ref, got, atol=1e-8)
+
+
+def test_training_mode_and_other_models_are_left_alone() -> None:
+    space = SearchSpace([Float("x0", 0.0, 1.0)])
+    _, primed, _ = _pair(20, space)
+    primed.train()
+    assert not prime_posterior(primed)
+    assert primed.prediction_strategy is None
+    assert not prime_posterior(torch.nn.Linear(1, 1))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_lower_inverse(dtype: torch.dtype) -> None:
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(50, 50, generator=g, dtype=torch.float64)
+    L = torch.linalg.cholesky(A @ A.T + 50 * torch.eye(50, dtype=torch.float64)).to(dtype)
+    inv = _lower_inverse(L)
+    assert torch.equal(inv, inv.tril())
+    assert torch.allclose(inv @ L, torch.eye(50, dtype=dtype), atol=1e-4 if dtype == torch.float32 else 1e-10)
