@@ -89,11 +89,12 @@ def problem(name: str) -> Any:
             "ZDT1": lambda: ZDT1(dim=4, num_objectives=2, negate=True)}[name]()
 
 
-def run_one(pname: str, method: str, seed: int, evals: int, q: int = 1) -> dict[str, Any]:
+def run_one(pname: str, method: str, seed: int, evals: int, q: int = 1, n_initial: int | None = None) -> dict[str, Any]:
     """One run; returns the hypervolume after each evaluation and the ask times.
 
     ``q = 1`` is sequential. ``q > 1`` is asynchronous: ``q`` trials are always running, the
     oldest finishes, is told, and one new trial is asked for (with the other ``q - 1`` pending).
+    ``n_initial`` replaces autotune's initial-design size (``None``: the optimiser's default).
     """
     import torch
 
@@ -147,7 +148,7 @@ def run_one(pname: str, method: str, seed: int, evals: int, q: int = 1) -> dict[
         space = (SearchSpace.from_dict(prob.space()) if table
                  else SearchSpace([Float(n, a, b) for n, (a, b) in choices.items()]))
         objs = [Objective(f"f{j}", "minimize") for j in range(m)]
-        opt = Optimizer(space, method, objectives=objs, seed=seed,
+        opt = Optimizer(space, method, objectives=objs, seed=seed, n_initial=n_initial,
                         reference_point={f"f{j}": -float(r) for j, r in enumerate(ref.tolist())})
         pending: list[Any] = []
         while len(ys) < evals:
@@ -162,7 +163,7 @@ def run_one(pname: str, method: str, seed: int, evals: int, q: int = 1) -> dict[
             ys.append(y)
     Y = -torch.tensor(ys, dtype=torch.float64)  # maximisation, as the reference point and max_hv
     hv = [hypervolume(Y[: i + 1], ref) for i in range(len(Y))]
-    return {"problem": pname, "method": method, "seed": seed, "evals": evals, "q": q, "hv": hv,
+    return {"problem": pname, "method": method, "seed": seed, "evals": evals, "q": q, "n_initial": n_initial, "hv": hv,
             "max_hv": float(prob.max_hv), "ask_s": ask_s}
 
 
@@ -320,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--note", action="append", default=[])
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--q", type=int, default=1, help="trials running at once (1: sequential; 4: asynchronous)")
+    ap.add_argument("--n-initial", type=int, default=None,
+                    help="autotune's initial-design size (default: the optimiser's); use its own --raw directory")
     args = ap.parse_args(argv)
     args.raw.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
@@ -334,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                         print("stop-at reached", flush=True)
                         break
                     t0 = time.time()
-                    r = run_one(pname, method, seed, args.evals, args.q)
+                    r = run_one(pname, method, seed, args.evals, args.q, args.n_initial)
                     r["wall_s"] = time.time() - t0
                     path.write_text(json.dumps(r), encoding="utf-8")
                     print(f"{pname} {method} seed {seed}: hv {r['hv'][-1]:.4g} / {r['max_hv']:.4g} "

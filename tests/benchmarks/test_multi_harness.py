@@ -31,3 +31,13 @@ def test_report_skips_files_that_are_not_runs(tmp_path: Path) -> None:
     assert [r["q"] for r in read_runs(raw)] == [1, 4]
     text = report(raw, tmp_path / "multi.md", "cmd", [], [1.5, 1.7])
     assert "## BraninCurrin" in text and "Asynchronous, q = 4" in text and "median 1.60 s" in text
+
+
+@pytest.mark.parametrize("problem", ["BraninCurrin", "DigitsMLP"])
+def test_ax_peer_runs_its_sobol_steps_with_thresholds_and_records_every_evaluation(problem: str) -> None:
+    pytest.importorskip("ax")
+    r = run_one(problem, "ax", 0, 4, q=2)  # Ax's first steps are Sobol: quick, no model fitted
+    assert r["method"] == "ax" and len(r["hv"]) == 4
+    assert all(b >= a for a, b in zip(r["hv"], r["hv"][1:])) and 0.0 <= r["hv"][-1] <= r["max_hv"]
+    assert len(r["ask_s"]) == 3  # two at once, then one per finished trial
+
