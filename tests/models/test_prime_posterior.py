@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from autotune import Categorical, Float, SearchSpace
-from autotune.models._gp import _lower_inverse, make_gp, prime_posterior
+from autotune.models._gp import make_gp, prime_posterior
 
 
 def _pair(n: int, space: SearchSpace, seed: int = 0) -> tuple[object, object, torch.Tensor]:
@@ -64,12 +64,3 @@ def test_training_mode_and_other_models_are_left_alone() -> None:
     assert primed.prediction_strategy is None
     assert not prime_posterior(torch.nn.Linear(1, 1))  # type: ignore[arg-type]
 
-
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_lower_inverse(dtype: torch.dtype) -> None:
-    g = torch.Generator().manual_seed(0)
-    A = torch.randn(50, 50, generator=g, dtype=torch.float64)
-    L = torch.linalg.cholesky(A @ A.T + 50 * torch.eye(50, dtype=torch.float64)).to(dtype)
-    inv = _lower_inverse(L)
-    assert torch.equal(inv, inv.tril())
-    assert torch.allclose(inv @ L, torch.eye(50, dtype=dtype), atol=1e-4 if dtype == torch.float32 else 1e-10)
