@@ -64,3 +64,43 @@ def test_training_mode_and_other_models_are_left_alone() -> None:
     assert primed.prediction_strategy is None
     assert not prime_posterior(torch.nn.Linear(1, 1))  # type: ignore[arg-type]
 
+
+
+def test_conditioning_on_new_points_extends_the_previous_factor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between two refits the fitter extends the last Cholesky factor by the new rows: the same
+    posterior as a factorisation from scratch, without factorising the whole kernel again."""
+    import linear_operator.utils.cholesky as chol
+
+    from autotune.models import GPFitter
+
+    space = SearchSpace([Float(f"x{i}", 0.0, 1.0) for i in range(3)])
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(203, 3, generator=g, dtype=torch.float64)
+    Y = torch.sin(5 * X).sum(-1, keepdim=True)
+    fitter = GPFitter(space, refit_fraction=0.5)  # the next asks condition instead of refitting
+    fitter.fit("objective", X[:200], Y[:200])
+    sizes: list[int] = []
+    real = chol.psd_safe_cholesky
+
+    def spy(A: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        sizes.append(A.shape[-1])
+        return real(A, *args, **kwargs)
+
+    monkeypatch.setattr(chol, "psd_safe_cholesky", spy)
+    Xt = torch.rand(6, 1, 3, generator=g, dtype=torch.float64)
+    for n in (201, 203):  # one point, then two more
+        model = fitter.fit("objective", X[:n], Y[:n])
+        assert fitter.last_outcome["objective"] == "conditioned"
+        assert sizes == []  # no factorisation of the n x n kernel
+        fresh = make_gp(X[:n], Y[:n], space, "matern52", None)
+        fresh.load_state_dict(model.state_dict())
+        fresh.eval()
+        monkeypatch.setattr(chol, "psd_safe_cholesky", real)
+        assert prime_posterior(fresh)
+        monkeypatch.setattr(chol, "psd_safe_cholesky", spy)
+        a, b = model.posterior(Xt).mvn, fresh.posterior(Xt).mvn
+        assert torch.allclose(a.mean, b.mean, atol=1e-8)
+        assert torch.allclose(a.variance, b.variance, atol=1e-8)
+    # other rows in front (not an extension): factorised afresh
+    model = fitter.fit("objective", torch.cat([X[1:203], X[:1]]), torch.cat([Y[1:203], Y[:1]]))
+    assert sizes == [203]
