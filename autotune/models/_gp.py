@@ -502,7 +502,7 @@ class GPFitter:
         strategy = getattr(model, "prediction_strategy", None)
         L = getattr(strategy, "cholesky", None)
         if isinstance(L, Tensor) and name in self._good:
-            self._factors[name] = (self._good[name], (model.train_inputs[0], L))  # type: ignore[attr-defined]
+            self._factors[name] = (self._good[name], (model.train_inputs[0], L))  # type: ignore[attr-defined,index]
         else:
             self._factors.pop(name, None)
 
