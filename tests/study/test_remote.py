@@ -131,3 +131,29 @@ def test_concurrent_asks_wait_for_each_other_and_take_distinct_ids(config: Calla
         thread.join(timeout=120)
     assert errors == [] and sorted(results) == [0, 1, 2]  # the record's lock serialised them
     assert sorted(study.pending()) == [0, 1, 2]
+
+
+def test_the_study_run_is_running_while_points_are_out_and_finished_after(config: Callable[..., StudyConfig]) -> None:
+    import mlflow
+
+    from autotune.study._record import StudyRecord
+
+    cfg = config()
+    study = RemoteStudy(cfg)
+
+    def status() -> str:
+        record = StudyRecord(cfg)
+        record.open({}, create=False)
+        return str(mlflow.MlflowClient(cfg.tracking_uri).get_run(record.tracker.parent_run_id).info.status)
+
+    (a, pa), (b, pb) = study.ask(), study.ask()
+    assert status() == "RUNNING"
+    study.tell(a, f(pa))
+    assert status() == "RUNNING"  # b is still out
+    study.tell(b, f(pb))
+    assert status() == "FINISHED"
+    with pytest.raises(ConfigError):
+        study.tell(b, 0.0)  # a failed tell (already told) reads the record: still finished
+    assert status() == "FINISHED"
+    study.ask()
+    assert status() == "RUNNING"
