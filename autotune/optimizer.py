@@ -18,7 +18,7 @@ import reprlib
 import warnings
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, SupportsFloat, TypeVar
 
 from autotune.exceptions import ConfigError, ModelFitError
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import torch
     from torch import Tensor
 
+    from autotune.models import PowerWarp
     from autotune.objectives import Objective
     from autotune.space import SearchSpace
     from autotune.strategies import Candidate, Context, Curves, KnownCost, OutcomeConstraint, Strategy
@@ -96,6 +97,11 @@ class Optimizer:
             ``cuda``, ``cuda:<i>``, or ``auto`` (the first GPU if one is visible, else the CPU);
             ``cuda`` without CUDA warns and uses the CPU (:func:`autotune.models.select_device`).
             Suggestions are plain Python values either way.
+        output_warp: ``power``: the single-objective GP is fitted to a Yeo-Johnson transform of
+            the objective, refitted at every ask (:class:`~autotune.models.PowerWarp`; HEBO's
+            choice), which tames heavy tails such as Rosenbrock's; ``none``: to the raw values.
+            The transform is increasing, so the incumbent is unchanged; :meth:`predict` and the
+            ``pred_mean``/``pred_std`` of a suggestion are in the objective's units either way.
 
     Example:
         >>> opt = Optimizer(space, "ei", direction="minimize", seed=0)
@@ -125,6 +131,7 @@ class Optimizer:
         objectives: Sequence[Objective | tuple[str, str] | Mapping[str, str]] | None = None,
         reference_point: Mapping[str, float] | Sequence[float] | None = None,
         device: str | torch.device = "cpu",
+        output_warp: Literal["none", "power"] = "none",
     ) -> None:
         from autotune.models import GPFitter, length_scale_bounds, select_device
         from autotune.objectives import parse_objectives, parse_reference_point
@@ -147,6 +154,8 @@ class Optimizer:
             raise ConfigError("initial_design", "unknown design", initial_design, "use sobol, random, lhs or grid.")
         if kernel not in ("matern52", "rbf"):
             raise ConfigError("kernel", "unknown kernel", kernel, "use matern52 or rbf.")
+        if output_warp not in ("none", "power"):
+            raise ConfigError("output_warp", "unknown output warp", output_warp, "use power or none.")
         if n_initial is not None and (not isinstance(n_initial, int) or n_initial < 0):
             raise ConfigError("n_initial", "must be an integer >= 0", n_initial, "use e.g. n_initial: 8.")
         if not space.tunable:
@@ -168,6 +177,8 @@ class Optimizer:
         check_cost_inputs(self.strategy, known_cost, cost_metric)
         self.budget = budget
         self.model_failures = model_failures
+        self.output_warp = output_warp
+        self._warp_lam: float | None = None  # the warp's exponent chosen by the last ask's GP
         self.fitter = GPFitter(space, kernel, bounds=length_scale_bounds(space, min_length_scale, max_length_scale, "Optimizer"))
         #: The ``torch.device`` of every model and acquisition of an ask.
         self.device = select_device(device, where="Optimizer(device=...)")
@@ -499,6 +510,7 @@ class Optimizer:
             points.append(self.space.encode(params))
             chosen.append(Suggestion(self._take_id(None), params, info))
         self._annotate(ctx, chosen, points)
+        self._choose_warp(ctx)
         for s in chosen:
             self._pending[s.trial_id] = s
         return chosen
@@ -551,6 +563,17 @@ class Optimizer:
         warnings.warn("The search space looks exhausted: returning a repeated point.", RuntimeWarning, stacklevel=3)
         return self.space.sample(1, "random", seed=ctx.stable_seed(f"dup{salt}"))[0]
 
+    def _choose_warp(self, ctx: Context) -> None:
+        """Choose the output warp's exponent for the next ask by the evidence of this ask's GP
+        (:func:`autotune.models.evidence_exponent`)."""
+        model = ctx.models.built("objective")
+        if ctx.warp is None or model is None:
+            return
+        from autotune.models import evidence_exponent
+
+        ok = ctx.ok
+        self._warp_lam = evidence_exponent(model, ctx.X[ok], ctx.warp.inverse(ctx.y[ok]), ctx.warp)
+
     def _annotate(self, ctx: Context, chosen: list[Suggestion], points: list[list[float]]) -> None:
         """Add the GP's predicted mean and standard deviation (objective units) to model-based proposals."""
         model = ctx.models.built("objective")
@@ -562,16 +585,16 @@ class Optimizer:
 
         X = torch.tensor(points, dtype=torch.float64)
         with torch.no_grad():
-            post = gp_posterior(model, X)
-        sign = -1.0 if self.minimize else 1.0
-        for s, m, v in zip(chosen, post.mean.reshape(-1).tolist(), post.variance.reshape(-1).tolist()):
-            s.info["pred_mean"] = sign * m
-            s.info["pred_std"] = math.sqrt(max(v, 0.0))
+            mean, std = _unwarped(gp_posterior(model, X), ctx.warp, self.minimize)
+        for s, m, sd in zip(chosen, mean, std):
+            s.info["pred_mean"] = m
+            s.info["pred_std"] = sd
 
     def context(self) -> Context:
         """The model-space view of the history handed to the strategy."""
         import torch
 
+        from autotune.models import fit_output_warp
         from autotune.strategies import Context
 
         obs = self.observations
@@ -581,16 +604,21 @@ class Optimizer:
         y = torch.tensor([sign * o.value if o.value is not None else math.nan for o in obs], dtype=torch.float64)
         Y = self._objective_matrix(obs) if self.multi_objective else None
         failed = torch.tensor([o.state.is_failure for o in obs], dtype=torch.bool)
+        curves = self._curves(sign) if self.strategy.uses_curves else None
         cvals = {
             c.metric: torch.tensor([_metric(o, c.metric) for o in obs], dtype=torch.float64) for c in self.constraints
         }
         cost = (
             torch.tensor([_metric(o, self.cost_metric) for o in obs], dtype=torch.float64) if self.cost_metric else None
         )
+        warp = None if self.multi_objective else fit_output_warp(self.output_warp, y, self._warp_lam)
+        if warp is not None:  # the strategy sees the warped objective (the curves on the same scale)
+            y = warp(y)
+            if curves is not None:
+                curves = replace(curves, y=warp(curves.y))
         pend = [space.encode(s.params) for s in self._pending.values()]
         X_pending = torch.tensor(pend, dtype=torch.float64).reshape(len(pend), space.dim)
         pruned = torch.tensor([o.state == TrialState.PRUNED for o in obs], dtype=torch.bool)
-        curves = self._curves(sign) if self.strategy.uses_curves else None
         used, init = self._budget_fractions(cost)
         seed = zlib.crc32(f"{self.seed}:{len(obs)}:{len(pend)}".encode()) & 0x7FFFFFFF
         return Context(
@@ -599,7 +627,7 @@ class Optimizer:
             budget_fraction_used=used, budget_fraction_initial=init, known_cost=self._bound_cost(),
             model_failures=self.model_failures, minimize=self.minimize, study_seed=self.seed,
             Y=Y, ref_point=self._ref_point_oriented() if self.multi_objective else None,
-            pruned=pruned, curves=curves,
+            pruned=pruned, curves=curves, warp=warp,
         )
 
     def _curves(self, sign: float) -> Curves:
@@ -650,10 +678,26 @@ class Optimizer:
         from autotune.models import device_scope, gp_posterior
 
         with device_scope(self.device), torch.no_grad(), gpytorch.settings.max_cholesky_size(10_000):
-            model = self.context().objective_model()
-            post = gp_posterior(model, torch.tensor([self.space.encode(p) for p in params], dtype=torch.float64))
-        sign = -1.0 if self.minimize else 1.0
-        return [sign * m for m in post.mean.reshape(-1).tolist()], post.variance.clamp_min(0).sqrt().reshape(-1).tolist()
+            ctx = self.context()
+            post = gp_posterior(ctx.objective_model(), torch.tensor([self.space.encode(p) for p in params],
+                                                                    dtype=torch.float64))
+            return _unwarped(post, ctx.warp, self.minimize)
+
+
+def _unwarped(post: Any, warp: PowerWarp | None, minimize: bool) -> tuple[list[float], list[float]]:
+    """A GP posterior's mean and standard deviation, in the objective's units.
+
+    Under an output warp the mean is the warped mean mapped back (the predictive median in the
+    objective's units) and the standard deviation half the width of the mapped-back ``mean ± sd``
+    interval (the delta method at a finite step).
+    """
+    mean = post.mean.reshape(-1)
+    sd = post.variance.clamp_min(0).sqrt().reshape(-1)
+    if warp is not None:
+        sd = (warp.inverse(mean + sd) - warp.inverse(mean - sd)) / 2
+        mean = warp.inverse(mean)
+    sign = -1.0 if minimize else 1.0
+    return [sign * m for m in mean.tolist()], sd.tolist()
 
 
 def _check_strategy_objectives(strategy: Strategy, name: str, n_objectives: int) -> None:

@@ -8,15 +8,20 @@ from autotune.models._device import DEVICE_CHOICES, check_device, device_scope, 
 from autotune.models._gp import ConditionalFill, GPFitter, gp_posterior, make_gp
 from autotune.models._lengthscale import LengthScaleBounds, length_scale_bounds
 from autotune.models._surrogates import Surrogates
+from autotune.models._warp import OUTPUT_WARPS, PowerWarp, evidence_exponent, fit_output_warp
 
 __all__ = [
     "DEVICE_CHOICES",
     "ConditionalFill",
     "GPFitter",
     "LengthScaleBounds",
+    "OUTPUT_WARPS",
+    "PowerWarp",
     "Surrogates",
     "check_device",
     "device_scope",
+    "evidence_exponent",
+    "fit_output_warp",
     "gp_posterior",
     "length_scale_bounds",
     "make_gp",

@@ -22,7 +22,7 @@ from autotune.strategies._cost import COST_OPTIONS, check_cost_options
 if TYPE_CHECKING:
     from botorch.models.model import Model
 
-    from autotune.models import GPFitter, Surrogates
+    from autotune.models import GPFitter, PowerWarp, Surrogates
     from autotune.space import SearchSpace
     from autotune.strategies._domain import Domain
 
@@ -141,6 +141,9 @@ class Context:
         curves: The intermediate values the trials reported (:meth:`Optimizer.report
             <autotune.optimizer.Optimizer.report>`), for multi-fidelity strategies; ``None``
             unless the strategy asks for them (``uses_curves``).
+        warp: The output warp ``y`` (and ``curves.y``) already went through
+            (:class:`~autotune.models.PowerWarp`; ``None``: the raw objective). It is strictly
+            increasing, so incumbents and rankings are those of the raw values.
         models: The surrogates over this data (built from the fields above).
         domain: Where this ask may propose (:class:`~autotune.strategies.Domain`: the whole
             space unless the caller gave candidates or fixed values); the shared optimisers,
@@ -167,6 +170,7 @@ class Context:
     ref_point: Tensor | None = None
     pruned: Tensor | None = None
     curves: Curves | None = None
+    warp: PowerWarp | None = None
     models: Surrogates = field(init=False, repr=False)
     domain: Domain = field(init=False, repr=False)
 

@@ -161,11 +161,15 @@ class ModelConfig(_Section):
             smallest feature that matters; a factor > 1 on a log-scaled parameter).
         max_length_scale: ``{parameter: size}``: the largest length scale a GP may fit (the
             size of a narrow feature that must not be smoothed away).
+        output_warp: ``power`` (a Yeo-Johnson transform of the objective fitted at every ask,
+            :class:`~autotune.models.PowerWarp`) or ``none`` (the GP sees the raw objective);
+            the default is the optimiser's.
     """
 
     min_length_scale: dict[StrictStr, float] | None = Field(default=None, examples=["{x: 0.01}"])
     max_length_scale: dict[StrictStr, float] | None = Field(default=None, examples=["{x: 0.05, y: 0.05}"])
     device: StrictStr = Field(default="auto", examples=["auto"])
+    output_warp: Literal["power", "none"] = Field(default="none", examples=["power"])
 
     @field_validator("device")
     @classmethod

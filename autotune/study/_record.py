@@ -408,6 +408,7 @@ class StudyRecord:
             budget=cfg.budget.max_trials if cfg.cost_metric is None else None,
             strategy_options=strategy_options(cfg),
             device=device,
+            output_warp=cfg.model.output_warp,
             **optimizer_objectives(cfg),
         )
 
@@ -757,3 +758,4 @@ def record_write_error(exc: BaseException, where: str) -> TrackingError | None:
         f"{path or where}: the study record could not be written ({why}); the trials are recorded up to here. "
         f"Fix: {'free some space' if full else 'make it writable'}, then `autotune resume {where}`."
     )
+

@@ -58,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--problems: unknown {sorted(unknown)}; choose from {', '.join(PROBLEM_NAMES)}")
         plan = dataclasses.replace(plan, problems=list(args.problems),
                                    ax_problems=[p for p in plan.ax_problems if p in args.problems])
+    if args.methods:
+        from benchmarks.compare.adapters import METHODS
+
+        # A named variant of autotune (a candidate default) runs the sequential problems too.
+        extra = [m for m in args.methods if m in METHODS and m not in plan.methods and m != "ax"]
+        plan = dataclasses.replace(plan, methods=[*plan.methods, *extra])
     tasks = plan.tasks(args.split)
     if args.sections:
         unknown = set(args.sections) - {"seq", "batch", "cost", "constrained", "asktime"}

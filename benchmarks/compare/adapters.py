@@ -49,10 +49,10 @@ class AutotuneAdapter:
     """autotune's :class:`~autotune.Optimizer` with a named strategy (``default`` = ``Optimizer``'s)."""
 
     def __init__(self, problem: Problem, seed: int, strategy: str | None = None, budget: float | None = None,
-                 **options: Any) -> None:
+                 optimizer_options: Mapping[str, Any] | None = None, **options: Any) -> None:
         from autotune import Optimizer
 
-        kwargs: dict[str, Any] = {"direction": "minimize", "seed": seed}
+        kwargs: dict[str, Any] = {"direction": "minimize", "seed": seed, **(optimizer_options or {})}
         if budget is not None:  # cost cooling: the budget in the problem's cost units
             kwargs.update(budget=budget, cost_metric="cost")
         if problem.constraint is not None:
@@ -250,6 +250,9 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     # EI-cool (Lee et al. 2020): the cost exponent decays from 1 to 0 as COST_BUDGET is spent.
     "autotune-ei_per_cost_cool": ("autotune", {"strategy": "ei_per_cost", "cooling": True, "budget": COST_BUDGET}),
     "autotune-constant_liar": ("autotune", {"strategy": "constant_liar"}),
+    # Candidate defaults (issue 12), measured on the development half before any is adopted.
+    "autotune-warp": ("autotune", {"optimizer_options": {"output_warp": "power"}}),
+    "autotune-nowarp": ("autotune", {"optimizer_options": {"output_warp": "none"}}),
 }
 
 

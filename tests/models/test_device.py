@@ -153,7 +153,8 @@ def test_study_file_model_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.chdir(tmp_path)
     cfg = StudyConfig.from_dict(study_dict())
     assert cfg.model.device == "auto" and cfg.parallelism.driver_gpu is None
-    assert cfg.to_dict()["model"] == {"device": "auto", "min_length_scale": None, "max_length_scale": None}
+    assert cfg.to_dict()["model"] == {"device": "auto", "min_length_scale": None, "max_length_scale": None,
+                                      "output_warp": Optimizer(cfg.search_space).output_warp}
     assert StudyConfig.from_dict(study_dict(model={"device": "cuda:1"})).model.device == "cuda:1"
     with pytest.raises(StudyConfigError) as info:
         StudyConfig.from_dict(study_dict(model={"device": "gpu"}), study_file="studies/x.yaml")
