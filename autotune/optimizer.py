@@ -97,7 +97,7 @@ class Optimizer:
             ``cuda``, ``cuda:<i>``, or ``auto`` (the first GPU if one is visible, else the CPU);
             ``cuda`` without CUDA warns and uses the CPU (:func:`autotune.models.select_device`).
             Suggestions are plain Python values either way.
-        output_warp: ``power``: the single-objective GP is fitted to a Yeo-Johnson transform of
+        output_warp: ``power`` (default): the single-objective GP is fitted to a Yeo-Johnson transform of
             the objective, refitted at every ask (:class:`~autotune.models.PowerWarp`; HEBO's
             choice), which tames heavy tails such as Rosenbrock's; ``none``: to the raw values.
             The transform is increasing, so the incumbent is unchanged; :meth:`predict` and the
@@ -131,7 +131,7 @@ class Optimizer:
         objectives: Sequence[Objective | tuple[str, str] | Mapping[str, str]] | None = None,
         reference_point: Mapping[str, float] | Sequence[float] | None = None,
         device: str | torch.device = "cpu",
-        output_warp: Literal["none", "power"] = "none",
+        output_warp: Literal["none", "power"] = "power",
     ) -> None:
         from autotune.models import GPFitter, length_scale_bounds, select_device
         from autotune.objectives import parse_objectives, parse_reference_point

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
@@ -64,11 +64,12 @@ class PowerWarp:
     lam: float
 
     @classmethod
-    def fit(cls, y: Tensor) -> PowerWarp | None:
+    def fit(cls, y: Tensor, lam: float | None = None) -> PowerWarp | None:
         """Fit the warp to the finite values of ``y``; ``None`` where there is nothing to fit.
 
         Args:
             y: A `n` tensor of observations (non-finite entries are ignored).
+            lam: The exponent to use; ``None``: the one that makes ``y`` most nearly normal.
 
         Returns:
             The warp, or ``None`` with fewer than :data:`MIN_POINTS` finite values or a constant ``y``.
@@ -84,6 +85,8 @@ class PowerWarp:
             scale = float(v.std())
         if not math.isfinite(scale) or scale <= 0:
             return None
+        if lam is not None:
+            return cls(loc, scale, lam)
         z = ((v - loc) / scale).numpy()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -186,5 +189,4 @@ def fit_output_warp(kind: str, y: Tensor, lam: float | None = None) -> PowerWarp
     """
     if kind != "power":
         return None
-    warp = PowerWarp.fit(y)
-    return warp if warp is None or lam is None else replace(warp, lam=lam)
+    return PowerWarp.fit(y, lam)

@@ -169,7 +169,7 @@ class ModelConfig(_Section):
     min_length_scale: dict[StrictStr, float] | None = Field(default=None, examples=["{x: 0.01}"])
     max_length_scale: dict[StrictStr, float] | None = Field(default=None, examples=["{x: 0.05, y: 0.05}"])
     device: StrictStr = Field(default="auto", examples=["auto"])
-    output_warp: Literal["power", "none"] = Field(default="none", examples=["power"])
+    output_warp: Literal["power", "none"] = Field(default="power", examples=["power"])
 
     @field_validator("device")
     @classmethod
