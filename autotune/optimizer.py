@@ -685,17 +685,12 @@ class Optimizer:
 
 
 def _unwarped(post: Any, warp: PowerWarp | None, minimize: bool) -> tuple[list[float], list[float]]:
-    """A GP posterior's mean and standard deviation, in the objective's units.
-
-    Under an output warp the mean is the warped mean mapped back (the predictive median in the
-    objective's units) and the standard deviation half the width of the mapped-back ``mean ± sd``
-    interval (the delta method at a finite step).
-    """
+    """A GP posterior's mean and standard deviation, in the objective's units
+    (:meth:`~autotune.models.PowerWarp.unwarp_moments` under an output warp)."""
     mean = post.mean.reshape(-1)
     sd = post.variance.clamp_min(0).sqrt().reshape(-1)
     if warp is not None:
-        sd = (warp.inverse(mean + sd) - warp.inverse(mean - sd)) / 2
-        mean = warp.inverse(mean)
+        mean, sd = warp.unwarp_moments(mean, sd)
     sign = -1.0 if minimize else 1.0
     return [sign * m for m in mean.tolist()], sd.tolist()
 

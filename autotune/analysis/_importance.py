@@ -201,6 +201,8 @@ def _draw_paths(surface: Surface, X: Tensor, n_paths: int, seed: int) -> np.ndar
         torch.manual_seed(seed)
         post = surface.model.posterior(X)
         samples = post.rsample(torch.Size([n_paths]))  # `n_paths x M x 1`
+        if surface.warp is not None:  # draws of the warped objective, mapped back path by path
+            samples = surface.warp.inverse(samples)
     out = surface.sign * samples.reshape(n_paths, -1).numpy()
     if not np.isfinite(out).all():  # NaN from a failed factorisation
         raise FloatingPointError("non-finite posterior draws")

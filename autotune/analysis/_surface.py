@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from botorch.models.model import Model
     from torch import Tensor
 
+    from autotune.models import PowerWarp
     from autotune.optimizer import Optimizer
     from autotune.space import SearchSpace
     from autotune.trial import Observation
@@ -40,6 +41,7 @@ class Surface:
         completed: The completed observations (finite objective), in history order.
         failed: The failed observations.
         incumbent: The parameters of the best feasible observation (the slices' anchor).
+        warp: The output warp the GP was fitted through (``None``: the raw objective).
     """
 
     space: SearchSpace
@@ -48,6 +50,7 @@ class Surface:
     completed: list[Observation]
     failed: list[Observation]
     incumbent: dict[str, Any]
+    warp: PowerWarp | None = None
 
     def predict(self, X: Tensor) -> tuple[Tensor, Tensor]:
         """The GP's mean and standard deviation of the latent objective, in the user's units.
@@ -63,8 +66,11 @@ class Surface:
 
         with torch.no_grad(), gpytorch.settings.max_cholesky_size(10_000):
             post = self.model.posterior(X)
-        mean = self.sign * post.mean.reshape(-1)  # type: ignore[attr-defined]
-        return mean, post.variance.clamp_min(0).sqrt().reshape(-1)  # type: ignore[attr-defined]
+        mean = post.mean.reshape(-1)  # type: ignore[attr-defined]
+        sd = post.variance.clamp_min(0).sqrt().reshape(-1)  # type: ignore[attr-defined]
+        if self.warp is not None:
+            mean, sd = self.warp.unwarp_moments(mean, sd)
+        return self.sign * mean, sd
 
     def encode(self, params: Mapping[str, Any]) -> list[float]:
         """A parameter assignment as a model-space vector."""
@@ -110,7 +116,7 @@ def fit_surface(optimizer: Optimizer, seed: int = 0) -> Surface | None:
         key = (lambda o: o.value) if optimizer.minimize else (lambda o: -o.value)
         best = min(done, key=key)
     sign = -1.0 if optimizer.minimize else 1.0
-    return Surface(optimizer.space, model, sign, done, failed, dict(best.params))
+    return Surface(optimizer.space, model, sign, done, failed, dict(best.params), ctx.warp)
 
 
 def unit_to_model(space: SearchSpace, U: Sequence[Sequence[float]]) -> list[list[float]]:

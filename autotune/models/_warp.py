@@ -109,6 +109,14 @@ class PowerWarp:
         lo = -torch.log1p(-xn) if abs(lam - 2) < 1e-8 else -(torch.pow(1 - xn, 2 - lam) - 1) / (2 - lam)
         return torch.where(pos, up, lo)
 
+    def unwarp_moments(self, mean: Tensor, sd: Tensor) -> tuple[Tensor, Tensor]:
+        """A warped Gaussian's mean and standard deviation, in the objective's units.
+
+        The mean maps back to the predictive median; the standard deviation is half the width of
+        the mapped-back ``mean ± sd`` interval (the delta method at a finite step).
+        """
+        return self.inverse(mean), (self.inverse(mean + sd) - self.inverse(mean - sd)) / 2
+
     def inverse(self, z: Tensor) -> Tensor:
         """Map warped values back to the objective's units (clamped where the inverse has no value)."""
         lam = self.lam
