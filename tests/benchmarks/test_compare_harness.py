@@ -390,3 +390,30 @@ def test_dry_run_lists_one_half_and_runs_nothing(tmp_path: Path, capsys: pytest.
     n = len([t for t in SIZES["smoke"].tasks("confirm") if t.section != "seq" or t.problem == "branin"])
     assert "split confirm, size smoke" in out and f"{n} of {n} runs not cached" in out
     assert "seq          autotune" in out and not raw.exists()
+
+
+def test_versus_compares_two_code_states_of_the_default_on_shared_seeds(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.compare.versus import main
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    opt = make_problem("hartmann6").optimal_value
+    runs = [("old", 1000, -3.2032), ("old", 1001, -3.2032), ("old", 1002, opt),  # seed 1002: old only
+            ("new", 1000, opt + 1e-4), ("new", 1001, opt + 1e-4)]
+    for state, seed, v in runs:
+        rec = _record("hartmann6", "autotune", seed, [0.0, v], "confirm") | {"code": state}
+        (raw / f"a_{state}_{seed}.json").write_text(json.dumps(rec))
+    for seed in (1000, 1001):
+        rec = _record("hartmann6", "optuna-gp", seed, [0.0, opt + 1e-2], "confirm")
+        (raw / f"g_{seed}.json").write_text(json.dumps(rec))
+    other = _record("hartmann6", "autotune", 1000, [0.0, opt], "confirm") | {"code": "third"}
+    (raw / "third.json").write_text(json.dumps(other))  # a third state: ignored
+    assert main(["--raw", str(raw), "--old", "old", "--new", "new", "--at", "2"]) == 0
+    out = capsys.readouterr().out
+    # two shared seeds; old stuck in the second basin (-0.92), new at 1e-4 (-4), GP at 1e-2 (-2)
+    assert "| hartmann6 | 2 | -0.92 [-0.92, -0.92] | -4.00 [-4.00, -4.00] | -2.00 [-2.00, -2.00] | better (-3.08) |" \
+        in out
+    assert "better on 1, worse on 0" in out and "Median worse than Optuna GP's 75th percentile: 1 before, 0 after" in out
+    with pytest.raises(SystemExit):
+        main(["--raw", str(raw), "--old", "old", "--new", "missing"])
