@@ -100,6 +100,7 @@ class Optimizer:
         output_warp: ``power`` (default): the single-objective GP is fitted to a Yeo-Johnson transform of
             the objective, refitted at every ask (:class:`~autotune.models.PowerWarp`; HEBO's
             choice), which tames heavy tails such as Rosenbrock's; ``none``: to the raw values.
+            A strategy that maps instead of optimising (``max_variance``) always sees the raw values.
             The transform is increasing, so the incumbent is unchanged; :meth:`predict` and the
             ``pred_mean``/``pred_std`` of a suggestion are in the objective's units either way.
 
@@ -611,7 +612,8 @@ class Optimizer:
         cost = (
             torch.tensor([_metric(o, self.cost_metric) for o in obs], dtype=torch.float64) if self.cost_metric else None
         )
-        warp = None if self.multi_objective else fit_output_warp(self.output_warp, y, self._warp_lam)
+        warps = self.strategy.model_based and self.strategy.optimizes and not self.multi_objective
+        warp = fit_output_warp(self.output_warp, y, self._warp_lam) if warps else None
         if warp is not None:  # the strategy sees the warped objective (the curves on the same scale)
             y = warp(y)
             if curves is not None:

@@ -261,6 +261,9 @@ class Strategy(ABC):
             :attr:`Context.curves`).
         cost_aware: Whether it takes the ``cost`` and ``cost_exponent`` options
             (:mod:`autotune.strategies._cost`), parsed by :func:`get_strategy` for all of them.
+        optimizes: Whether it looks for the best value (then the optimiser's output warp
+            applies); ``False`` for a strategy that maps the objective (maximum variance), whose
+            GP must model the values themselves.
 
     Attributes:
         cost: ``known`` or ``model`` when the acquisition is weighted by a cost, else ``None``.
@@ -272,6 +275,7 @@ class Strategy(ABC):
     synchronous: ClassVar[bool] = False
     uses_curves: ClassVar[bool] = False
     cost_aware: ClassVar[bool] = False
+    optimizes: ClassVar[bool] = True
     cost: Literal["known", "model"] | None = None
     cost_exponent: float = 1.0
 

@@ -242,12 +242,14 @@ class ConfidenceBound(AcquisitionStrategy):
 class MaxVariance(AcquisitionStrategy):
     """Maximum-variance (maximum-entropy) sampling: ``argmax sigma(x)`` (Noack et al. 2019).
 
-    It ignores the observed values; pending points reduce the variance around them.
+    It ignores the observed values; pending points reduce the variance around them. It maps
+    rather than optimises, so the optimiser's output warp does not apply to its GP.
     """
 
     name = "max_variance"
     log_form = False
     needs_incumbent = False
+    optimizes = False
 
     def acquisition(self, model: Model, ctx: Context, best_f: float) -> AcquisitionFunction:
         from botorch.acquisition.analytic import PosteriorStandardDeviation

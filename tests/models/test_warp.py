@@ -172,3 +172,12 @@ def test_the_optimizer_carries_the_chosen_exponent_to_the_next_ask() -> None:
     opt.tell(s.trial_id, rosenbrock(s.params))
     after = opt.context().warp
     assert after is not None and after.lam == opt._warp_lam
+
+
+def test_a_mapping_strategy_sees_the_raw_values() -> None:
+    """Maximum variance maps the objective: its GP is fitted to the values themselves."""
+    opt = Optimizer(SPACE, "max_variance", seed=0, output_warp="power")
+    for p in SPACE.sample(8, "sobol", seed=0):
+        opt.add(p, rosenbrock(p))
+    assert opt.context().warp is None
+    assert Optimizer(SPACE, "ucb", seed=0, output_warp="power").strategy.optimizes

@@ -190,7 +190,7 @@ def test_partial_curves_predict_held_back_final_values_better_than_final_values_
     configurations ranks and fits their true final losses better than a GP on the 10 final values."""
     import random
 
-    from autotune.models import GPFitter
+    from autotune.models import GPFitter, PowerWarp
 
     space, rows = _digits_table()
     rng = random.Random(seed)
@@ -211,10 +211,15 @@ def test_partial_curves_predict_held_back_final_values_better_than_final_values_
     truth = -torch.tensor([r["val_loss"][-1] for r in held], dtype=torch.float64)  # type: ignore[index]
     X_full = torch.tensor([space.encode(r["config"]) for r in full], dtype=torch.float64)  # type: ignore[arg-type]
     y_full = -torch.tensor([[r["val_loss"][-1]] for r in full], dtype=torch.float64)  # type: ignore[index]
-    final_only = GPFitter(space).fit("objective", X_full, y_full)
+    warp = PowerWarp.fit(y_full.reshape(-1)) if ctx.warp is not None else None  # as a final-only optimiser would
+    final_only = GPFitter(space).fit("objective", X_full, y_full if warp is None else warp(y_full))
     with torch.no_grad():
         pred_joint = AtFidelity(joint, 1.0, X).posterior(X_held).mean.reshape(-1)
+        if ctx.warp is not None:  # the joint GP models the warped curves: back to the losses' units
+            pred_joint = ctx.warp.inverse(pred_joint)
         pred_final = final_only.posterior(X_held).mean.reshape(-1)
+        if warp is not None:
+            pred_final = warp.inverse(pred_final)
 
     def rank_corr(a: torch.Tensor) -> float:
         ranks = torch.stack([a.argsort().argsort(), truth.argsort().argsort()]).double()
