@@ -165,10 +165,17 @@ def test_sigkill_while_creating_a_store_leaves_none_or_a_complete_one(
     db = sqlite_path(uri)
     assert db is not None
     rng = random.Random(13)
+    # How long one creation takes on this machine now (it varies with load): the kills land
+    # at random points inside that time, so they hit creation instead of a finished store.
+    start = time.monotonic()
+    assert _exit_status(_fork(lambda: ensure_store(uri), tmp_path / "timing.log")) == 0
+    took = time.monotonic() - start
+    assert _state(db) == "complete"
+    db.unlink()
     mid_creation = 0
     for i in range(kills):
         pid = _fork(lambda: ensure_store(uri), tmp_path / f"child-{i}.log")
-        time.sleep(rng.uniform(0.05, 3.0))
+        time.sleep(rng.uniform(0.05, 0.9) * took)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         status = _exit_status(pid)
