@@ -217,6 +217,29 @@ class Optimizer:
         self._pending[tid] = s
         return s
 
+    def adopt(self, proposals: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> list[Suggestion]:
+        """Register points proposed elsewhere (a copy of this optimiser in another process) as
+        one batch of pending suggestions, with this optimiser's trial ids.
+
+        Args:
+            proposals: ``(params, info)`` pairs as :meth:`ask` made them there.
+
+        Returns:
+            The new pending suggestions; a point already observed or pending here (proposed
+            meanwhile) is dropped.
+        """
+        seen = {self.space.key(o.params) for o in self.observations} | {self.space.key(s.params) for s in self._pending.values()}
+        batch_id = self._batch
+        self._batch += 1
+        adopted = []
+        for params, info in proposals:
+            key = self.space.key(params)
+            if key in seen:
+                continue
+            seen.add(key)
+            adopted.append(self.add_pending(params, None, {**info, "batch_id": batch_id}))
+        return adopted
+
     def forget(self, trial_id: int) -> None:
         """Drop a pending suggestion without learning from it (e.g. a killed trial)."""
         self._pending.pop(trial_id, None)

@@ -60,6 +60,7 @@ class Timings:
         self.run_trial: dict[str, int] = {}
         self.current: int | None = None  # the trial being recorded (for study-level calls)
         self.closed = False  # the executor has shut down: later calls (final plots) are not charged
+        self.mirror: list[float] = []  # the ask process's seconds per adopted point (not charged)
 
     def wrap(self, part: str, fn: Callable[..., Any], trial_of: Callable[..., int | None]) -> Callable[..., Any]:
         @functools.wraps(fn)
@@ -98,8 +99,8 @@ def _stop_after(seconds: float) -> Iterator[None]:
 
 
 def run_one(workers: int, strategy: str, median_s: float, sigma: float, trials: int, seed: int,
-            max_wall_s: float, prefetch: int | None = None) -> dict[str, Any]:
-    """Run one study and return its figures (``prefetch=None``: the study's default)."""
+            max_wall_s: float, prefetch: int | None = None, ask_process: bool | None = None) -> dict[str, Any]:
+    """Run one study and return its figures (``prefetch``, ``ask_process``: ``None``, the study's default)."""
     import torch
     from botorch.test_functions import Hartmann
 
@@ -107,6 +108,7 @@ def run_one(workers: int, strategy: str, median_s: float, sigma: float, trials: 
     from autotune.executors import SimulatedExecutor
     from autotune.optimizer import Optimizer
     from autotune.study import Study, StudyConfig
+    from autotune.study._ahead import AskAhead
 
     hartmann = Hartmann(dim=6)
     rng = random.Random(seed)
@@ -154,32 +156,36 @@ def run_one(workers: int, strategy: str, median_s: float, sigma: float, trials: 
     for part in TRACKER_METHODS:
         setattr(TimedTracker, part, timings.wrap(part, getattr(tracking.MlflowTracker, part), trial_of(part)))
 
-    class TimedStudy(Study):
-        def _optimizer(self) -> Optimizer:
-            opt = super()._optimizer()
-            raw_ask, raw_tell = opt.ask, opt.tell
+    # Timed at class level: an instance attribute would not survive the pickle that starts the
+    # optimiser's mirror (parallelism.ask_process), whose own asks are timed by AskAhead.
+    raw_ask, raw_tell, raw_collect = Optimizer.ask, Optimizer.tell, AskAhead.collect
 
-            def ask(n: int = 1) -> Any:
-                n_obs, n_pending = len(opt.observations), len(opt.pending)
-                t0 = time.perf_counter()
-                out = raw_ask(n)
-                dt = time.perf_counter() - t0
-                used = str(out[0].info.get("strategy", "")) if out else ""
-                timings.asks.append((n_obs, n_pending, dt, used))
-                for s in out:  # the initial design's asks are told apart: they cost no model
-                    part = "ask (initial design)" if used == config.initial_design else "ask"
-                    timings.calls.append((part, s.trial_id, dt / len(out)))
-                return out
+    def ask(opt: Optimizer, n: int = 1, **kwargs: Any) -> Any:
+        n_obs, n_pending = len(opt.observations), len(opt.pending)
+        t0 = time.perf_counter()
+        out = raw_ask(opt, n, **kwargs)
+        dt = time.perf_counter() - t0
+        used = str(out[0].info.get("strategy", "")) if out else ""
+        timings.asks.append((n_obs, n_pending, dt, used))
+        for s in out:  # the initial design's asks are told apart: they cost no model
+            part = "ask (initial design)" if used == config.initial_design else "ask"
+            timings.calls.append((part, s.trial_id, dt / len(out)))
+        return out
 
-            def tell(trial_id: Any, *args: Any, **kwargs: Any) -> Any:
-                t0 = time.perf_counter()
-                out = raw_tell(trial_id, *args, **kwargs)
-                timings.calls.append(("tell", trial_id if isinstance(trial_id, int) else None,
-                                      time.perf_counter() - t0))
-                return out
+    def tell(opt: Optimizer, trial_id: Any, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        out = raw_tell(opt, trial_id, *args, **kwargs)
+        timings.calls.append(("tell", trial_id if isinstance(trial_id, int) else None, time.perf_counter() - t0))
+        return out
 
-            opt.ask, opt.tell = ask, tell  # type: ignore[method-assign]
-            return opt
+    def collect(ahead: AskAhead, timeout_s: float = 0.0) -> Any:
+        t0 = time.perf_counter()
+        out = raw_collect(ahead, timeout_s)
+        dt = time.perf_counter() - t0
+        if out is not None:  # the mirror's own seconds per point, not charged (another process)
+            timings.mirror.extend([ahead.ask_s[-1] / max(1, len(out))] * len(out))
+        timings.calls.append(("collect from the ask process (waits included)", None, dt))
+        return out
 
     raw_plots = tracking.refresh_study_plots
     with tempfile.TemporaryDirectory(prefix="bench-util-") as tmp:
@@ -189,7 +195,7 @@ def run_one(workers: int, strategy: str, median_s: float, sigma: float, trials: 
             "objective": {"metric": "val_loss", "direction": "minimize"},
             "strategy": {"name": strategy},
             "budget": {"max_trials": trials},
-            "parallelism": {"workers": workers, "prefetch": prefetch},
+            "parallelism": {"workers": workers, "prefetch": prefetch, "ask_process": ask_process},
             "executor": {"name": "simulated"},
             "trial": {"entry_point": "hartmann:objective"},
             "seed": seed,
@@ -199,9 +205,11 @@ def run_one(workers: int, strategy: str, median_s: float, sigma: float, trials: 
         tracking.refresh_study_plots = timings.wrap("plots", raw_plots, lambda a, k, o: timings.current)
         t0, cpu0 = time.perf_counter(), time.process_time()
         try:
+            Optimizer.ask, Optimizer.tell, AskAhead.collect = ask, tell, collect  # type: ignore[method-assign]
             with _stop_after(max_wall_s):
-                summary = TimedStudy(config, executor=executor).optimize(progress=False)
+                summary = Study(config, executor=executor).optimize(progress=False)
         finally:
+            Optimizer.ask, Optimizer.tell, AskAhead.collect = raw_ask, raw_tell, raw_collect  # type: ignore[method-assign]
             tracking.MlflowTracker = TimedTracker.__mro__[1]  # type: ignore[misc]
             tracking.refresh_study_plots = raw_plots
         wall_s, cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
@@ -236,7 +244,9 @@ def run_one(workers: int, strategy: str, median_s: float, sigma: float, trials: 
     model_asks = [dt for _, _, dt, used in timings.asks if used != config.initial_design]
     return {
         "workers": workers, "strategy": strategy, "median_s": median_s, "sigma": sigma,
-        "prefetch": config.parallelism.prefetch,
+        "prefetch": config.parallelism.prefetch, "ask_process": config.parallelism.ask_process,
+        "mirror_points": len(timings.mirror),
+        "mirror_med": statistics.median(timings.mirror) if timings.mirror else math.nan,
         "n_submitted": n_submitted, "n_finished": len(results), "stop": summary.stop_reason,
         "wall_s": wall_s, "cpu_s": cpu_s, "makespan_s": executor.makespan_s, "last_submit_s": last_submit,
         "steady_util": steady, "overall_util": executor.utilisation(),
@@ -270,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trials", type=int, default=300)
     ap.add_argument("--prefetch", nargs="+", default=["auto"],
                     help="suggestions asked ahead (parallelism.prefetch); 'auto' is the study default")
+    ap.add_argument("--ask-process", nargs="+", default=["auto"], choices=["auto", "on", "off"],
+                    help="suggestions computed in a second process (parallelism.ask_process); 'auto': the default")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-wall-s", type=float, default=600.0, help="stop a run (gracefully) after this wall time")
     ap.add_argument("--target", type=float, default=0.95)
@@ -288,11 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     load_before = _load()
     runs = []
     for workers in args.workers:
-        for strategy, prefetch in itertools.product(args.strategies, args.prefetch):
+        for strategy, prefetch, ahead in itertools.product(args.strategies, args.prefetch, args.ask_process):
             r = run_one(workers, strategy, args.median_s, args.sigma, args.trials, args.seed, args.max_wall_s,
-                        None if prefetch == "auto" else int(prefetch))
+                        None if prefetch == "auto" else int(prefetch), {"auto": None, "on": True, "off": False}[ahead])
             runs.append(r)
-            print(f"workers={workers:3d} {strategy:18s} prefetch={r['prefetch']} trials={r['n_submitted']} steady util={r['steady_util']:.3f} "
+            print(f"workers={workers:3d} {strategy:18s} prefetch={r['prefetch']} ask_process={r['ask_process']} trials={r['n_submitted']} steady util={r['steady_util']:.3f} "
                   f"overall={r['overall_util']:.3f} driver/trial={r['driver_per_trial']:.3f} s "
                   f"ask med={r['ask_med']:.3f} s wall={r['wall_s']:.0f} s stop={r['stop']}", flush=True)
 
@@ -322,16 +334,19 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"## Summary (target: steady utilisation >= {args.target:.0%})",
         "",
-        ("| workers | strategy | prefetch | trials | steady util | overall util | target met | driver s / trial (mean) | "
-        "per-trial driver s med / p90 | model ask s med / p90 | T / workers (s) | wall s | CPU s / wall s | stop |"),
-        "|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
+        ("| workers | strategy | prefetch | ask process | trials | steady util | overall util | target met | "
+         "driver s / trial (mean) | per-trial driver s med / p90 | model ask s med / p90 | points from the ask process "
+         "(its s / point, median) | T / workers (s) | wall s | CPU s / wall s | stop |"),
+        "|---:|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in runs:
         lines.append(
-            f"| {r['workers']} | {r['strategy']} | {r['prefetch']} | {r['n_submitted']} | {_fmt(r['steady_util'])} | "
+            f"| {r['workers']} | {r['strategy']} | {r['prefetch']} | {'on' if r['ask_process'] else 'off'} | "
+            f"{r['n_submitted']} | {_fmt(r['steady_util'])} | "
             f"{_fmt(r['overall_util'])} | {'yes' if r['steady_util'] >= args.target else 'no'} | "
             f"{_fmt(r['driver_per_trial'])} | {_fmt(r['per_trial_med'])} / {_fmt(r['per_trial_p90'])} | "
-            f"{_fmt(r['ask_med'])} / {_fmt(r['ask_p90'])} | {_fmt(args.median_s / r['workers'], 2)} | "
+            f"{_fmt(r['ask_med'])} / {_fmt(r['ask_p90'])} | {r['mirror_points']} ({_fmt(r['mirror_med'])}) | "
+            f"{_fmt(args.median_s / r['workers'], 2)} | "
             f"{r['wall_s']:.0f} | {r['cpu_s'] / r['wall_s']:.2f} | {r['stop']} |")
     lines += ["", ("*Driver s / trial (mean)* is all real time charged to the virtual clock divided by the trials "
               "submitted (it includes the polling loop); *per-trial* sums the timed calls attributed to one trial "
@@ -341,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
               "the driver process's CPU time over its wall time: below 1 the driver waited for a CPU (other jobs) "
               "or for I/O, so its real-time figures are inflated by up to that factor."), ""]
     for r in runs:
-        lines += [f"## {r['workers']} workers, {r['strategy']}, prefetch {r['prefetch']}", "",
+        lines += [f"## {r['workers']} workers, {r['strategy']}, prefetch {r['prefetch']}, ask process "
+                  f"{'on' if r['ask_process'] else 'off'}", "",
                   "Driver time by part (real seconds):", "",
                   "| part | calls | total s | median s | p90 s |", "|---|---:|---:|---:|---:|"]
         for part, (total, med, p90, n) in sorted(r["per_part"].items(), key=lambda kv: -kv[1][0]):

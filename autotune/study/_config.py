@@ -78,10 +78,13 @@ def _number(value: Any) -> Any:
 StrictInt = Annotated[int, Strict()]
 #: A string: bytes and numbers are refused.
 StrictStr = Annotated[str, Strict()]
+StrictBool = Annotated[bool, Strict()]
 #: A finite number (an int is accepted and becomes a float; a bool or a string is refused).
 Number = Annotated[float, BeforeValidator(_number)]
 #: Largest number of workers, prefetched suggestions, initial trials (one ask is bounded too).
 MAX_WORKERS = 10_000
+#: Workers from which ``parallelism.ask_process`` is on by default.
+ASK_PROCESS_FROM = 32
 #: Most trials of one study.
 MAX_TRIALS = 10_000_000
 #: The tracking URI schemes MLflow stores accept (a plain path is a local file store).
@@ -266,10 +269,16 @@ class ParallelismConfig(_Section):
             its next trial without waiting for the GP (each is a pending point to later
             proposals, and is chosen without the results that arrive meanwhile). Default:
             ``workers // 4`` from 8 workers on, none below (resolved when the file is read).
+        ask_process: Compute suggestions ahead in a second process (a mirror of the optimiser,
+            :class:`~autotune.study._ahead.AskAhead`) while the driver records, tells and
+            launches, so one core's ask time does not bound the trial rate. Default: on from
+            :data:`ASK_PROCESS_FROM` workers for an asynchronous model-based strategy that does
+            not learn from curves (resolved when the file is read); ``false``: never.
     """
 
     workers: StrictInt = Field(default=1, ge=1, le=MAX_WORKERS, examples=["4"])
     prefetch: StrictInt | None = Field(default=None, ge=0, le=MAX_WORKERS, examples=["16"])
+    ask_process: StrictBool | None = Field(default=None, examples=["true"])
     gpus_per_trial: StrictInt = Field(default=0, ge=0, le=64, examples=["1"])
     trials_per_gpu: StrictInt = Field(default=1, ge=1, le=64, examples=["2"])
     cpus_per_trial: StrictInt = Field(default=1, ge=1, le=4096, examples=["2"])
@@ -497,6 +506,23 @@ class StudyConfig(_Section):
     def _check_single_objective_strategy(self) -> Self:
         if self.objectives is None:
             _check_strategy_objectives(self.strategy.name, 1)
+        return self
+
+    @model_validator(mode="after")
+    def _resolve_ask_process(self) -> Self:
+        if self.parallelism.ask_process is False:
+            return self
+        from autotune.strategies import get_strategy
+
+        strategy = type(get_strategy(self.strategy.name))
+        why = ("proposes without a model" if not strategy.model_based else "asks for whole batches at once"
+               if strategy.synchronous else "learns from the trials' curves, which only the driver sees"
+               if strategy.uses_curves else "")
+        if self.parallelism.ask_process is None:
+            self.parallelism.ask_process = not why and self.parallelism.workers >= ASK_PROCESS_FROM
+        elif why:
+            raise ConfigError("parallelism.ask_process", f"cannot be used with strategy {self.strategy.name!r}: it {why}",
+                              True, "remove ask_process (the driver asks itself), or choose e.g. strategy: ei.")
         return self
 
     @model_validator(mode="after")

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
     from autotune.executors import Executor, Job, SubmitError
     from autotune.optimizer import Optimizer, Suggestion
+    from autotune.study._ahead import AskAhead
     from autotune.tracking import LoadedTrial
 
 __all__ = ["BestTrial", "Study", "StudyStatus", "StudySummary"]
@@ -303,6 +304,8 @@ class _Driver:
         # Suggestions asked ahead while the driver waits (pending to the optimiser, not yet started).
         self.ready: deque[Suggestion] = deque()
         self.prefetch = 0 if optimizer.strategy.synchronous else (cfg.parallelism.prefetch or 0)
+        # The optimiser's mirror in a second process (parallelism.ask_process), started with the loop.
+        self.ahead: AskAhead | None = None
         # The errors of the first failed trials, while none has completed (fail fast).
         self.first_errors: list[str] | None = (
             None if any(o.state is TrialState.COMPLETED for o in optimizer.observations) else [])
@@ -343,6 +346,7 @@ class _Driver:
                 for trial in self.requeue:
                     self._launch(self.optimizer.add_pending(trial.params, trial.trial_id, {"strategy": "requeue"}),
                                  {TAG_REQUEUED_FROM: trial.run_id})
+                self._start_ahead()
                 while True:
                     if self.signal_name:
                         self.stop_reason = self.signal_name
@@ -353,13 +357,17 @@ class _Driver:
                     if not self.running:
                         break
                     jobs = [r.job for r in self.running.values()]
+                    self._feed_ahead()
                     ahead = self._wants_prefetch()
+                    mirror_busy = self.ahead is not None and self.ahead.busy
                     try:
-                        finished = self.executor.wait(jobs, timeout_s=0.0 if ahead else POLL_S)
+                        finished = self.executor.wait(jobs, timeout_s=0.0 if ahead or mirror_busy else POLL_S)
                     except SubmitError as exc:  # e.g. Slurm refused a queued trial's job
                         self._stop_on_submit_error(exc)
                     if ahead and not finished:
                         self.ready.append(self.optimizer.ask(1)[0])
+                    elif mirror_busy and not finished:  # real time passes while the mirror works
+                        self._feed_ahead(wait_s=AHEAD_WAIT_S)
                     if self.stopper.active or self.curves:  # the rule decides on every report as it comes
                         self._collect()
                         self.stopper.enforce(jobs)
@@ -376,6 +384,8 @@ class _Driver:
             raise
         finally:
             self.shield += 1  # from here on every signal waits: the record is being closed
+            if self.ahead is not None:
+                self.ahead.close()
             for suggestion in self.ready:
                 self.optimizer.forget(suggestion.trial_id)
             self.ready.clear()
@@ -440,6 +450,50 @@ class _Driver:
             return False
         remaining = self._remaining()
         return remaining is None or remaining > len(self.ready)
+
+    def _start_ahead(self) -> None:
+        """Start the optimiser's mirror if ``parallelism.ask_process`` asks for it (or by default)."""
+        if not wants_ask_process(self.cfg, self.optimizer):
+            return
+        from autotune.study._ahead import AskAhead, AskAheadError
+
+        try:
+            self.ahead = AskAhead(self.optimizer)
+        except AskAheadError as exc:
+            self._lose_ahead(exc)
+
+    def _feed_ahead(self, wait_s: float = 0.0) -> None:
+        """Make ready what the mirror proposed (waiting up to ``wait_s``), and give it the next request."""
+        if self.ahead is None:
+            return
+        from autotune.study._ahead import AskAheadError
+
+        try:
+            got = self.ahead.collect(wait_s)
+            if got:
+                self.ready.extend(got)
+            if self.ahead.busy or self.stop_reason or self.signal_name:
+                return
+            want = max(self.prefetch, AHEAD_BATCH) - len(self.ready)
+            remaining = self._remaining()
+            if remaining is not None:
+                want = min(want, remaining - len(self.ready))
+            if want > 0:
+                self.ahead.request(min(want, AHEAD_BATCH))
+        except AskAheadError as exc:
+            self._lose_ahead(exc)
+
+    def _lose_ahead(self, exc: Exception) -> None:
+        """Go on asking in the driver's process (one warning; the mirror recorded nothing)."""
+        import warnings
+
+        message = (f"{self.record.where}: suggestions are asked in the driver's process from now on: the background "
+                   f"ask process (parallelism.ask_process) failed: {exc}")
+        logger.warning(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+        if self.ahead is not None:
+            self.ahead.close()
+        self.ahead = None
 
     def _launch(self, suggestion: Suggestion, extra_tags: Mapping[str, Any] | None = None) -> None:
         """Open the trial's run, then submit it (a driver killed in between leaves an orphan run).
@@ -672,6 +726,23 @@ ASK_BATCH_MAX = 8
 shares one model (a batch of 4 takes one GP build instead of 4), but its first trial waits for
 the whole batch: unbounded batches (up to 200 points at 256 workers) left waves of workers idle
 for a minute in ``benchmarks/results/utilisation_w128_256_batched.md``."""
+
+
+AHEAD_BATCH = 4
+"""Points per request to the optimiser's mirror (``parallelism.ask_process``): small, so each
+batch is chosen from a fresh history, and the driver's own asks cover a wave of free workers."""
+
+AHEAD_WAIT_S = 0.05
+"""How long the driver waits on the mirror before it polls the executor again."""
+
+
+def wants_ask_process(cfg: StudyConfig, optimizer: Optimizer) -> bool:
+    """Whether the study asks in a background process: ``parallelism.ask_process`` (resolved with
+    the file, :class:`~autotune.study._config.ParallelismConfig`), if the optimiser's strategy is
+    asynchronous, model-based and learns nothing from curves (a mirror would not see the reports)."""
+    strategy = optimizer.strategy
+    able = strategy.model_based and not strategy.synchronous and not strategy.uses_curves
+    return bool(cfg.parallelism.ask_process) and able
 
 
 def _trial_spec(cfg: StudyConfig, trial_id: int, params: Mapping[str, Any], workdir: Path) -> TrialSpec:

@@ -143,7 +143,7 @@ def test_paths_resolve_against_the_study_file(tmp_path: Path, monkeypatch: pytes
     # defaults, applied once, visible in the resolved config
     resolved = config.to_dict()
     assert resolved["parallelism"] == {"workers": 2, "prefetch": 0, "gpus_per_trial": 0, "trials_per_gpu": 1,
-                                       "cpus_per_trial": 1, "driver_gpu": None}
+                                       "cpus_per_trial": 1, "driver_gpu": None, "ask_process": False}
     assert resolved["on_orphans"] == "fail" and resolved["seed"] == 0 and resolved["initial_design"] == "sobol"
     assert resolved["space"]["parameters"]["lr"] == {"type": "float", "low": 1e-4, "high": 0.1}
     # a relative SQLite store is relative to the study file too
