@@ -417,3 +417,33 @@ def test_versus_compares_two_code_states_of_the_default_on_shared_seeds(tmp_path
     assert "better on 1, worse on 0" in out and "Median worse than Optuna GP's 75th percentile: 1 before, 0 after" in out
     with pytest.raises(SystemExit):
         main(["--raw", str(raw), "--old", "old", "--new", "missing"])
+
+
+def test_peers_counts_wins_ties_and_the_upper_quartile_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.compare.peers import main
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    h = make_problem("hartmann6").optimal_value
+    b = make_problem("branin").optimal_value
+    runs = [  # hartmann6 (tuned on): autotune at 1e-4, GP at 1e-2; levy6 (held out): autotune stuck
+        ("hartmann6", "autotune", h + 1e-4), ("hartmann6", "optuna-gp", h + 1e-2), ("hartmann6", "random", h + 1.0),
+        ("branin", "autotune", b + 1e-2), ("branin", "optuna-gp", b + 1e-2 * 1.05),  # tied within 0.05
+        ("branin", "random", b + 1e-3),
+    ]
+    for problem, method, v in runs:
+        for seed in (1000, 1001):
+            start = make_problem(problem).optimal_value + 10.0
+            rec = _record(problem, method, seed, [start, v], "confirm") | {"code": "s"}
+            (raw / f"{problem}_{method}_{seed}.json").write_text(json.dumps(rec))
+    assert main(["--raw", str(raw), "--code", "s", "--at", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "| hartmann6 | dev problem | 2 | -4.00 [-4.00, -4.00] | 100% | -2.00 [-2.00, -2.00] (2) | 0% | 0.00 |" in out
+    assert "| branin | dev problem | 2 | -2.00 [-2.00, -2.00] | 0% | -1.98 [-1.98, -1.98] (2) | 0% | -3.00 |" in out
+    assert "against optuna-gp: strictly better median on 2 of 2; with a tie band of 0.05, better 1, worse 0, tied 1" in out
+    # random beats autotune on branin (1e-3 against 1e-2): best or tied-best on hartmann6 only
+    assert "against random: strictly better median on 1 of 2" in out
+    assert "best or tied-best against every peer that ran on 1 of 2" in out
+    assert "worse than Optuna GP's 75th percentile on 0;" in out
+    with pytest.raises(SystemExit):
+        main(["--raw", str(raw), "--code", "missing"])
