@@ -228,7 +228,7 @@ class Optimizer:
             The new pending suggestions; a point already observed or pending here (proposed
             meanwhile) is dropped.
         """
-        seen = {self.space.key(o.params) for o in self.observations} | {self.space.key(s.params) for s in self._pending.values()}
+        seen = self._seen_keys()
         batch_id = self._batch
         self._batch += 1
         adopted = []
@@ -239,6 +239,10 @@ class Optimizer:
             seen.add(key)
             adopted.append(self.add_pending(params, None, {**info, "batch_id": batch_id}))
         return adopted
+
+    def _seen_keys(self) -> set[tuple[float, ...]]:
+        """The keys of every observed and pending point (what a new proposal must not repeat)."""
+        return {self.space.key(o.params) for o in self.observations} | {self.space.key(s.params) for s in self._pending.values()}
 
     def forget(self, trial_id: int) -> None:
         """Drop a pending suggestion without learning from it (e.g. a killed trial)."""
@@ -497,7 +501,7 @@ class Optimizer:
         import torch
 
         ctx = self.context()
-        seen = {self.space.key(o.params) for o in self.observations} | {self.space.key(s.params) for s in self._pending.values()}
+        seen = self._seen_keys()
         if candidates is not None or fixed is not None:
             from autotune.strategies import build_domain
 
