@@ -378,6 +378,8 @@ class GPFitter:
         from botorch.fit import fit_gpytorch_mll
         from gpytorch.mlls import ExactMarginalLogLikelihood
 
+        from autotune.models._lean import lean_fit_closure
+
         warm = self._good.get(name)
         if warm is not None and self._fresh_enough(name, len(X)):
             model = make_gp(X, Y, self.space, self.kernel, self.bounds)
@@ -392,7 +394,8 @@ class GPFitter:
             except Exception as e:  # noqa: BLE001 - fit afresh below
                 logger.debug("conditioning %s on the last hyperparameters failed: %s", name, e)
         maxiter = self.max_fit_iter if warm is None else min(self.max_fit_iter, self.warm_fit_iter)
-        fit_fn = fit_fn or (lambda mll: fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": maxiter}}))
+        fit_fn = fit_fn or (lambda mll: fit_gpytorch_mll(mll, closure=lean_fit_closure(mll),
+                                                         optimizer_kwargs={"options": {"maxiter": maxiter}}))
         attempts: list[tuple[str, float | None]] = [("fit", None), ("jitter", 1e-4), ("jitter", 1e-2)]
         last_err: Exception | None = None
         Xs, Ys = self._subsample(X, Y)

@@ -6,6 +6,10 @@
   (EI-cool, Lee et al. 2020): ``log EI(x) - alpha * log c(x)``.
 * :class:`LogPosteriorStandardDeviation` — ``log sigma(x)``, the log form of maximum-variance
   sampling (so a cost can divide it).
+* :class:`LeanLogExpectedImprovement` — BoTorch's LogEI (Ament et al. 2023), the same values,
+  with the derivative of ``h(z) = log(phi(z) + z Phi(z))`` in closed form (``h'(z) = Phi(z) /
+  (phi(z) + z Phi(z))``, one node) instead of a backward pass through BoTorch's branch-wise
+  expression: 1.3 of the 1.9 ms of one evaluation of LogEI and its gradient at n = 55.
 * :class:`FeasibilityWeighted` — ``base(x) + sum_k log P(c_k(x) feasible)`` (Gardner et al.
   2014; Gelbart et al. 2014). With a log-form base (LogEI, LogPI) it is exactly
   ``log(EI(x) * PoF(x))``; with another base it acts as a log barrier.
@@ -21,6 +25,7 @@ from typing import TypeVar, cast
 
 import torch
 from botorch.acquisition import AcquisitionFunction
+from botorch.acquisition.analytic import LogExpectedImprovement, _log_ei_helper, _scaled_improvement
 from botorch.models.model import Model
 from botorch.utils.probability.utils import log_ndtr
 from botorch.utils.transforms import t_batch_mode_transform
@@ -38,6 +43,42 @@ def _t_batch(forward: _Forward) -> _Forward:
     method (taking the subclass) does not match.
     """
     return cast("_Forward", t_batch_mode_transform()(forward))
+
+
+class _LogEIHelper(torch.autograd.Function):
+    """``h(z) = log(phi(z) + z Phi(z))`` by BoTorch's stable ``_log_ei_helper``, ``h'(z) = exp(log Phi(z) - h(z))``."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, u: Tensor) -> Tensor:
+        h = _log_ei_helper(u)
+        ctx.save_for_backward(u, h)
+        return h
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:
+        u, h = ctx.saved_tensors  # type: ignore[attr-defined]
+        return grad * torch.exp(log_ndtr(u) - h)
+
+
+def log_ei_helper(u: Tensor) -> Tensor:
+    """``log(phi(u) + u Phi(u))``, the log of expected improvement at unit scale, with a one-node gradient."""
+    return cast("Tensor", _LogEIHelper.apply(u))
+
+
+class LeanLogExpectedImprovement(LogExpectedImprovement):
+    """BoTorch's ``LogExpectedImprovement`` (the same values) whose gradient is one node.
+
+    Args:
+        model: A single-output model.
+        best_f: The incumbent, in the model's units (maximised).
+    """
+
+    @_t_batch
+    def forward(self, X: Tensor) -> Tensor:
+        mean, sigma = self._mean_and_sigma(X)  # `batch x 1`
+        assert sigma is not None  # computed unless compute_sigma=False
+        u = _scaled_improvement(mean, sigma, cast("Tensor", self.best_f), self.maximize)
+        return (log_ei_helper(u) + sigma.log()).squeeze(-1)
 
 
 class LogLocalPenalization(AcquisitionFunction):

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from autotune.exceptions import ConfigError, shown
+from autotune.models import lean_posterior
 from autotune.strategies._acquisitions import LogLocalPenalization, estimate_lipschitz
 from autotune.strategies._base import Candidate, Context, register
 from autotune.strategies._cost import log_cost_function, objective_scale
@@ -104,7 +105,7 @@ class LocalPenalization(ExpectedImprovement):
         best = ctx.best_f()
         if best is None:
             return self.with_feasibility(None, model, ctx)
-        base = self.acquisition(model, ctx, best)
+        base = self.acquisition(lean_posterior(model), ctx, best)
         scale = torch.ones(ctx.d, dtype=torch.float64)
         for i, vals in ctx.space.cat_dims().items():
             scale[i] = 1.0 / max(len(vals) - 1, 1)

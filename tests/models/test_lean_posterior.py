@@ -1,0 +1,245 @@
+"""The lean posterior, marginal likelihood and LogEI compute what BoTorch/GPyTorch compute."""
+
+from __future__ import annotations
+
+import math
+
+import gpytorch
+import pytest
+import torch
+from botorch.acquisition.analytic import LogExpectedImprovement, _log_ei_helper
+from botorch.models.kernels.categorical import CategoricalKernel
+from botorch.optim.closures import get_loss_closure_with_grads
+from botorch.optim.utils import get_parameters
+from gpytorch.kernels import MaternKernel, RBFKernel, ScaleKernel
+from gpytorch.mlls import ExactMarginalLogLikelihood
+
+from autotune import Categorical, Float, Int, Optimizer, SearchSpace
+from autotune.models import GPFitter, LeanGP, lean_posterior, make_gp
+from autotune.models._lean import kernel_functions, lean_fit_closure, lean_mll_loss
+from autotune.space import Condition
+from autotune.strategies._acquisitions import LeanLogExpectedImprovement, log_ei_helper
+
+SPACES = {
+    "continuous": SearchSpace([Float(f"x{i}", 0.0, 1.0) for i in range(3)]),
+    "mixed": SearchSpace([Float("x0", 0.0, 1.0), Int("n", 1, 8), Categorical("c", ["a", "b", "c"])]),
+    "categorical": SearchSpace([Categorical("c", ["a", "b", "c"]), Categorical("e", ["u", "v"])]),
+    "conditional": SearchSpace([
+        Categorical("opt", ["sgd", "adam"]), Float("lr", 1e-4, 1e-1, log=True),
+        Float("momentum", 0.0, 0.99, conditions=(Condition("opt", "==", "sgd"),)),
+    ]),
+}
+
+
+def _gp(space: SearchSpace, n: int = 40, kernel: str = "matern52", seed: int = 0) -> tuple[object, torch.Tensor]:
+    """A GP on a smooth function with hyperparameters moved off their initial values, in eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.tensor([space.encode(p) for p in space.sample(n, "random", seed=seed)], dtype=torch.float64)
+    Y = torch.sin(5 * X).sum(-1, keepdim=True) + 0.05 * torch.randn(n, 1, generator=g, dtype=torch.float64)
+    model = make_gp(X, Y, space, kernel)  # type: ignore[arg-type]
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "noise" not in name:
+                p.add_(0.3 * torch.rand(p.shape, generator=g, dtype=p.dtype))
+    model.eval()
+    return model, X
+
+
+def _points(space: SearchSpace, n: int, seed: int) -> torch.Tensor:
+    return torch.tensor([space.encode(p) for p in space.sample(n, "random", seed=seed)], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("kernel", ["matern52", "rbf"])
+@pytest.mark.parametrize("name", list(SPACES))
+def test_lean_posterior_equals_botorchs_with_gradients(name: str, kernel: str) -> None:
+    space = SPACES[name]
+    model, _ = _gp(space, kernel=kernel)
+    lean = lean_posterior(model)
+    assert isinstance(lean, LeanGP)
+    X = _points(space, 24, seed=1).reshape(24, 1, -1)
+    xa, xb = X.clone().requires_grad_(True), X.clone().requires_grad_(True)
+    ref, got = model.posterior(xa), lean.posterior(xb)
+    assert torch.allclose(ref.mean, got.mean, atol=1e-10)
+    assert torch.allclose(ref.variance, got.variance, rtol=1e-8, atol=1e-12)
+    (ga,) = torch.autograd.grad(ref.mean.sum() + ref.variance.sum(), xa, allow_unused=True)
+    got_out = got.mean.sum() + got.variance.sum()
+    if ga is None:  # category indices only: no gradient in the inputs
+        assert not got_out.requires_grad
+    else:
+        (gb,) = torch.autograd.grad(got_out, xb)
+        assert torch.allclose(ga, gb, atol=1e-8)
+
+
+def test_lean_posterior_of_a_conditioned_model_and_at_the_data() -> None:
+    space = SPACES["continuous"]
+    model, X = _gp(space)
+    with torch.no_grad():
+        model.posterior(X[:1])  # GPyTorch conditions only a model that has predicted
+    lies_at = _points(space, 5, seed=2)
+    conditioned = model.condition_on_observations(X=lies_at, Y=torch.zeros(5, 1, dtype=torch.float64))
+    lean = lean_posterior(conditioned)
+    assert isinstance(lean, LeanGP)
+    at = torch.cat([X[:5], lies_at, _points(space, 5, seed=3)]).unsqueeze(-2)  # data, lies, elsewhere
+    ref, got = conditioned.posterior(at), lean.posterior(at)
+    assert torch.allclose(ref.mean, got.mean, atol=1e-9)
+    assert torch.allclose(ref.variance, got.variance, rtol=1e-6, atol=1e-9)
+    before = model.posterior(lies_at.unsqueeze(-2)).variance
+    assert bool((got.variance[5:10] < 0.5 * before).all())  # the variance drops at the conditioned points
+
+
+def test_joint_requests_go_to_the_wrapped_model() -> None:
+    model, _ = _gp(SPACES["continuous"])
+    lean = lean_posterior(model)
+    X = _points(SPACES["continuous"], 6, seed=4).reshape(2, 3, -1)  # q = 3: a joint posterior
+    post = lean.posterior(X)
+    assert torch.allclose(post.mvn.covariance_matrix, model.posterior(X).mvn.covariance_matrix)
+    noisy = lean.posterior(X[:, :1], observation_noise=True)  # observation noise: the model's
+    assert torch.allclose(noisy.variance, model.posterior(X[:, :1], observation_noise=True).variance)
+    assert lean_posterior(lean) is lean
+
+
+def test_models_it_does_not_cover_are_returned_unchanged() -> None:
+    from botorch.models import SingleTaskGP
+
+    space = SPACES["continuous"]
+    model, X = _gp(space)
+    model.train()
+    assert lean_posterior(model) is model  # training mode
+    plain = SingleTaskGP(X, torch.rand(len(X), 1, dtype=torch.float64), outcome_transform=None).eval()
+    assert lean_posterior(plain) is plain  # no Standardize: nothing to undo, left to BoTorch
+    batched = SingleTaskGP(X.expand(2, -1, -1), torch.rand(2, len(X), 1, dtype=torch.float64)).eval()
+    assert lean_posterior(batched) is batched
+
+
+@pytest.mark.parametrize("kernel", [MaternKernel(nu=0.5, ard_num_dims=3), MaternKernel(nu=1.5, ard_num_dims=3),
+                                    MaternKernel(nu=2.5, ard_num_dims=3), RBFKernel(ard_num_dims=3),
+                                    ScaleKernel(MaternKernel(nu=2.5, ard_num_dims=2, active_dims=[0, 2])),
+                                    ScaleKernel(RBFKernel(ard_num_dims=2, active_dims=[0, 1])
+                                                * CategoricalKernel(ard_num_dims=1, active_dims=[2]))],
+                         ids=["matern12", "matern32", "matern52", "rbf", "scaled-active", "product"])
+def test_kernel_functions_equal_gpytorchs(kernel: gpytorch.kernels.Kernel) -> None:
+    kernel = kernel.to(torch.float64)
+    with torch.no_grad():
+        for p in kernel.parameters():
+            p.add_(torch.rand_like(p))
+    g = torch.Generator().manual_seed(0)
+    x1, x2 = torch.rand(4, 5, 3, generator=g, dtype=torch.float64), torch.rand(7, 3, generator=g, dtype=torch.float64)
+    x1[..., 2], x2[..., 2] = x1[..., 2].mul(3).floor(), x2[..., 2].mul(3).floor()  # a category index column
+    fns = kernel_functions(kernel)
+    assert fns is not None
+    cross, diag = fns
+    assert torch.allclose(cross(x1, x2), kernel(x1, x2).to_dense(), atol=1e-10)
+    assert torch.allclose(diag(x1), kernel(x1, x1, diag=True), atol=1e-12)
+    assert kernel_functions(gpytorch.kernels.PeriodicKernel()) is None  # unknown: GPyTorch keeps it
+
+
+@pytest.mark.parametrize("name", list(SPACES))
+def test_lean_marginal_likelihood_equals_botorchs_loss_and_gradient(name: str) -> None:
+    space = SPACES[name]
+    model, _ = _gp(space)
+    model.train()
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    params = get_parameters(mll, requires_grad=True)
+    ref_loss, ref_grads = get_loss_closure_with_grads(mll, parameters=params)()
+    ref_grads = tuple(g.clone() for g in ref_grads)
+    closure = lean_fit_closure(mll)
+    assert closure is not None
+    loss, grads = closure()
+    assert math.isclose(float(ref_loss), float(loss), rel_tol=1e-12, abs_tol=1e-12)
+    for a, b in zip(ref_grads, grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-10)
+
+
+def test_lean_marginal_likelihood_declines_other_likelihoods() -> None:
+    from botorch.models import SingleTaskGP
+
+    X = torch.rand(10, 2, dtype=torch.float64)
+    fixed = SingleTaskGP(X, X.sum(-1, keepdim=True), train_Yvar=torch.full((10, 1), 0.01, dtype=torch.float64))
+    assert lean_mll_loss(ExactMarginalLogLikelihood(fixed.likelihood, fixed)) is None
+
+
+def test_a_fit_with_the_lean_loss_finds_botorchs_hyperparameters() -> None:
+    from botorch.fit import fit_gpytorch_mll
+
+    space = SPACES["mixed"]
+    _, X = _gp(space)
+    Y = torch.cos(4 * X).sum(-1, keepdim=True)
+    lean_fit = GPFitter(space).fit("objective", X, Y)
+    ref_fit = GPFitter(space).fit("objective", X, Y, fit_fn=lambda mll: fit_gpytorch_mll(
+        mll, optimizer_kwargs={"options": {"maxiter": 200}}))
+
+    def loss(model: object) -> float:  # BoTorch's loss at the fitted hyperparameters
+        model.train()  # type: ignore[attr-defined]
+        mll = ExactMarginalLogLikelihood(model.likelihood, model)  # type: ignore[attr-defined]
+        value = float(get_loss_closure_with_grads(mll, parameters=get_parameters(mll, requires_grad=True))()[0])
+        model.eval()  # type: ignore[attr-defined]
+        return value
+
+    start = make_gp(X, Y, space)
+    assert loss(lean_fit) < loss(start) - 0.1  # it fitted
+    assert math.isclose(loss(lean_fit), loss(ref_fit), rel_tol=1e-3, abs_tol=1e-3)
+    at = _points(space, 20, seed=6).unsqueeze(-2)
+    assert torch.allclose(lean_fit.posterior(at).mean, ref_fit.posterior(at).mean, atol=0.02)
+
+
+@pytest.mark.parametrize("u", [-1e4, -200.0, -30.0, -5.0, -1.0, -0.3, 0.0, 0.7, 3.0, 40.0])
+def test_log_ei_helper_has_botorchs_value_and_the_analytic_derivative(u: float) -> None:
+    x = torch.tensor([u], dtype=torch.float64, requires_grad=True)
+    h = log_ei_helper(x)
+    h.backward()
+    assert torch.allclose(h.detach(), _log_ei_helper(torch.tensor([u], dtype=torch.float64)))
+    # h'(u) = Phi(u) / (phi(u) + u Phi(u)): by high-precision quadrature-free closed forms
+    if u > -30:
+        phi, Phi = math.exp(-u * u / 2) / math.sqrt(2 * math.pi), 0.5 * math.erfc(-u / math.sqrt(2))
+        expected = Phi / (phi + u * Phi)
+    else:  # the asymptotic expansion h'(u) = -u - 2/u + O(u^-3) for u -> -inf
+        expected = -u - 2 / u
+    assert x.grad is not None and math.isclose(float(x.grad), expected, rel_tol=1e-5)
+
+
+def test_lean_log_ei_equals_botorchs_log_ei() -> None:
+    space = SPACES["mixed"]
+    model, _ = _gp(space)
+    X = _points(space, 30, seed=5).reshape(30, 1, -1)
+    ref_acqf = LogExpectedImprovement(model, best_f=0.5)
+    acqf = LeanLogExpectedImprovement(lean_posterior(model), best_f=0.5)
+    xa, xb = X.clone().requires_grad_(True), X.clone().requires_grad_(True)
+    ref, got = ref_acqf(xa), acqf(xb)
+    assert got.shape == (30,)
+    assert torch.allclose(ref, got, atol=1e-9)
+    ref.sum().backward()
+    got.sum().backward()
+    assert xa.grad is not None and xb.grad is not None
+    assert torch.allclose(xa.grad, xb.grad, atol=1e-7)
+
+
+def test_ei_asks_through_the_lean_posterior_and_proposes_what_botorch_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    import autotune.strategies._sequential as seq
+
+    space = SearchSpace([Float(f"x{i}", 0.0, 1.0) for i in range(3)])
+
+    def proposals() -> list[list[float]]:
+        opt = Optimizer(space, seed=3)
+        out = []
+        for _ in range(14):
+            (s,) = opt.ask(1)
+            x = [s.params[f"x{i}"] for i in range(3)]
+            opt.tell(s, -sum((v - 0.3) ** 2 for v in x))
+            out.append(x)
+        return out
+
+    used: list[type] = []
+    real = seq.lean_posterior
+
+    def spy(model: object) -> object:
+        wrapped = real(model)  # type: ignore[arg-type]
+        used.append(type(wrapped))
+        return wrapped
+
+    monkeypatch.setattr(seq, "lean_posterior", spy)
+    lean = proposals()
+    assert used and all(t is LeanGP for t in used)
+    monkeypatch.setattr(seq, "lean_posterior", lambda model: model)
+    monkeypatch.setattr(seq, "LeanLogExpectedImprovement", LogExpectedImprovement)
+    plain = proposals()
+    assert torch.allclose(torch.tensor(lean), torch.tensor(plain), atol=1e-4)
