@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import torch
 from botorch.models.model import Model
@@ -36,10 +36,23 @@ if TYPE_CHECKING:
 
 KernelFn = Callable[[Tensor, Tensor], Tensor]
 """``(x1: ... x q x d, x2: n x d) -> ... x q x n`` covariances."""
+KernelGrad = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+"""``(x1, x2) -> (K, dK)``: the covariances and their derivative ``... x q x n x d`` in ``x1``."""
 
 
-def _stationary(kernel: Any, detach: bool) -> tuple[KernelFn, Callable[[Tensor], Tensor]] | None:
-    """The cross-covariance and diagonal of a GPyTorch/BoTorch base kernel, or ``None`` if unknown."""
+class KernelFunctions(NamedTuple):
+    """A kernel as plain functions of its inputs, at fixed or live hyperparameters."""
+
+    cross: KernelFn
+    """``cross(x1, x2)``: covariances ``... x q x n``."""
+    diag: Callable[[Tensor], Tensor]
+    """``diag(x)``: prior variances ``... x q`` (constant for the stationary kernels covered)."""
+    grad: KernelGrad
+    """``grad(x1, x2)``: the covariances and their analytic derivative with respect to ``x1``."""
+
+
+def _stationary(kernel: Any, detach: bool) -> KernelFunctions | None:
+    """The functions of a GPyTorch/BoTorch base kernel, or ``None`` if unknown."""
     from botorch.models.kernels.categorical import CategoricalKernel
     from gpytorch.kernels import MaternKernel, RBFKernel
 
@@ -55,40 +68,85 @@ def _stationary(kernel: Any, detach: bool) -> tuple[KernelFn, Callable[[Tensor],
     def ones(x: Tensor) -> Tensor:
         return x.new_ones(x.shape[:-1])
 
+    def spread(x1: Tensor, part: Tensor) -> Tensor:
+        """``... x n x m`` derivatives in the kernel's columns as ``... x n x d`` over all of ``x1``'s."""
+        if cols is None:
+            return part
+        out = part.new_zeros(*part.shape[:-1], x1.shape[-1])
+        return out.index_copy_(-1, cols.to(x1.device), part)
+
     if isinstance(kernel, CategoricalKernel):
 
         def categorical(x1: Tensor, x2: Tensor) -> Tensor:
             delta = pick(x1).unsqueeze(-2) != pick(x2).unsqueeze(-3)
             return torch.exp(-(delta / ls).mean(-1))
 
-        return categorical, ones
+        def categorical_grad(x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor]:
+            K = categorical(x1, x2)  # piecewise constant in x1: no derivative (as autograd gives)
+            return K, K.new_zeros(*K.shape, x1.shape[-1])
+
+        return KernelFunctions(categorical, ones, categorical_grad)
     if type(kernel) is RBFKernel:
 
         def rbf(x1: Tensor, x2: Tensor) -> Tensor:
             return torch.exp(-0.5 * _sq_dist(pick(x1) / ls, pick(x2) / ls))
 
-        return rbf, ones
+        def rbf_grad(x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor]:
+            z = (pick(x1).unsqueeze(-2) - pick(x2)) / ls  # ... x q x n x m
+            K = torch.exp(-0.5 * z.pow(2).sum(-1))
+            return K, spread(x1, -(K.unsqueeze(-1) * z / ls))
+
+        return KernelFunctions(rbf, ones, rbf_grad)
     if type(kernel) is MaternKernel and kernel.nu in (0.5, 1.5, 2.5):
         nu = float(kernel.nu)
+        root = math.sqrt(2.0 * nu)
 
         def matern(x1: Tensor, x2: Tensor) -> Tensor:
             d2 = _sq_dist(pick(x1) / ls, pick(x2) / ls)
             d = d2.clamp_min(1e-30).sqrt()  # the clamp keeps the gradient finite at d = 0
-            s = math.sqrt(2.0 * nu) * d
+            s = root * d
             poly = 1.0 if nu == 0.5 else (1.0 + s if nu == 1.5 else 1.0 + s + 5.0 / 3.0 * d2)
             return poly * torch.exp(-s)
 
-        return matern, ones
+        def matern_grad(x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor]:
+            z = (pick(x1).unsqueeze(-2) - pick(x2)) / ls  # ... x q x n x m
+            d2 = z.pow(2).sum(-1)
+            d = d2.clamp_min(1e-30).sqrt()
+            e = torch.exp(-root * d)
+            # k = f(d); dk/dx = f'(d) / d * z / ls, with f'(d) / d in closed form per nu
+            if nu == 2.5:
+                K, g = (1.0 + root * d + 5.0 / 3.0 * d2) * e, -5.0 / 3.0 * (1.0 + root * d) * e
+            elif nu == 1.5:
+                K, g = (1.0 + root * d) * e, -3.0 * e
+            else:
+                K, g = e, torch.where(d2 > 1e-30, -e / d, torch.zeros_like(e))  # the clamp's zero slope
+            return K, spread(x1, g.unsqueeze(-1) * z / ls)
+
+        return KernelFunctions(matern, ones, matern_grad)
     return None
 
 
 def _sq_dist(a: Tensor, b: Tensor) -> Tensor:
-    """Squared Euclidean distances ``... x q x n`` between ``... x q x d`` and ``n x d`` points."""
-    return (a.unsqueeze(-2) - b).pow(2).sum(-1)
+    """Squared Euclidean distances ``... x q x n`` between ``... x q x d`` and ``n x d`` points.
+
+    Differences squared where the ``... x n x d`` differences are small (exact to rounding, as
+    the tests compare with GPyTorch at 1e-10); GPyTorch's centred ``|a|^2 + |b|^2 - 2 a b^T``
+    beyond, so that a large n never holds an ``n x n x d`` tensor.
+    """
+    if a.numel() * b.shape[-2] <= _DIRECT_LIMIT:
+        return (a.unsqueeze(-2) - b).pow(2).sum(-1)
+    centre = b.mean(-2, keepdim=True)
+    a, b = a - centre, b - centre
+    d2 = a.pow(2).sum(-1, keepdim=True) + b.pow(2).sum(-1) - 2.0 * a @ b.mT
+    return d2.clamp_min(0.0)
 
 
-def kernel_functions(kernel: Any, detach: bool = True) -> tuple[KernelFn, Callable[[Tensor], Tensor]] | None:
-    """``(cross, diag)`` of a kernel built by ``make_gp``, at its current hyperparameters.
+_DIRECT_LIMIT = 1 << 22
+"""Elements of the ``... x n x d`` difference tensor up to which distances are taken directly."""
+
+
+def kernel_functions(kernel: Any, detach: bool = True) -> KernelFunctions | None:
+    """The :class:`KernelFunctions` of a kernel built by ``make_gp``, at its current hyperparameters.
 
     Args:
         kernel: A GPyTorch kernel.
@@ -96,8 +154,8 @@ def kernel_functions(kernel: Any, detach: bool = True) -> tuple[KernelFn, Callab
             ``False`` keeps them in the graph (a marginal likelihood to fit them by).
 
     Returns:
-        ``cross(x1, x2)`` (``... x q x n``) and ``diag(x)`` (``... x q``), or ``None`` for a kernel
-        this module does not know (the caller then keeps GPyTorch's prediction).
+        ``cross``, ``diag`` and ``grad`` functions, or ``None`` for a kernel this module does not
+        know (the caller then keeps GPyTorch's prediction).
     """
     from gpytorch.kernels import ProductKernel, ScaleKernel
 
@@ -110,9 +168,13 @@ def kernel_functions(kernel: Any, detach: bool = True) -> tuple[KernelFn, Callab
         base = kernel_functions(kernel.base_kernel, detach)
         if base is None:
             return None
-        cross, diag = base
         scale = kernel.outputscale.detach() if detach else kernel.outputscale
-        return (lambda x1, x2: scale * cross(x1, x2)), (lambda x: scale * diag(x))
+
+        def scaled_grad(x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor]:
+            K, dK = base.grad(x1, x2)
+            return scale * K, scale * dK
+
+        return KernelFunctions(lambda x1, x2: scale * base.cross(x1, x2), lambda x: scale * base.diag(x), scaled_grad)
     if isinstance(kernel, ProductKernel):
         if kernel.active_dims is not None:
             return None
@@ -122,19 +184,170 @@ def kernel_functions(kernel: Any, detach: bool = True) -> tuple[KernelFn, Callab
         known = [p for p in parts if p is not None]
 
         def cross_product(x1: Tensor, x2: Tensor) -> Tensor:
-            out = known[0][0](x1, x2)
-            for c, _ in known[1:]:
-                out = out * c(x1, x2)
+            out = known[0].cross(x1, x2)
+            for p in known[1:]:
+                out = out * p.cross(x1, x2)
             return out
 
         def diag_product(x: Tensor) -> Tensor:
-            out = known[0][1](x)
-            for _, d in known[1:]:
-                out = out * d(x)
+            out = known[0].diag(x)
+            for p in known[1:]:
+                out = out * p.diag(x)
             return out
 
-        return cross_product, diag_product
+        def grad_product(x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor]:
+            K, dK = known[0].grad(x1, x2)
+            for p in known[1:]:  # product rule, one factor at a time
+                Ki, dKi = p.grad(x1, x2)
+                K, dK = K * Ki, dK * Ki.unsqueeze(-1) + K.unsqueeze(-1) * dKi
+            return K, dK
+
+        return KernelFunctions(cross_product, diag_product, grad_product)
     return _stationary(kernel, detach)
+
+
+class _Hyperparameters(NamedTuple):
+    """A kernel's hyperparameters and the derivative of ``sum(W * K(X, X))`` in them."""
+
+    values: Callable[[], list[Tensor]]
+    """The live (graph-connected) hyperparameter tensors, in a fixed order."""
+    cross: Callable[[Tensor], tuple[Tensor, Any]]
+    """``X -> (K(X, X), tape)`` at the current values, without a graph; ``tape`` is what ``vjp`` reads."""
+    vjp: Callable[[Any, Tensor], list[Tensor]]
+    """``(tape, W) -> [d sum(W * K) / d h for h in values()]`` for a symmetric ``n x n`` ``W``."""
+
+
+def _weighted_sq_sum(xs: Tensor, M: Tensor) -> Tensor:
+    """``sum_ab M_ab (xs_aj - xs_bj)^2`` per column ``j`` for a symmetric ``M``, without an ``n x n x d`` tensor."""
+    return 2.0 * (xs.pow(2) * M.sum(-1, keepdim=True)).sum(0) - 2.0 * (xs * (M @ xs)).sum(0)
+
+
+def _hyperparameters(kernel: Any) -> _Hyperparameters | None:
+    """The :class:`_Hyperparameters` of a kernel :func:`kernel_functions` covers, else ``None``."""
+    from botorch.models.kernels.categorical import CategoricalKernel
+    from gpytorch.kernels import MaternKernel, ProductKernel, RBFKernel, ScaleKernel
+
+    if kernel_functions(kernel) is None:
+        return None
+    if isinstance(kernel, ScaleKernel):
+        base = _hyperparameters(kernel.base_kernel)
+        if base is None:
+            return None
+
+        def scaled_cross(X: Tensor) -> tuple[Tensor, Any]:
+            scale = kernel.outputscale.detach()
+            Kb, tape = base.cross(X)
+            return scale * Kb, (scale, Kb, tape)
+
+        def scaled(tape: Any, W: Tensor) -> list[Tensor]:
+            scale, Kb, inner = tape
+            return [(W * Kb).sum().reshape(scale.shape), *base.vjp(inner, W * scale)]
+
+        return _Hyperparameters(lambda: [kernel.outputscale, *base.values()], scaled_cross, scaled)
+    if isinstance(kernel, ProductKernel):
+        parts = [_hyperparameters(k) for k in kernel.kernels]
+        if any(p is None for p in parts):
+            return None
+        known = [p for p in parts if p is not None]
+
+        def product_cross(X: Tensor) -> tuple[Tensor, Any]:
+            each = [p.cross(X) for p in known]
+            K = each[0][0]
+            for Ki, _ in each[1:]:
+                K = K * Ki
+            return K, each
+
+        def product(tape: Any, W: Tensor) -> list[Tensor]:
+            out: list[Tensor] = []
+            for i, p in enumerate(known):  # d sum(W * K1 * K2) / d h1 = d sum((W * K2) * K1) / d h1
+                Wi = W
+                for j, (Kj, _) in enumerate(tape):
+                    Wi = Wi * Kj if j != i else Wi
+                out.extend(p.vjp(tape[i][1], Wi))
+            return out
+
+        return _Hyperparameters(lambda: [v for p in known for v in p.values()], product_cross, product)
+    cols = None if kernel.active_dims is None else kernel.active_dims.clone()
+
+    def picked(X: Tensor) -> Tensor:
+        return X if cols is None else X.index_select(-1, cols.to(X.device))
+
+    if isinstance(kernel, CategoricalKernel):
+
+        def categorical_cross(X: Tensor) -> tuple[Tensor, Any]:
+            ls = kernel.lengthscale.detach()
+            x = picked(X)
+            delta = (x.unsqueeze(-2) != x.unsqueeze(-3)).to(X)  # n x n x m (category indices: small m)
+            K = torch.exp(-(delta / ls.reshape(-1)).mean(-1))
+            return K, (ls, delta, K)
+
+        def categorical(tape: Any, W: Tensor) -> list[Tensor]:
+            ls, delta, K = tape  # d K / d l_j = K delta_j / (m l_j^2)
+            grad = ((W * K).unsqueeze(-1) * delta).sum((0, 1)) / (delta.shape[-1] * ls.reshape(-1).pow(2))
+            return [grad.reshape(ls.shape)]
+
+        return _Hyperparameters(lambda: [kernel.lengthscale], categorical_cross, categorical)
+    nu = float(getattr(kernel, "nu", 0.0))
+    root = math.sqrt(2.0 * nu)
+    rbf = type(kernel) is RBFKernel
+
+    def stationary_cross(X: Tensor) -> tuple[Tensor, Any]:
+        # k = f(d), d^2 = sum_j (x_j - x'_j)^2 / l_j^2; g = f'(d) / d in closed form per kernel
+        ls = kernel.lengthscale.detach()
+        xs = picked(X) / ls.reshape(-1)
+        d2 = _sq_dist(xs, xs)
+        if rbf:
+            K = torch.exp(-0.5 * d2)
+            return K, (ls, xs, -K)
+        d = d2.clamp_min(1e-30).sqrt()
+        e = torch.exp(-root * d)
+        if nu == 2.5:
+            K, g = (1.0 + root * d + 5.0 / 3.0 * d2) * e, -5.0 / 3.0 * (1.0 + root * d) * e
+        elif nu == 1.5:
+            K, g = (1.0 + root * d) * e, -3.0 * e
+        else:
+            K, g = e, torch.where(d2 > 1e-30, -e / d, torch.zeros_like(e))
+        return K, (ls, xs, g)
+
+    def stationary(tape: Any, W: Tensor) -> list[Tensor]:
+        ls, xs, g = tape  # d k / d l_j = -g (x_j - x'_j)^2 / l_j^3 = -g (xs_j - xs'_j)^2 / l_j
+        return [(-_weighted_sq_sum(xs, W * g) / ls.reshape(-1)).reshape(ls.shape)]
+
+    if rbf or (type(kernel) is MaternKernel and nu in (0.5, 1.5, 2.5)):
+        return _Hyperparameters(lambda: [kernel.lengthscale], stationary_cross, stationary)
+    return None
+
+
+class _GaussianFit(torch.autograd.Function):
+    """``-log N(y | m, K + noise I)`` with its derivative in the hyperparameters in closed form.
+
+    With ``K_y = K + noise I`` and ``a = K_y^{-1}(y - m)``, the derivative in ``K_y`` is
+    ``W = (K_y^{-1} - a a^T) / 2`` (Rasmussen & Williams, 2006, eq. 5.9): the noise gets
+    ``trace(W)``, the mean ``-sum(a)`` and each kernel hyperparameter ``sum(W * dK/dh)``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, hyper: _Hyperparameters, X: Tensor, y: Tensor, const: Tensor, noise: Tensor,
+                *values: Tensor) -> Tensor:  # type: ignore[override]
+        from linear_operator.utils.cholesky import psd_safe_cholesky
+
+        K, tape = hyper.cross(X)
+        L = psd_safe_cholesky(K + torch.diag_embed(noise.reshape(-1).expand(len(y))))
+        r = (y - const.reshape(())).unsqueeze(-1)
+        a = torch.cholesky_solve(r, L)
+        ctx.save_for_backward(L, a)
+        ctx.hyper, ctx.tape, ctx.shapes = hyper, tape, (const.shape, noise.shape)
+        return 0.5 * (r * a).sum() + L.diagonal().log().sum() + 0.5 * len(y) * math.log(2.0 * math.pi)
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        L, a = ctx.saved_tensors
+        W = 0.5 * g * (torch.cholesky_inverse(L) - a @ a.mT)
+        const_shape, noise_shape = ctx.shapes
+        grads = ctx.hyper.vjp(ctx.tape, W)
+        d_const = (-g * a.sum()).reshape(const_shape)
+        d_noise = W.diagonal().sum().reshape(noise_shape)
+        return (None, None, None, d_const, d_noise, *grads)
 
 
 class _MeanVariance:
@@ -183,17 +396,17 @@ class LeanGP(Model):
 
     Args:
         model: The fitted ``SingleTaskGP`` (eval mode, ``Standardize`` outcome transform).
-        kernel: Its kernel's ``(cross, diag)`` functions (:func:`kernel_functions`).
+        kernel: Its kernel's functions (:func:`kernel_functions`).
     """
 
-    def __init__(self, model: Model, kernel: tuple[KernelFn, Callable[[Tensor], Tensor]]) -> None:
+    def __init__(self, model: Model, kernel: KernelFunctions) -> None:
         from linear_operator.utils.cholesky import psd_safe_cholesky
 
         super().__init__()
         # Not a registered submodule: BoTorch's analytic acquisitions call ``self.to(X)`` on every
         # evaluation, which walks every submodule (0.4 ms a call through a GP's tree).
         object.__setattr__(self, "_gp", model)
-        self._cross, self._diag = kernel
+        self._kernel = kernel
         gp: Any = model
         X = gp.train_inputs[0].detach()
         with torch.no_grad():
@@ -239,21 +452,56 @@ class LeanGP(Model):
         return _MeanVariance(mean.unsqueeze(-1), var.unsqueeze(-1))  # type: ignore[return-value]
 
     def mean_and_variance(self, X: Tensor) -> tuple[Tensor, Tensor]:
-        """Posterior mean and variance in the objective's units at `... x d` points ``X``."""
-        Xt = self.model.transform_inputs(X)
-        k = self._cross(Xt, self._X)  # ... x n
+        """Posterior mean and variance in the objective's units at `... x d` points ``X``.
+
+        Differentiable in ``X``: the derivative comes from the kernel's closed form
+        (:attr:`KernelFunctions.grad`), one backward node instead of autograd through every
+        kernel operation (about a third of the time of a search step).
+        """
+        mean, var = _Posterior.apply(self.model.transform_inputs(X), self)
+        return mean, var
+
+    def _predict(self, Xt: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(mean, variance, U = L^{-1} k(X, x) as n x (...), unclamped)`` without a graph."""
+        k = self._kernel.cross(Xt, self._X)  # ... x n
         mean = self._const + k @ self._alpha
-        flat = k.reshape(-1, k.shape[-1])
-        U = torch.linalg.solve_triangular(self._L, flat.mT, upper=False)  # n x (...)
-        var = self._diag(Xt) - U.pow(2).sum(0).reshape(k.shape[:-1])
+        U = torch.linalg.solve_triangular(self._L, k.reshape(-1, k.shape[-1]).mT, upper=False)  # n x (...)
+        var = self._kernel.diag(Xt) - U.pow(2).sum(0).reshape(k.shape[:-1])
+        kept = var >= self._min_var  # where the clamp passes the derivative through
         var = var.clamp_min(self._min_var)
-        return mean * self._scale + self._loc, var * self._scale.pow(2)
+        return mean * self._scale + self._loc, var * self._scale.pow(2), U, kept
 
     def condition_on_observations(self, X: Tensor, Y: Tensor, **kwargs: Any) -> Model:
         return self.model.condition_on_observations(X, Y, **kwargs)
 
     def transform_inputs(self, X: Tensor, input_transform: Any = None) -> Tensor:
         return self.model.transform_inputs(X)
+
+
+class _Posterior(torch.autograd.Function):
+    """:meth:`LeanGP.mean_and_variance` with its derivative in closed form.
+
+    With ``k = k(X, x)``, ``alpha = K^{-1}(y - m)`` and ``v = K^{-1} k``, the standardised mean
+    ``m + k^T alpha`` and variance ``k(x, x) - k^T v`` have ``d mean / dx = dk^T alpha`` and
+    ``d var / dx = -2 dk^T v`` (the prior variance of the stationary kernels covered is constant).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, Xt: Tensor, gp: LeanGP) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        mean, var, U, kept = gp._predict(Xt)
+        ctx.save_for_backward(Xt, U, kept)
+        ctx.gp = gp
+        return mean, var
+
+    @staticmethod
+    def backward(ctx: Any, g_mean: Tensor, g_var: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        Xt, U, kept = ctx.saved_tensors
+        gp: LeanGP = ctx.gp
+        _, dk = gp._kernel.grad(Xt, gp._X)  # ... x n x d
+        v = torch.linalg.solve_triangular(gp._L.mT, U, upper=True).mT.reshape(dk.shape[:-1])  # ... x n
+        w = (gp._scale * g_mean).unsqueeze(-1) * gp._alpha
+        w = w - (2.0 * gp._scale.pow(2) * g_var * kept).unsqueeze(-1) * v
+        return (dk * w.unsqueeze(-1)).sum(-2), None
 
 
 def lean_mll_loss(mll: Any) -> Callable[[], Tensor] | None:
@@ -275,7 +523,6 @@ def lean_mll_loss(mll: Any) -> Callable[[], Tensor] | None:
     from botorch.models import SingleTaskGP
     from gpytorch.likelihoods import GaussianLikelihood
     from gpytorch.means import ConstantMean
-    from linear_operator.utils.cholesky import psd_safe_cholesky
 
     model: Any = mll.model
     lik = mll.likelihood
@@ -285,24 +532,44 @@ def lean_mll_loss(mll: Any) -> Callable[[], Tensor] | None:
         return None
     if model.train_inputs is None or model.train_inputs[0].dim() != 2 or kernel_functions(model.covar_module) is None:
         return None
-    log_2pi = math.log(2.0 * math.pi)
+    hyper = _hyperparameters(model.covar_module)
+    assert hyper is not None  # kernel_functions covers it
+    # GPyTorch: the model's priors, not the mll's (which lists the likelihood's noise prior twice);
+    # listed once, as walking the module tree costs a tenth of a step
+    priors = [(module, prior, closure) for _, module, prior, closure, _ in model.named_priors()]  # type: ignore[operator]
 
     def loss() -> Tensor:
-        fns = kernel_functions(model.covar_module, detach=False)
-        assert fns is not None  # checked above; the structure does not change during a fit
         X = model.transform_inputs(model.train_inputs[0])
-        y = model.train_targets
-        K = fns[0](X, X)
-        K = K + torch.diag_embed(lik.noise.reshape(-1).expand(len(y)))
-        L = psd_safe_cholesky(K)
-        r = (y - model.mean_module.constant.reshape(())).unsqueeze(-1)
-        w = torch.linalg.solve_triangular(L, r, upper=False)
-        log_lik = -0.5 * (w.pow(2).sum() + 2.0 * L.diagonal().log().sum() + len(y) * log_2pi)
-        for _, module, prior, closure, _ in model.named_priors():  # type: ignore[operator]  # GPyTorch: the model's priors
-            log_lik = log_lik + prior.log_prob(closure(module)).sum()
-        return -log_lik / len(y)
+        if X.requires_grad:  # a learned input transform: let autograd differentiate the whole
+            return _autograd_loss(model, lik, X)
+        value = _GaussianFit.apply(hyper, X, model.train_targets, model.mean_module.constant, lik.noise,
+                                   *hyper.values())
+        return (value - _log_priors(priors, X.dtype)) / len(X)
 
     return loss
+
+
+def _log_priors(priors: list[tuple[Any, Any, Any]], dtype: torch.dtype) -> Tensor:
+    """The sum of the log densities of ``(module, prior, closure)`` priors at the current hyperparameters."""
+    out = torch.zeros((), dtype=dtype)
+    for module, prior, closure in priors:
+        out = out + prior.log_prob(closure(module)).sum()
+    return out
+
+
+def _autograd_loss(model: Any, lik: Any, X: Tensor) -> Tensor:
+    """:func:`lean_mll_loss`'s value through autograd (inputs that depend on parameters)."""
+    from linear_operator.utils.cholesky import psd_safe_cholesky
+
+    fns = kernel_functions(model.covar_module, detach=False)
+    assert fns is not None
+    y = model.train_targets
+    L = psd_safe_cholesky(fns.cross(X, X) + torch.diag_embed(lik.noise.reshape(-1).expand(len(y))))
+    r = (y - model.mean_module.constant.reshape(())).unsqueeze(-1)
+    w = torch.linalg.solve_triangular(L, r, upper=False)
+    value = 0.5 * (w.pow(2).sum() + len(y) * math.log(2.0 * math.pi)) + L.diagonal().log().sum()
+    priors = [(module, prior, closure) for _, module, prior, closure, _ in model.named_priors()]
+    return (value - _log_priors(priors, y.dtype)) / len(y)
 
 
 def lean_fit_closure(mll: Any) -> Any | None:

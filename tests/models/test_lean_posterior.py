@@ -63,10 +63,10 @@ def test_lean_posterior_equals_botorchs_with_gradients(name: str, kernel: str) -
     assert torch.allclose(ref.variance, got.variance, rtol=1e-8, atol=1e-12)
     (ga,) = torch.autograd.grad(ref.mean.sum() + ref.variance.sum(), xa, allow_unused=True)
     got_out = got.mean.sum() + got.variance.sum()
-    if ga is None:  # category indices only: no gradient in the inputs
-        assert not got_out.requires_grad
+    (gb,) = torch.autograd.grad(got_out, xb)
+    if ga is None:  # category indices only: piecewise constant, zero derivative in the inputs
+        assert torch.equal(gb, torch.zeros_like(gb))
     else:
-        (gb,) = torch.autograd.grad(got_out, xb)
         assert torch.allclose(ga, gb, atol=1e-8)
 
 
@@ -127,16 +127,30 @@ def test_kernel_functions_equal_gpytorchs(kernel: gpytorch.kernels.Kernel) -> No
     x1[..., 2], x2[..., 2] = x1[..., 2].mul(3).floor(), x2[..., 2].mul(3).floor()  # a category index column
     fns = kernel_functions(kernel)
     assert fns is not None
-    cross, diag = fns
-    assert torch.allclose(cross(x1, x2), kernel(x1, x2).to_dense(), atol=1e-10)
-    assert torch.allclose(diag(x1), kernel(x1, x1, diag=True), atol=1e-12)
+    assert torch.allclose(fns.cross(x1, x2), kernel(x1, x2).to_dense(), atol=1e-10)
+    assert torch.allclose(fns.diag(x1), kernel(x1, x1, diag=True), atol=1e-12)
+    # the closed-form derivative in x1 equals autograd's through GPyTorch's kernel
+    K, dK = fns.grad(x1, x2)
+    assert torch.allclose(K, fns.cross(x1, x2), atol=1e-12)
+    x = x1.clone().requires_grad_(True)
+    w = torch.rand(4, 5, 7, generator=g, dtype=torch.float64)
+    (auto,) = torch.autograd.grad((kernel(x, x2).to_dense() * w).sum(), x)
+    assert torch.allclose((dK * w.unsqueeze(-1)).sum(-2), auto, atol=1e-10)
     assert kernel_functions(gpytorch.kernels.PeriodicKernel()) is None  # unknown: GPyTorch keeps it
 
 
+@pytest.mark.parametrize("kernel", ["matern52", "matern32", "matern12", "rbf"])
 @pytest.mark.parametrize("name", list(SPACES))
-def test_lean_marginal_likelihood_equals_botorchs_loss_and_gradient(name: str) -> None:
+def test_lean_marginal_likelihood_equals_botorchs_loss_and_gradient(name: str, kernel: str) -> None:
+    """The closed-form derivative in every hyperparameter (length scales, output scale,
+    categorical length scales, noise, mean) equals autograd's through GPyTorch."""
+    from gpytorch.kernels import MaternKernel
+
     space = SPACES[name]
-    model, _ = _gp(space)
+    model, _ = _gp(space, kernel="rbf" if kernel == "rbf" else "matern52")
+    for module in model.covar_module.modules():  # Matérn smoothness other than make_gp's 5/2
+        if isinstance(module, MaternKernel) and kernel.startswith("matern"):
+            module.nu = {"matern52": 2.5, "matern32": 1.5, "matern12": 0.5}[kernel]
     model.train()
     mll = ExactMarginalLogLikelihood(model.likelihood, model)
     params = get_parameters(mll, requires_grad=True)
@@ -145,9 +159,45 @@ def test_lean_marginal_likelihood_equals_botorchs_loss_and_gradient(name: str) -
     closure = lean_fit_closure(mll)
     assert closure is not None
     loss, grads = closure()
-    assert math.isclose(float(ref_loss), float(loss), rel_tol=1e-12, abs_tol=1e-12)
+    # GPyTorch takes distances as |a|^2 + |b|^2 - 2ab (rounding ~1e-9 at the kinks of Matérn-1/2)
+    tol = 1e-8 if kernel == "matern12" else 1e-12
+    assert math.isclose(float(ref_loss), float(loss), rel_tol=tol, abs_tol=tol)
     for a, b in zip(ref_grads, grads, strict=True):
-        assert torch.allclose(a, b, atol=1e-10)
+        assert torch.allclose(a, b, atol=100 * tol)
+
+
+def test_distances_of_many_points_avoid_the_difference_tensor_and_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    from autotune.models import _lean
+
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.rand(6, 1, 4, generator=g, dtype=torch.float64), torch.rand(50, 4, generator=g, dtype=torch.float64)
+    direct = _lean._sq_dist(a, b)
+    monkeypatch.setattr(_lean, "_DIRECT_LIMIT", 0)  # as for n in the thousands
+    centred = _lean._sq_dist(a, b)
+    assert torch.allclose(direct, centred, atol=1e-12)
+    assert bool((_lean._sq_dist(b, b).diagonal() >= 0).all())
+
+
+def test_a_learned_input_transform_is_differentiated_by_autograd() -> None:
+    """Inputs that depend on parameters (a learned warping) keep the whole loss in autograd."""
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms.input import Warp
+
+    X = torch.rand(15, 2, dtype=torch.float64)
+    model = SingleTaskGP(X, torch.sin(4 * X).sum(-1, keepdim=True), input_transform=Warp(d=2, indices=[0, 1]))
+    model.train()
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    params = get_parameters(mll, requires_grad=True)
+    ref_loss, ref_grads = get_loss_closure_with_grads(mll, parameters=params)()
+    ref_grads = tuple(g.clone() for g in ref_grads)
+    closure = lean_fit_closure(mll)
+    assert closure is not None
+    loss, grads = closure()
+    assert math.isclose(float(ref_loss), float(loss), rel_tol=1e-10)
+    warp = [name for name in params if "input_transform" in name]
+    assert warp and all(float(grads[list(params).index(n)].abs().sum()) > 0 for n in warp)
+    for a, b in zip(ref_grads, grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-8)
 
 
 def test_lean_marginal_likelihood_declines_other_likelihoods() -> None:
