@@ -471,6 +471,14 @@ class LeanGP(Model):
         var = var.clamp_min(self._min_var)
         return mean * self._scale + self._loc, var * self._scale.pow(2), U, kept
 
+    def _input_grad(self, Xt: Tensor, U: Tensor, kept: Tensor, g_mean: Tensor, g_var: Tensor) -> Tensor:
+        """The derivative in ``Xt`` of ``sum(g_mean * mean + g_var * var)``, from :meth:`_predict`'s ``U`` and ``kept``."""
+        _, dk = self._kernel.grad(Xt, self._X)  # ... x n x d
+        v = torch.linalg.solve_triangular(self._L.mT, U, upper=True).mT.reshape(dk.shape[:-1])  # K^{-1} k
+        w = (self._scale * g_mean).unsqueeze(-1) * self._alpha
+        w = w - (2.0 * self._scale.pow(2) * g_var * kept).unsqueeze(-1) * v
+        return (dk * w.unsqueeze(-1)).sum(-2)
+
     def condition_on_observations(self, X: Tensor, Y: Tensor, **kwargs: Any) -> Model:
         return self.model.condition_on_observations(X, Y, **kwargs)
 
@@ -496,12 +504,7 @@ class _Posterior(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, g_mean: Tensor, g_var: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
         Xt, U, kept = ctx.saved_tensors
-        gp: LeanGP = ctx.gp
-        _, dk = gp._kernel.grad(Xt, gp._X)  # ... x n x d
-        v = torch.linalg.solve_triangular(gp._L.mT, U, upper=True).mT.reshape(dk.shape[:-1])  # ... x n
-        w = (gp._scale * g_mean).unsqueeze(-1) * gp._alpha
-        w = w - (2.0 * gp._scale.pow(2) * g_var * kept).unsqueeze(-1) * v
-        return (dk * w.unsqueeze(-1)).sum(-2), None
+        return ctx.gp._input_grad(Xt, U, kept, g_mean, g_var), None
 
 
 def lean_mll_loss(mll: Any) -> Callable[[], Tensor] | None:

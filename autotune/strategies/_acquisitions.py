@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import torch
 from botorch.acquisition import AcquisitionFunction
@@ -75,10 +75,43 @@ class LeanLogExpectedImprovement(LogExpectedImprovement):
 
     @_t_batch
     def forward(self, X: Tensor) -> Tensor:
+        from autotune.models import LeanGP
+
+        best_f = cast("Tensor", self.best_f)
+        if isinstance(self.model, LeanGP) and self.posterior_transform is None:  # one node for the whole
+            Xt = self.model.model.transform_inputs(X)
+            return cast("Tensor", _LeanLogEI.apply(Xt, self.model, best_f, self.maximize)).squeeze(-1)
         mean, sigma = self._mean_and_sigma(X)  # `batch x 1`
         assert sigma is not None  # computed unless compute_sigma=False
-        u = _scaled_improvement(mean, sigma, cast("Tensor", self.best_f), self.maximize)
+        u = _scaled_improvement(mean, sigma, best_f, self.maximize)
         return (log_ei_helper(u) + sigma.log()).squeeze(-1)
+
+
+class _LeanLogEI(torch.autograd.Function):
+    """LogEI on a ``LeanGP`` as one autograd node: ``h(u) + log sigma``, ``u = +-(mean - best) / sigma``.
+
+    The derivative: ``d/d mean = +-h'(u) / sigma``, ``d/d sigma = (1 - u h'(u)) / sigma``,
+    ``d sigma / d var = 1 / (2 sigma)`` above BoTorch's variance floor (1e-12), then the GP's
+    closed form in the inputs.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, Xt: Tensor, gp: Any, best_f: Tensor, maximize: bool) -> Tensor:  # type: ignore[override]
+        mean, var, U, kept = gp._predict(Xt)  # `batch x 1`
+        sigma = var.clamp_min(1e-12).sqrt()  # as BoTorch's ``_mean_and_sigma``
+        u = _scaled_improvement(mean, sigma, best_f, maximize)
+        h = _log_ei_helper(u)
+        ctx.save_for_backward(Xt, U, kept, var >= 1e-12, u, h, sigma)
+        ctx.gp, ctx.sign = gp, 1.0 if maximize else -1.0
+        return h + sigma.log()
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        Xt, U, kept, above, u, h, sigma = ctx.saved_tensors
+        dh = torch.exp(log_ndtr(u) - h)
+        g_mean = g * ctx.sign * dh / sigma
+        g_var = g * (1.0 - u * dh) / sigma / (2.0 * sigma) * above
+        return ctx.gp._input_grad(Xt, U, kept, g_mean, g_var), None, None, None
 
 
 class LogLocalPenalization(AcquisitionFunction):
