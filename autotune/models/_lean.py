@@ -12,7 +12,14 @@ that computes the same posterior,
 
 from the training factor ``K = L L^T`` (built once per wrapper) and the hyperparameters as
 detached tensors, then undoes the ``Standardize`` outcome transform: the same values to rounding
-(``tests/models/test_lean_posterior.py``), with a graph of a few nodes.
+(``tests/models/test_lean_posterior.py``). Its derivative in the inputs is written out
+(``d mean = dk^T alpha``, ``d var = -2 dk^T K^{-1} k``, with each kernel's ``dk/dx`` in closed
+form), so a search step's backward pass is one node rather than one per kernel operation.
+
+The hyperparameter fit gets the same treatment: :func:`lean_fit_closure` gives BoTorch's
+``fit_gpytorch_mll`` the negative marginal log likelihood with its derivative in closed form
+(Rasmussen & Williams, 2006, eq. 5.9: ``d/d theta = tr((K^{-1} - a a^T) dK/d theta) / 2``), the
+priors and parameter constraints left to autograd.
 
 It covers the kernels :func:`~autotune.models.make_gp` builds (a ``ScaleKernel`` over a Matérn
 or RBF ARD kernel, BoTorch's ``CategoricalKernel`` and their product, on ``active_dims``) and

@@ -293,3 +293,52 @@ def test_a_constrained_study_with_no_feasible_point_yet_still_uses_its_strategy(
         opt.add(p, (p["x"] - 0.3) ** 2 + p["y"], metrics={"n_params": 6000.0 + 10_000 * p["x"]})
     (s,) = opt.ask(1)
     assert s.info["strategy"] == "ei" and "fallback" not in s.info
+
+
+def test_a_warm_refit_stops_at_its_loss_tolerance_close_to_the_converged_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Warm refits stop once an iteration gains less than ``warm_fit_ftol`` (per point) and end
+    within a small fraction of a nat of a fit run to convergence from the same start; cold fits
+    keep SciPy's tolerance."""
+    import botorch.fit
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    from autotune.models._lean import lean_mll_loss
+
+    space = SearchSpace([Float(f"x{i}", 0.0, 1.0) for i in range(6)])
+    pts = space.sample(41, "random", seed=3)
+    X = torch.tensor([space.encode(p) for p in pts], dtype=torch.float64)
+    Y = (torch.sin(5 * X).sum(-1) + X[:, 0] * X[:, 1]).unsqueeze(-1)
+    real = botorch.fit.fit_gpytorch_mll
+    calls: list[tuple[dict[str, float], int]] = []
+
+    def counting(mll: Any, **kwargs: Any) -> Any:
+        n_evals = [0]
+        closure = kwargs["closure"]
+
+        def counted() -> Any:
+            n_evals[0] += 1
+            return closure()
+
+        kwargs["closure"] = counted
+        out = real(mll, **kwargs)
+        calls.append((kwargs["optimizer_kwargs"]["options"], n_evals[0]))
+        return out
+
+    monkeypatch.setattr(botorch.fit, "fit_gpytorch_mll", counting)
+    fitter = GPFitter(space)
+    fitter.fit("objective", X[:40], Y[:40])
+    start = fitter._good["objective"]
+    refit = fitter.fit("objective", X, Y)
+    assert "ftol" not in calls[0][0] and calls[1][0]["ftol"] == 1e-6
+
+    def loss(model: Any) -> float:
+        model.train()
+        fn = lean_mll_loss(ExactMarginalLogLikelihood(model.likelihood, model))
+        assert fn is not None
+        return float(fn())
+
+    converged = GPFitter(space, warm_fit_iter=500, warm_fit_ftol=1e-15)
+    converged._good["objective"], converged._fitted_n["objective"] = start, 40
+    full = converged.fit("objective", X, Y)
+    assert calls[2][1] > calls[1][1]  # the converged fit took more evaluations
+    assert 0.0 <= loss(refit) - loss(full) < 2e-4  # per point: under 1e-2 nats in all at n = 41
