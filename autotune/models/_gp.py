@@ -312,11 +312,6 @@ class GPFitter:
         max_fit_iter: L-BFGS-B iterations of a fit from scratch.
         warm_fit_iter: L-BFGS-B iterations of a warm-started fit (one new point moves the
             optimum little; this caps the cost at large n).
-        warm_fit_ftol: L-BFGS-B's relative tolerance on the loss (the negative marginal log
-            likelihood per point) of a warm-started fit: it stops once an iteration gains less
-            (1e-6: about 1e-4 nats in total at n = 100; SciPy's default 2.2e-9 ran every
-            warm fit to ``warm_fit_iter`` for gains of that size, most of ``ask()``'s time at
-            small n). A fit from scratch keeps SciPy's default.
         fit_all_up_to: Up to this many points, optimise the hyperparameters on all of them;
             above, on a random subsample of ``fit_subsample`` (seed 0), then condition the GP on
             every point with them. ``None``: always on all of them.
@@ -338,7 +333,6 @@ class GPFitter:
         kernel: Kernel = "matern52",
         max_fit_iter: int = 200,
         warm_fit_iter: int = 50,
-        warm_fit_ftol: float = 1e-6,
         refit_fraction: float = 0.02,
         bounds: LengthScaleBounds | None = None,
         fit_all_up_to: int | None = FIT_ALL_UP_TO,
@@ -351,7 +345,6 @@ class GPFitter:
         self.kernel: Kernel = kernel
         self.max_fit_iter = max_fit_iter
         self.warm_fit_iter = warm_fit_iter
-        self.warm_fit_ftol = warm_fit_ftol
         self.refit_fraction = refit_fraction
         self._good: dict[str, dict[str, Tensor]] = {}
         # name -> (the hyperparameter state it was computed with, (train inputs, Cholesky factor))
@@ -400,11 +393,9 @@ class GPFitter:
                 return model
             except Exception as e:  # noqa: BLE001 - fit afresh below
                 logger.debug("conditioning %s on the last hyperparameters failed: %s", name, e)
-        options: dict[str, float] = {"maxiter": self.max_fit_iter}
-        if warm is not None:
-            options = {"maxiter": min(self.max_fit_iter, self.warm_fit_iter), "ftol": self.warm_fit_ftol}
+        maxiter = self.max_fit_iter if warm is None else min(self.max_fit_iter, self.warm_fit_iter)
         fit_fn = fit_fn or (lambda mll: fit_gpytorch_mll(mll, closure=lean_fit_closure(mll),
-                                                         optimizer_kwargs={"options": options}))
+                                                         optimizer_kwargs={"options": {"maxiter": maxiter}}))
         attempts: list[tuple[str, float | None]] = [("fit", None), ("jitter", 1e-4), ("jitter", 1e-2)]
         last_err: Exception | None = None
         Xs, Ys = self._subsample(X, Y)
