@@ -41,9 +41,11 @@ def relabel(records: list[dict[str, Any]], old: str, new: str, method: str = "au
     return out
 
 
-def compare(cv: Curves, split: str, at: int, gp: str = "optuna-gp") -> tuple[list[str], dict[str, int]]:
+def compare(cv: Curves, split: str, at: int, gp: str = "optuna-gp",
+            diffs: list[float] | None = None) -> tuple[list[str], dict[str, int]]:
     """The markdown table and the counts (``new_better``, ``new_worse``, ``tied``, ``new_vs_gp_*``,
-    ``old_over_gp_q3``, ``new_over_gp_q3``) on the problems where both states ran."""
+    ``old_over_gp_q3``, ``new_over_gp_q3``) on the problems where both states ran; ``diffs``, if
+    given, receives the paired differences (new minus old) of every (problem, seed)."""
     cv = cv.subset(split)
     rows = ["| problem | seeds | default before | default after | Optuna GP | after vs before |",
             "|---|---:|---:|---:|---:|---|"]
@@ -57,6 +59,8 @@ def compare(cv: Curves, split: str, at: int, gp: str = "optuna-gp") -> tuple[lis
             continue
         old = [float(runs["autotune@old"][s]["curve"][at - 1]) for s in seeds]
         new = [float(runs["autotune@new"][s]["curve"][at - 1]) for s in seeds]
+        if diffs is not None:
+            diffs.extend(b - a for a, b in zip(old, new, strict=True))
         g = [float(c["curve"][at - 1]) for c in runs[gp].values()]
         qo, qn = quartiles(old), quartiles(new)
         qg = quartiles(g) if g else None
@@ -88,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     records = relabel(load(args.raw, "any"), args.old, args.new)
     if not any(r["method"] == "autotune@new" for r in records):
         ap.error(f"--new: no autotune run of code state {args.new!r} in {args.raw}")
-    rows, c = compare(Curves(records), args.split, args.at)
+    diffs: list[float] = []
+    rows, c = compare(Curves(records), args.split, args.at, diffs=diffs)
     print("\n".join(rows))
     n = c["problems"]
     print(f"\nAfter vs before on {n} problems ({args.split} half, {args.at} evaluations): better on "
@@ -96,7 +101,26 @@ def main(argv: list[str] | None = None) -> int:
           f"After vs Optuna GP: better on {c['new_vs_gp_better']}, worse on {c['new_vs_gp_worse']}, tied on "
           f"{c['new_vs_gp_tied']}. Median worse than Optuna GP's 75th percentile: {c['old_over_gp_q3']} before, "
           f"{c['new_over_gp_q3']} after.")
+    print(paired_summary(diffs))
     return 0
+
+
+def paired_summary(diffs: list[float]) -> str:
+    """Per-run evidence: the (problem, seed) pairs, how many moved each way, and the two-sided
+    Wilcoxon signed-rank and sign tests of the non-zero differences (SciPy)."""
+    import statistics
+
+    from scipy import stats
+
+    moved = [d for d in diffs if abs(d) > 1e-9]
+    worse = sum(d > 0 for d in moved)
+    if not moved:
+        return f"Paired over {len(diffs)} runs: all identical."
+    w = stats.wilcoxon(moved).pvalue if len(moved) > 1 else float("nan")
+    sign = stats.binomtest(worse, len(moved)).pvalue
+    return (f"Paired over {len(diffs)} (problem, seed) runs: {len(diffs) - len(moved)} identical, after worse in "
+            f"{worse}, better in {len(moved) - worse}; median difference {statistics.median(diffs):+.3f}, mean "
+            f"{sum(diffs) / len(diffs):+.3f} log10; Wilcoxon signed-rank p = {w:.3f}, sign test p = {sign:.3f}.")
 
 
 if __name__ == "__main__":

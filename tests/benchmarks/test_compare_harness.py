@@ -415,8 +415,20 @@ def test_versus_compares_two_code_states_of_the_default_on_shared_seeds(tmp_path
     assert "| hartmann6 | 2 | -0.92 [-0.92, -0.92] | -4.00 [-4.00, -4.00] | -2.00 [-2.00, -2.00] | better (-3.08) |" \
         in out
     assert "better on 1, worse on 0" in out and "Median worse than Optuna GP's 75th percentile: 1 before, 0 after" in out
+    # both shared seeds moved from -0.924 to -4: per-run evidence, both tests at n = 2 (p = 0.5)
+    assert "Paired over 2 (problem, seed) runs: 0 identical, after worse in 0, better in 2; median difference -3.076" \
+        in out and "sign test p = 0.500" in out
     with pytest.raises(SystemExit):
         main(["--raw", str(raw), "--old", "old", "--new", "missing"])
+
+
+def test_paired_summary_counts_identical_runs_and_tests_the_rest() -> None:
+    from benchmarks.compare.versus import paired_summary
+
+    assert paired_summary([0.0, 0.0]) == "Paired over 2 runs: all identical."
+    line = paired_summary([0.0] + [0.1] * 10 + [-0.1])
+    assert "1 identical, after worse in 10, better in 1" in line
+    assert "sign test p = 0.012" in line  # 10 of 11 one way: two-sided binomial p = 24/2048
 
 
 def test_peers_counts_wins_ties_and_the_upper_quartile_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
