@@ -117,20 +117,28 @@ def _stationary(kernel: Any, detach: bool) -> KernelFunctions | None:
 
         def matern_grad(x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor]:
             z = (pick(x1).unsqueeze(-2) - pick(x2)) / ls  # ... x q x n x m
-            d2 = z.pow(2).sum(-1)
-            d = d2.clamp_min(1e-30).sqrt()
-            e = torch.exp(-root * d)
-            # k = f(d); dk/dx = f'(d) / d * z / ls, with f'(d) / d in closed form per nu
-            if nu == 2.5:
-                K, g = (1.0 + root * d + 5.0 / 3.0 * d2) * e, -5.0 / 3.0 * (1.0 + root * d) * e
-            elif nu == 1.5:
-                K, g = (1.0 + root * d) * e, -3.0 * e
-            else:
-                K, g = e, torch.where(d2 > 1e-30, -e / d, torch.zeros_like(e))  # the clamp's zero slope
+            K, g = _matern_and_slope(z.pow(2).sum(-1), nu)  # dk/dx = f'(d) / d * z / ls
             return K, spread(x1, g.unsqueeze(-1) * z / ls)
 
         return KernelFunctions(matern, ones, matern_grad)
     return None
+
+
+def _matern_and_slope(d2: Tensor, nu: float) -> tuple[Tensor, Tensor]:
+    """The Matérn kernel ``f(d)`` and ``f'(d) / d`` in closed form at squared scaled distances ``d2``.
+
+    ``f'(d) / d`` is what both derivatives need: in the inputs (times ``z / l``) and in the length
+    scales (times ``-z^2 / l``). Distances are clamped at 1e-15 as in the kernel's value, so at
+    ``d = 0`` the Matérn-1/2 slope is the clamp's zero.
+    """
+    root = math.sqrt(2.0 * nu)
+    d = d2.clamp_min(1e-30).sqrt()
+    e = torch.exp(-root * d)
+    if nu == 2.5:
+        return (1.0 + root * d + 5.0 / 3.0 * d2) * e, -5.0 / 3.0 * (1.0 + root * d) * e
+    if nu == 1.5:
+        return (1.0 + root * d) * e, -3.0 * e
+    return e, torch.where(d2 > 1e-30, -e / d, torch.zeros_like(e))
 
 
 def _sq_dist(a: Tensor, b: Tensor) -> Tensor:
@@ -295,7 +303,6 @@ def _hyperparameters(kernel: Any) -> _Hyperparameters | None:
 
         return _Hyperparameters(lambda: [kernel.lengthscale], categorical_cross, categorical)
     nu = float(getattr(kernel, "nu", 0.0))
-    root = math.sqrt(2.0 * nu)
     rbf = type(kernel) is RBFKernel
 
     def stationary_cross(X: Tensor) -> tuple[Tensor, Any]:
@@ -306,14 +313,7 @@ def _hyperparameters(kernel: Any) -> _Hyperparameters | None:
         if rbf:
             K = torch.exp(-0.5 * d2)
             return K, (ls, xs, -K)
-        d = d2.clamp_min(1e-30).sqrt()
-        e = torch.exp(-root * d)
-        if nu == 2.5:
-            K, g = (1.0 + root * d + 5.0 / 3.0 * d2) * e, -5.0 / 3.0 * (1.0 + root * d) * e
-        elif nu == 1.5:
-            K, g = (1.0 + root * d) * e, -3.0 * e
-        else:
-            K, g = e, torch.where(d2 > 1e-30, -e / d, torch.zeros_like(e))
+        K, g = _matern_and_slope(d2, nu)
         return K, (ls, xs, g)
 
     def stationary(tape: Any, W: Tensor) -> list[Tensor]:
