@@ -145,6 +145,9 @@ class QLogNEHVI(_MultiStrategy):
         from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
         from botorch.sampling import SobolQMCNormalSampler
 
+        from autotune.models._compile import skip_fused_kernel_compile
+
+        skip_fused_kernel_compile()
         model, kw = _with_constraints(ctx)
         sampler = SobolQMCNormalSampler(torch.Size([self.mc_samples]), seed=ctx.stable_seed("qnehvi"))
         pending = ctx.pending if len(ctx.pending) else None

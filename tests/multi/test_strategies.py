@@ -3,7 +3,12 @@ hypervolume beats random on a toy problem."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -99,3 +104,58 @@ def test_hypervolume_beats_random_on_the_toy_problem() -> None:
             opt.tell(s, toy(**s.params))
         hv[strategy] = opt.hypervolume()
     assert hv["qlognehvi"] > hv["random"] and hv["mo_thompson"] > hv["random"], hv
+
+
+_STALE_LOCK_SCRIPT = """
+import json, os, sys
+from autotune import Float, Optimizer, SearchSpace
+from autotune.objectives import Objective
+space = SearchSpace([Float("x0", 0, 1), Float("x1", 0, 1)])
+opt = Optimizer(space, "qlognehvi", objectives=[Objective("f1", "minimize"), Objective("f2", "minimize")], seed=1,
+                strategy_options={"mc_samples": 16, "num_restarts": 1, "raw_samples": 16})
+for s in opt.ask(5):
+    opt.tell(s, {"f1": s.params["x0"], "f2": 1 - s.params["x0"] + s.params["x1"]})
+print(json.dumps(opt.ask(1)[0].params))
+"""
+
+
+def test_a_lock_left_by_a_killed_kernel_compile_does_not_hang_the_first_ask(tmp_path: Path) -> None:
+    """BoTorch 0.18 JIT-compiles a fused qLogNEHVI kernel behind a lock file; a process killed during that
+    compile leaves the lock, and torch then waits on it for ever. The first multi-objective ask in a fresh
+    process must neither wait on such a lock nor start a compile (a driver killed mid-compile would hang
+    every later study)."""
+    extensions = tmp_path / "torch_extensions"
+    build = extensions / "py311_cpu" / "logei_fused_ext"
+    build.mkdir(parents=True)
+    (build / "lock").touch()  # what a SIGKILL during the compile leaves
+    before = sorted(p.name for p in build.iterdir())
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(extensions / "py311_cpu"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", _STALE_LOCK_SCRIPT], env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    params = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(params) == {"x0", "x1"}
+    assert sorted(p.name for p in build.iterdir()) == before  # nothing compiled, lock untouched
+    assert "Failed to compile fused" not in done.stderr
+
+
+def test_a_prebuilt_fused_kernel_is_still_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skipping the compile keeps an installed, prebuilt extension: BoTorch's first choice."""
+    import types
+
+    from botorch.acquisition.multi_objective import logei
+
+    from autotune.models._compile import skip_fused_kernel_compile
+
+    prebuilt = types.ModuleType("logei_fused_ext")
+    monkeypatch.setitem(sys.modules, "logei_fused_ext", prebuilt)
+    monkeypatch.setattr(logei, "_load_attempted", False)
+    monkeypatch.setattr(logei, "_C", None)
+    skip_fused_kernel_compile()
+    assert logei._C is prebuilt and logei._load_attempted
+    monkeypatch.setattr(logei, "_load_attempted", False)
+    monkeypatch.setattr(logei, "_C", None)
+    monkeypatch.delitem(sys.modules, "logei_fused_ext")
+    monkeypatch.setattr(sys, "path", [])  # nothing importable: no prebuilt kernel
+    skip_fused_kernel_compile()
+    assert logei._C is None and logei._load_attempted
