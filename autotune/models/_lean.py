@@ -438,6 +438,25 @@ class LeanGP(Model):
     def num_outputs(self) -> int:
         return 1
 
+    # The wrapped GP's data, where BoTorch and autotune look for it: ``get_X_baseline`` (the
+    # incumbent starts of the acquisition search) and ``train_size`` (the effort for large n).
+    # Without them the lean path silently lost the incumbent starts (stop 29).
+    @property
+    def train_inputs(self) -> tuple[Tensor, ...]:
+        return cast("tuple[Tensor, ...]", cast("Any", self.model).train_inputs)
+
+    @property
+    def train_targets(self) -> Tensor:
+        return cast("Tensor", cast("Any", self.model).train_targets)
+
+    @property
+    def _has_transformed_inputs(self) -> bool:  # type: ignore[override]
+        return bool(self.model._has_transformed_inputs)
+
+    @property
+    def _original_train_inputs(self) -> Tensor | None:  # type: ignore[override]
+        return self.model._original_train_inputs
+
     @property
     def batch_shape(self) -> torch.Size:
         return torch.Size([])
