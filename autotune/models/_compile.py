@@ -18,7 +18,6 @@ installed, is still used; otherwise BoTorch's pure-PyTorch path runs, which give
 from __future__ import annotations
 
 import importlib
-import sys
 
 __all__ = ["skip_fused_kernel_compile"]
 
@@ -28,9 +27,7 @@ def skip_fused_kernel_compile() -> None:
 
     Idempotent and cheap after the first call; a no-op for BoTorch versions without the kernel.
     """
-    module = sys.modules.get("botorch.acquisition.multi_objective.logei")
-    if module is None:
-        module = importlib.import_module("botorch.acquisition.multi_objective.logei")
+    module = importlib.import_module("botorch.acquisition.multi_objective.logei")  # cached after the first
     if not hasattr(module, "_load_attempted") or module._load_attempted:
         return
     try:
