@@ -1,29 +1,35 @@
-"""Early-stopping rules judged by training time: steps spent to reach a target, and regret at a budget.
+"""Early-stopping rules judged by training time: regret at a budget, and time to a target.
 
-An asynchronous study is simulated on ``workers`` identical workers (time = training steps, one
-step per time unit): every free worker gets a new configuration from an autotune
-:class:`~autotune.Optimizer` (random search, the model-free baseline; the GP strategy ``ei``,
-which learns from pruned trials' last values as if they were final; or ``mobster``, the GP over
-configuration and step that learns from every rung-level value) or, side by side, an Optuna study
-(``optuna-tpe``/``optuna-gp``: TPESampler/GPSampler with the matching pruner: MedianPruner,
-SuccessiveHalvingPruner, HyperbandPruner), trains it step by step, reports each step to the
-study's rule through the driver's own seam (:class:`autotune.study._stopping.EarlyStopper`'s
-rule), and stops when the rule says so.
+An asynchronous study is simulated on ``workers`` identical workers: every free worker gets a new
+configuration from an autotune :class:`~autotune.Optimizer` (random search, the model-free
+baseline; the GP strategy ``ei``, which learns from pruned trials' last values as if they were
+final; or ``mobster``, the GP over configuration and step that learns from every rung-level
+value) or, side by side, a peer: an Optuna study (``optuna-tpe``/``optuna-gp``: TPESampler/
+GPSampler with the matching pruner: MedianPruner, SuccessiveHalvingPruner, HyperbandPruner), Ray
+Tune's ``ASHAScheduler`` over random search (``ray-random``), or Syne Tune's ASHA and BOHB
+schedulers (``syne-asha``, ``syne-bohb``; ``pip install --no-deps syne-tune``). Each trial trains
+epoch by epoch, reports each epoch to the study's rule through the driver's own seam
+(:mod:`autotune.stopping`'s rules) or to the peer's own scheduler, and stops when told.
 
-The learning curves are synthetic but shaped like real ones: a configuration's final loss is
+What an epoch costs (``--axis``): one unit (``steps``), or the training seconds recorded for that
+configuration and epoch (``seconds``, the table problems), so slow configurations cost what they
+cost on a real machine and the result does not depend on this machine's load. The budget is the
+training time summed over workers (``--budget-trials`` full trials' worth).
+
+Problems: ``hartmann6``, synthetic curves shaped like real ones: a configuration's final loss is
 Hartmann-6 at that point (shifted to be positive), and its curve is
 ``final + a(x) * step**-b(x)`` with configuration-dependent ``a`` (0.5-3) and ``b`` (0.3-1.5), so
-curves cross (a good configuration may start slowly) and early judgements can be wrong. This is
-a development problem for the rules' defaults, stated as such in the report.
-
-``--problem digits_mlp`` looks the curves up in a table of real training instead: every one of 648
-MLP configurations (learning rate, width, depth, activation, weight decay, batch size) trained on
-scikit-learn's digits for 27 epochs, validation loss per epoch, mean of two training seeds
-(``benchmarks/lc_tables/build_digits_mlp.py`` built it; the true optimum is known). It was not
-used to choose any default.
+curves cross (a good configuration may start slowly) and early judgements can be wrong: a
+development problem for the rules' defaults, stated as such in the report. ``digits_mlp`` and
+``solubility_mlp`` look the curves up in tables of real training (``benchmarks/lc_tables/``, each
+with the script that built it; the true optimum is known): 648 MLP configurations on
+scikit-learn's digits and 540 configurations of the solubility study's own MLP, 27 epochs each,
+per-epoch validation value and seconds. Neither was used to choose any default.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_early_stopping.py --seeds 20 --out benchmarks/results/early_stopping.md
-    OMP_NUM_THREADS=1 python benchmarks/bench_early_stopping.py --problem digits_mlp --strategies random ei mobster optuna-tpe
+    OMP_NUM_THREADS=1 python benchmarks/bench_early_stopping.py --problem solubility_mlp --axis seconds --workers 8 \
+        --strategies random ei mobster optuna-tpe ray-random syne-bohb --rules none asha \
+        --out benchmarks/results/early_stopping_solubility.md
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gzip
+import heapq
 import json
 import math
 import platform
@@ -80,6 +87,12 @@ class Problem:
     curve: Callable[[dict[str, Any]], Callable[[int], float]]
     optimum: float
     max_step: int | None = None
+    seconds: Callable[[dict[str, Any]], Callable[[int], float]] | None = None
+    """The training seconds of a configuration's epochs (tables record them); ``None``: one unit each."""
+
+
+def _unit_seconds(params: dict[str, Any]) -> Callable[[int], float]:
+    return lambda step: 1.0
 
 
 def _hartmann_curve(params: dict[str, Any]) -> Callable[[int], float]:
@@ -87,34 +100,60 @@ def _hartmann_curve(params: dict[str, Any]) -> Callable[[int], float]:
     return lambda step: final + a * step ** -b
 
 
+TABLE_PROBLEMS = ("digits_mlp", "solubility_mlp")
+
+
 @functools.cache
-def _digits_table() -> dict[str, Any]:
-    with gzip.open(TABLES / "digits_mlp.json.gz", "rt", encoding="utf-8") as f:
+def _table(name: str) -> dict[str, Any]:
+    """A learning-curve table (``lc_tables/<name>.json.gz``) with its rows indexed by configuration."""
+    with gzip.open(TABLES / f"{name}.json.gz", "rt", encoding="utf-8") as f:
         table = json.load(f)
-    table["by_key"] = {tuple(r["config"][k] for k in table["grid"]): r["val_loss"] for r in table["rows"]}
+    table["by_key"] = {tuple(r["config"][k] for k in table["grid"]): r for r in table["rows"]}
     return table
 
 
-def _digits_curve(params: dict[str, Any]) -> Callable[[int], float]:
-    table = _digits_table()
-    losses = table["by_key"][tuple(params[k] for k in table["grid"])]
-    return lambda step: losses[min(step, len(losses)) - 1]
+def _table_row(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    table = _table(name)
+    return table["by_key"][tuple(params[k] for k in table["grid"])]
+
+
+def _table_problem(name: str) -> Problem:
+    table = _table(name)
+    grid, metric = table["grid"], table["metric"]
+    spec = {k: ({"type": "categorical", "choices": v} if isinstance(v[0], str) else {"type": "ordinal", "values": v})
+            for k, v in grid.items()}
+
+    def curve(params: dict[str, Any]) -> Callable[[int], float]:
+        values = _table_row(name, params)[metric]
+        return lambda step: values[min(step, len(values)) - 1]
+
+    def seconds(params: dict[str, Any]) -> Callable[[int], float]:
+        row = _table_row(name, params)
+        if "seconds" not in row:
+            raise ValueError(f"{TABLES / name}.json.gz records no seconds: rebuild it with lc_tables/build_{name}.py")
+        return lambda step: row["seconds"][min(step, len(row["seconds"])) - 1]
+
+    optimum = min(r[metric][-1] for r in table["rows"])
+    return Problem(name, {"parameters": spec}, dict(grid), curve, optimum, int(table["epochs"]), seconds)
+
+
+def full_trial_seconds(prob: Problem, max_step: int) -> float:
+    """The mean training time of a full trial over the space (a table's rows; ``max_step`` units otherwise)."""
+    if prob.seconds is None or prob.name not in TABLE_PROBLEMS:
+        return float(max_step)
+    rows = _table(prob.name)["rows"]
+    return statistics.fmean(sum(r["seconds"][:max_step]) for r in rows)
 
 
 def problem(name: str) -> Problem:
-    """A benchmark problem by name: ``hartmann6`` (synthetic curves) or ``digits_mlp`` (a table of real training)."""
+    """A benchmark problem by name: ``hartmann6`` (synthetic curves) or a table of real training."""
     if name == "hartmann6":
         names = [f"x{i}" for i in range(6)]
         return Problem(name, {"parameters": {n: {"type": "float", "low": 0.0, "high": 1.0} for n in names}},
                        {n: (0.0, 1.0) for n in names}, _hartmann_curve, 0.1)
-    if name == "digits_mlp":
-        table = _digits_table()
-        grid = table["grid"]
-        spec = {k: ({"type": "categorical", "choices": v} if isinstance(v[0], str) else {"type": "ordinal", "values": v})
-                for k, v in grid.items()}
-        optimum = min(r["val_loss"][-1] for r in table["rows"])
-        return Problem(name, {"parameters": spec}, dict(grid), _digits_curve, optimum, int(table["epochs"]))
-    raise ValueError(f"unknown problem {name!r}: use hartmann6 or digits_mlp")
+    if name in TABLE_PROBLEMS:
+        return _table_problem(name)
+    raise ValueError(f"unknown problem {name!r}: use hartmann6 or one of {TABLE_PROBLEMS}")
 
 
 class _Autotune:
@@ -192,41 +231,161 @@ class _Optuna:
             self.study.tell(trial, value)
 
 
-def simulate(rule_name: str, strategy: str, seed: int, max_step: int, budget_steps: int, workers: int,
-             problem_name: str = "hartmann6") -> dict[str, float]:
-    """One asynchronous study; returns the best final loss at each budget mark and the steps used.
+class _RayTune:
+    """Random search under Ray Tune's own ``ASHAScheduler`` (peer), driven through its scheduler hooks.
 
-    ``strategy`` is an autotune strategy name, or ``optuna-tpe``/``optuna-gp`` for Optuna's
-    sampler with the pruner that matches ``rule_name`` (median, successive halving, Hyperband).
+    The scheduler is called as Ray's tune controller calls it: ``on_trial_add`` when a trial
+    starts, ``on_trial_result`` per reported epoch (``training_iteration``), ``on_trial_complete``
+    when it ends, stopped or finished. Only the rule is Ray's; configurations are drawn uniformly
+    from the space with ``seed``, as Ray Tune's default random search does.
+    """
+
+    def __init__(self, strategy: str, rule_name: str, seed: int, max_step: int, prob: Problem) -> None:
+        import numpy as np
+        from ray.tune.schedulers import ASHAScheduler
+
+        if rule_name != "asha":
+            raise ValueError(f"{strategy} runs Ray Tune's ASHAScheduler: use --rules asha, not {rule_name!r}")
+        np.random.seed(seed)  # Ray's bracket draw (one bracket here) uses NumPy's global state
+        self.rng = np.random.default_rng(seed)
+        self.choices = prob.choices
+        self.scheduler = ASHAScheduler(time_attr="training_iteration", metric="loss", mode="min", max_t=max_step,
+                                       grace_period=RULES["asha"]["min_step"], reduction_factor=RULES["asha"]["eta"])
+        self.trials: dict[int, Any] = {}
+        self.last: dict[int, dict[str, float]] = {}
+
+    def ask(self) -> tuple[int, dict[str, Any]]:
+        from types import SimpleNamespace
+
+        tid = len(self.trials)
+        params = {k: (float(self.rng.uniform(*v)) if isinstance(v, tuple) else v[int(self.rng.integers(len(v)))])
+                  for k, v in self.choices.items()}
+        self.trials[tid] = SimpleNamespace(trial_id=str(tid))
+        self.scheduler.on_trial_add(None, self.trials[tid])
+        return tid, params
+
+    def step(self, tid: int, step: int, value: float, last: bool) -> bool:
+        from ray.tune.schedulers import TrialScheduler
+
+        self.last[tid] = {"training_iteration": step, "loss": value}
+        action = self.scheduler.on_trial_result(None, self.trials[tid], self.last[tid])
+        return not last and action == TrialScheduler.STOP
+
+    def end(self, tid: int, value: float, pruned: bool) -> None:
+        self.scheduler.on_trial_complete(None, self.trials[tid], self.last.pop(tid))
+
+
+class _SyneTune:
+    """Syne Tune's own asynchronous schedulers (peer): ``syne-asha`` (ASHA, random search) and
+    ``syne-bohb`` (ASHA with BOHB's kernel-density model fitted per rung level, Falkner et al. 2018).
+
+    Driven as Syne Tune's ``Tuner`` drives them: ``suggest``/``on_trial_add`` when a worker frees,
+    ``on_trial_result`` per epoch, ``on_trial_remove`` once the scheduler said stop (it says so at
+    ``max_t`` too). Syne Tune 0.16 no longer ships MOBSTER, Hyper-Tune or DEHB; install it with
+    ``pip install --no-deps syne-tune`` (its imports here need nothing beyond autotune's bench extra).
+    """
+
+    def __init__(self, strategy: str, rule_name: str, seed: int, max_step: int, prob: Problem) -> None:
+        import numpy as np
+        from syne_tune.config_space import choice, ordinal, uniform
+        from syne_tune.optimizer.baselines import ASHA, BOHB
+
+        if rule_name != "asha":
+            raise ValueError(f"{strategy} runs Syne Tune's asynchronous successive halving: use --rules asha, "
+                             f"not {rule_name!r}")
+        np.random.seed(seed)  # Syne Tune's bracket draw uses NumPy's global state
+        space = {k: (uniform(*v) if isinstance(v, tuple) else choice(v) if isinstance(v[0], str)
+                     else ordinal(v, kind="equal")) for k, v in prob.choices.items()}
+        kind = {"syne-asha": ASHA, "syne-bohb": BOHB}[strategy]
+        self.scheduler = kind(space, metric="loss", time_attr="epoch", max_t=max_step, do_minimize=True,
+                              random_seed=seed, grace_period=RULES["asha"]["min_step"],
+                              reduction_factor=RULES["asha"]["eta"])
+        self.trials: dict[int, Any] = {}
+
+    def ask(self) -> tuple[int, dict[str, Any]]:
+        from datetime import datetime
+
+        from syne_tune.backend.trial_status import Trial
+
+        tid = len(self.trials)
+        config = self.scheduler.suggest().config
+        self.trials[tid] = Trial(trial_id=tid, config=config, creation_time=datetime.now())
+        self.scheduler.on_trial_add(self.trials[tid])
+        return tid, dict(config)
+
+    def step(self, tid: int, step: int, value: float, last: bool) -> bool:
+        from syne_tune.optimizer.scheduler import SchedulerDecision
+
+        action = self.scheduler.on_trial_result(self.trials[tid], {"epoch": step, "loss": value})
+        return not last and action == SchedulerDecision.STOP
+
+    def end(self, tid: int, value: float, pruned: bool) -> None:
+        self.scheduler.on_trial_remove(self.trials[tid])
+
+
+_TUNERS: dict[str, type] = {"autotune": _Autotune, "optuna": _Optuna, "ray": _RayTune, "syne": _SyneTune}
+
+
+def simulate(rule_name: str, strategy: str, seed: int, max_step: int, budget: float, workers: int,
+             problem_name: str = "hartmann6", axis: str = "steps") -> dict[str, Any]:
+    """One asynchronous study; returns the best final loss at each budget mark, the budget used and a trace.
+
+    Each worker trains one trial at a time, epoch by epoch; an epoch takes one time unit
+    (``axis="steps"``) or its recorded training seconds (``axis="seconds"``, table problems), and
+    the budget is the training time summed over workers. Events are handled in time order (ties
+    by trial id), so under ``steps`` every worker advances one step per unit as in a lockstep
+    loop; a freed worker gets its next configuration once the unit's events are handled. Asking
+    stops when the budget is spent; running trials finish.
+
+    ``strategy`` is an autotune strategy name, ``optuna-tpe``/``optuna-gp`` for Optuna's sampler
+    with the pruner that matches ``rule_name`` (median, successive halving, Hyperband), or
+    ``ray-random`` for random search under Ray Tune's own ``ASHAScheduler``, or ``syne-asha``/``syne-bohb``
+    for Syne Tune's ASHA/BOHB schedulers (these three with ``rule_name`` asha).
     """
     prob = problem(problem_name)
-    tuner = (_Optuna if strategy.startswith("optuna-") else _Autotune)(strategy, rule_name, seed, max_step, prob)
-    running: dict[int, dict] = {}  # trial id -> state
-    clock, used, best, tried = 0, 0, math.inf, 0
+    family = strategy.split("-")[0]
+    tuner = _TUNERS[family if family in _TUNERS else "autotune"](strategy, rule_name, seed, max_step, prob)
+    cost = prob.seconds if axis == "seconds" and prob.seconds is not None else _unit_seconds
+    events: list[tuple[float, int]] = []  # (time the trial's current epoch ends, trial id)
+    running: dict[int, dict] = {}
+    used, best, tried, clock = 0.0, math.inf, 0, 0.0
     marks: dict[str, float] = {}
-    while used < budget_steps or running:
-        while len(running) < workers and used < budget_steps:
+    trace: list[list[float]] = []  # [budget used, best final loss] at each improvement
+
+    def fill(now: float) -> None:
+        nonlocal tried
+        while len(running) < workers and used < budget:
             tid, params = tuner.ask()
             tried += 1
-            running[tid] = {"curve": prob.curve(params), "step": 0}
-        for tid in sorted(running):  # one time unit: every running trial trains one step
+            running[tid] = {"curve": prob.curve(params), "cost": cost(params), "step": 0}
+            heapq.heappush(events, (now + running[tid]["cost"](1), tid))
+
+    fill(0.0)
+    while events:
+        now = events[0][0]
+        while events and events[0][0] == now:  # every epoch that ends at this instant
+            _, tid = heapq.heappop(events)
             t = running[tid]
             t["step"] += 1
-            used += 1
+            used += t["cost"](t["step"])
             value = t["curve"](t["step"])
             done = t["step"] >= max_step
             stop = tuner.step(tid, t["step"], value, done)
-            if done:
-                best = min(best, value)
+            if done and value < best:
+                best = value
+                trace.append([used, best])
             if done or stop:
                 tuner.end(tid, value, pruned=not done)
                 del running[tid]
-        clock += 1
+            else:
+                heapq.heappush(events, (now + t["cost"](t["step"] + 1), tid))
+        clock = now
         for frac in (0.25, 0.5, 1.0):
             key = f"best@{frac:g}"
-            if key not in marks and used >= frac * budget_steps:
+            if key not in marks and used >= frac * budget:
                 marks[key] = best
-    return {**marks, "steps": used, "trials": tried, "clock": clock}
+        fill(now)
+    return {**marks, "steps": used, "trials": tried, "clock": clock, "trace": trace}
 
 
 PROBLEM_TEXT = {
@@ -235,68 +394,103 @@ PROBLEM_TEXT = {
     "digits_mlp": ("Curves looked up in a table of real training (648 MLP configurations on scikit-learn's digits, "
                    "27 epochs, validation loss, mean of two training seeds; `benchmarks/lc_tables/`): **not** used "
                    "to choose any default (held out). Regret is against the table's best final validation loss."),
+    "solubility_mlp": ("Curves looked up in a table of real training (540 configurations of the solubility study's "
+                       "MLP, trained by the study's own code for 27 epochs, validation RMSE in log S units, seed 0; "
+                       "`benchmarks/lc_tables/`): **not** used to choose any default (held out). Regret is against "
+                       "the table's best final validation RMSE."),
 }
+DEFAULT = ("ei", "none")
+"""autotune's full-fidelity default: the baseline of the time-to-target goal."""
+
+
+def _regret(best: float, optimum: float) -> float:
+    return math.log10(max(best - optimum, 1e-6)) if math.isfinite(best) else 1.0
+
+
+def time_to_target(trace: list[list[float]], target: float) -> float:
+    """The budget used when the best final loss first reached ``target`` (infinity if never)."""
+    return next((used for used, best in trace if best <= target), math.inf)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=20)
-    ap.add_argument("--problem", default="hartmann6", choices=["hartmann6", "digits_mlp"])
+    ap.add_argument("--problem", default="hartmann6", choices=["hartmann6", *TABLE_PROBLEMS])
+    ap.add_argument("--axis", default="steps", choices=["steps", "seconds"],
+                    help="what an epoch costs: one unit, or its recorded training seconds (table problems)")
     ap.add_argument("--max-step", type=int, default=27)
-    ap.add_argument("--budget-trials", type=int, default=30, help="budget in full trials' worth of steps")
+    ap.add_argument("--budget-trials", type=int, default=30, help="budget in full trials' worth of training")
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--strategies", nargs="+", default=["random", "ei"])
-    ap.add_argument("--gp-seeds", type=int, default=10, help="seeds for the GP strategy (slower)")
+    ap.add_argument("--gp-seeds", type=int, default=10, help="seeds for the GP strategies (slower)")
     ap.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
     ap.add_argument("--raw", type=Path, default=Path("benchmarks/results/early_stopping_raw.json"),
                     help="cache of finished simulations (the report grows over several runs)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/early_stopping.md"))
     args = ap.parse_args(argv)
     prob = problem(args.problem)
+    if args.axis == "seconds" and prob.seconds is None:
+        ap.error(f"--axis seconds needs recorded seconds: use one of {TABLE_PROBLEMS}")
     max_step = prob.max_step or args.max_step
-    budget = args.budget_trials * max_step
-    optimum = prob.optimum  # regret = best final loss - the space's best
+    unit = "training seconds" if args.axis == "seconds" else "training steps"
+    budget = args.budget_trials * (full_trial_seconds(prob, max_step) if args.axis == "seconds" else max_step)
     rows = []
     started = time.time()
-    cache: dict[str, dict[str, float]] = json.loads(args.raw.read_text()) if args.raw.is_file() else {}
+    cache: dict[str, dict[str, Any]] = json.loads(args.raw.read_text()) if args.raw.is_file() else {}
+    cheap = ("random", "sobol", "optuna-tpe", "ray-random", "syne-asha", "syne-bohb")
     for strategy in args.strategies:
-        n = args.seeds if strategy in ("random", "sobol", "optuna-tpe") else min(args.seeds, args.gp_seeds)
+        n = args.seeds if strategy in cheap else min(args.seeds, args.gp_seeds)
         for rule in args.rules:
+            if strategy.startswith(("ray-", "syne-")) and rule != "asha":
+                continue  # Ray Tune's and Syne Tune's peers here are their ASHA schedulers
             res = []
             for s in range(n):
-                key = f"{strategy}|{rule}|{1000 + s}|{max_step}|{budget}|{args.workers}"
+                key = f"{strategy}|{rule}|{1000 + s}|{max_step}|{budget:g}|{args.workers}"
                 key = key if args.problem == "hartmann6" else f"{args.problem}|{key}"
+                key = key if args.axis == "steps" else f"{key}|seconds"
                 if key not in cache:
-                    cache[key] = simulate(rule, strategy, 1000 + s, max_step, budget, args.workers, args.problem)
+                    cache[key] = simulate(rule, strategy, 1000 + s, max_step, budget, args.workers, args.problem,
+                                          args.axis)
                     args.raw.parent.mkdir(parents=True, exist_ok=True)
                     args.raw.write_text(json.dumps(cache, indent=0, sort_keys=True))
                 res.append(cache[key])
             rows.append((strategy, rule, n, res))
-            print(f"{strategy:8s} {rule:10s} done ({time.time() - started:.0f} s)", flush=True)
+            print(f"{strategy:10s} {rule:10s} done ({time.time() - started:.0f} s)", flush=True)
 
     def q(values: list[float]) -> str:
         v = sorted(values)
         return f"{statistics.median(v):.2f} [{v[len(v) // 4]:.2f}, {v[(3 * len(v)) // 4]:.2f}]"
 
+    command = (f"`OMP_NUM_THREADS=1 python benchmarks/bench_early_stopping.py --problem {args.problem} --axis {args.axis} "
+               f"--workers {args.workers} --seeds {args.seeds} --gp-seeds {args.gp_seeds} "
+               f"--strategies {' '.join(args.strategies)} --rules {' '.join(args.rules)}`")
     lines = [
-        "# Early stopping judged by training steps", "",
-        f"Command: `OMP_NUM_THREADS=1 python benchmarks/bench_early_stopping.py --problem {args.problem} --seeds {args.seeds} "
-        f"--gp-seeds {args.gp_seeds} --strategies {' '.join(args.strategies)} --rules {' '.join(args.rules)}`; machine: {platform.machine()}, "
-        f"{platform.python_version()}; {time.strftime('%Y-%m-%d')}.", "",
-        f"Simulated asynchronous study: {args.workers} workers, trials of {max_step} steps, a budget of "
-        f"{budget} training steps ({args.budget_trials} full trials' worth). "
-        + (PROBLEM_TEXT[args.problem]) + " Seeds 1000 and up. Log10 regret of the best *completed* trial's final loss (median [IQR]) after a quarter, "
-        "half and all of the step budget; trials = configurations tried within the budget.", "",
-        "| strategy | rule | seeds | log10 regret @ 25 % steps | @ 50 % | @ 100 % | trials tried |",
+        f"# Early stopping judged by {unit}", "",
+        f"Command: {command}; machine: {platform.machine()}, {platform.python_version()}; {time.strftime('%Y-%m-%d')}.", "",
+        f"Simulated asynchronous study: {args.workers} workers, trials of {max_step} epochs, a budget of "
+        f"{budget:.0f} {unit} summed over workers ({args.budget_trials} full trials' worth"
+        + (", each epoch charged its recorded seconds" if args.axis == "seconds" else ", one unit per epoch") + "). "
+        + PROBLEM_TEXT[args.problem] + " Seeds 1000 and up. Log10 regret of the best *completed* trial's final value "
+        "(median [IQR]) after a quarter, half and all of the budget; trials = configurations tried within the budget.", "",
+        f"| strategy | rule | seeds | log10 regret @ 25 % {unit} | @ 50 % | @ 100 % | trials tried |",
         "|---|---|---|---|---|---|---|",
     ]
     for strategy, rule, n, res in rows:
-        cells = []
-        for key in ("best@0.25", "best@0.5", "best@1"):
-            cells.append(q([math.log10(max(r.get(key, math.inf) - optimum, 1e-6)) if math.isfinite(r.get(key, math.inf))
-                            else 1.0 for r in res]))
+        cells = [q([_regret(r.get(key, math.inf), prob.optimum) for r in res]) for key in ("best@0.25", "best@0.5", "best@1")]
         lines.append(f"| {strategy} | {rule} | {n} | {' | '.join(cells)} | {q([float(r['trials']) for r in res])} |")
     lines += ["", "A regret of 1.00 stands for no completed trial yet at that point."]
+    base = next((res for strategy, rule, _, res in rows if (strategy, rule) == DEFAULT), None)
+    if base is not None and all("trace" in r for _, _, _, res in rows for r in res):
+        lines += ["", "## Time to the full-fidelity default's final value", "",
+                  f"Per seed, the share of the budget each strategy and rule needed to reach the final best value "
+                  f"of autotune's default (`{DEFAULT[0]}`, no early stopping) on the same seed (goal: at most 1/3). "
+                  "Median [IQR] over the seeds both ran; a seed that never reached it counts as infinite.", "",
+                  "| strategy | rule | seeds | budget share to reach the default's final value | seeds that reached it |",
+                  "|---|---|---|---|---|"]
+        for strategy, rule, n, res in rows:
+            shares = [time_to_target(r["trace"], b.get("best@1", math.inf)) / budget for r, b in zip(res, base)]
+            reached = sum(math.isfinite(x) for x in shares)
+            lines.append(f"| {strategy} | {rule} | {len(shares)} | {q(shares).replace('inf', '∞')} | {reached} of {len(shares)} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
