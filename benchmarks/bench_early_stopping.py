@@ -6,8 +6,9 @@ baseline; the GP strategy ``ei``, which learns from pruned trials' last values a
 final; or ``mobster``, the GP over configuration and step that learns from every rung-level
 value) or, side by side, a peer: an Optuna study (``optuna-tpe``/``optuna-gp``: TPESampler/
 GPSampler with the matching pruner: MedianPruner, SuccessiveHalvingPruner, HyperbandPruner), Ray
-Tune's ``ASHAScheduler`` over random search (``ray-random``), or Syne Tune's ASHA and BOHB
-schedulers (``syne-asha``, ``syne-bohb``; ``pip install --no-deps syne-tune``). Each trial trains
+Tune's ``ASHAScheduler`` over random search (``ray-random``), or Syne Tune's ASHA, BOHB, MOBSTER
+and Hyper-Tune schedulers (``syne-asha``, ``syne-bohb``, ``syne-mobster``, ``syne-hypertune``;
+``pip install --no-deps syne-tune==0.13.0 sortedcontainers autograd``). Each trial trains
 epoch by epoch, reports each epoch to the study's rule through the driver's own seam
 (:mod:`autotune.stopping`'s rules) or to the peer's own scheduler, and stops when told.
 
@@ -276,31 +277,36 @@ class _RayTune:
 
 
 class _SyneTune:
-    """Syne Tune's own asynchronous schedulers (peer): ``syne-asha`` (ASHA, random search) and
-    ``syne-bohb`` (ASHA with BOHB's kernel-density model fitted per rung level, Falkner et al. 2018).
+    """Syne Tune's own asynchronous multi-fidelity schedulers (peer), stopping variant.
 
-    Driven as Syne Tune's ``Tuner`` drives them: ``suggest``/``on_trial_add`` when a worker frees,
-    ``on_trial_result`` per epoch, ``on_trial_remove`` once the scheduler said stop (it says so at
-    ``max_t`` too). Syne Tune 0.16 no longer ships MOBSTER, Hyper-Tune or DEHB; install it with
-    ``pip install --no-deps syne-tune`` (its imports here need nothing beyond autotune's bench extra).
+    ``syne-asha`` (ASHA over random search), ``syne-bohb`` (ASHA with BOHB's kernel-density
+    model, Falkner et al. 2018), ``syne-mobster`` (ASHA with a GP over configuration and
+    resource, Klein et al. 2020: the method autotune's ``mobster`` follows) and
+    ``syne-hypertune`` (Li et al. 2022). Driven as Syne Tune's ``Tuner`` drives them:
+    ``suggest``/``on_trial_add`` when a worker frees, ``on_trial_result`` per epoch,
+    ``on_trial_remove`` once the scheduler said stop, ``on_trial_complete`` when a trial finished.
+    Pinned to syne-tune 0.13.0, the last release with MOBSTER and Hyper-Tune; install it with
+    ``pip install --no-deps syne-tune==0.13.0 sortedcontainers autograd`` (its other imports come
+    with autotune's test extra). Its DEHB is synchronous (paused trials resumed by promotion),
+    which this stopping harness does not model, so it is not a peer here.
     """
 
     def __init__(self, strategy: str, rule_name: str, seed: int, max_step: int, prob: Problem) -> None:
-        import numpy as np
         from syne_tune.config_space import choice, ordinal, uniform
-        from syne_tune.optimizer.baselines import ASHA, BOHB
+        from syne_tune.optimizer import baselines
 
         if rule_name != "asha":
             raise ValueError(f"{strategy} runs Syne Tune's asynchronous successive halving: use --rules asha, "
                              f"not {rule_name!r}")
-        np.random.seed(seed)  # Syne Tune's bracket draw uses NumPy's global state
         space = {k: (uniform(*v) if isinstance(v, tuple) else choice(v) if isinstance(v[0], str)
-                     else ordinal(v, kind="equal")) for k, v in prob.choices.items()}
-        kind = {"syne-asha": ASHA, "syne-bohb": BOHB}[strategy]
-        self.scheduler = kind(space, metric="loss", time_attr="epoch", max_t=max_step, do_minimize=True,
+                     else ordinal(v)) for k, v in prob.choices.items()}
+        kind = {"syne-asha": baselines.ASHA, "syne-bohb": baselines.BOHB, "syne-mobster": baselines.MOBSTER,
+                "syne-hypertune": baselines.HyperTune}[strategy]
+        self.scheduler = kind(space, metric="loss", resource_attr="epoch", max_t=max_step, mode="min",
                               random_seed=seed, grace_period=RULES["asha"]["min_step"],
                               reduction_factor=RULES["asha"]["eta"])
         self.trials: dict[int, Any] = {}
+        self.last: dict[int, dict[str, float]] = {}
 
     def ask(self) -> tuple[int, dict[str, Any]]:
         from datetime import datetime
@@ -308,19 +314,23 @@ class _SyneTune:
         from syne_tune.backend.trial_status import Trial
 
         tid = len(self.trials)
-        config = self.scheduler.suggest().config
+        config = self.scheduler.suggest(tid).config
         self.trials[tid] = Trial(trial_id=tid, config=config, creation_time=datetime.now())
         self.scheduler.on_trial_add(self.trials[tid])
-        return tid, dict(config)
+        return tid, {k: config[k] for k in self.scheduler.config_space}
 
     def step(self, tid: int, step: int, value: float, last: bool) -> bool:
         from syne_tune.optimizer.scheduler import SchedulerDecision
 
-        action = self.scheduler.on_trial_result(self.trials[tid], {"epoch": step, "loss": value})
+        self.last[tid] = {"epoch": step, "loss": value}
+        action = self.scheduler.on_trial_result(self.trials[tid], self.last[tid])
         return not last and action == SchedulerDecision.STOP
 
     def end(self, tid: int, value: float, pruned: bool) -> None:
-        self.scheduler.on_trial_remove(self.trials[tid])
+        if pruned:
+            self.scheduler.on_trial_remove(self.trials[tid])
+        else:
+            self.scheduler.on_trial_complete(self.trials[tid], self.last[tid])
 
 
 _TUNERS: dict[str, type] = {"autotune": _Autotune, "optuna": _Optuna, "ray": _RayTune, "syne": _SyneTune}
@@ -339,8 +349,9 @@ def simulate(rule_name: str, strategy: str, seed: int, max_step: int, budget: fl
 
     ``strategy`` is an autotune strategy name, ``optuna-tpe``/``optuna-gp`` for Optuna's sampler
     with the pruner that matches ``rule_name`` (median, successive halving, Hyperband), or
-    ``ray-random`` for random search under Ray Tune's own ``ASHAScheduler``, or ``syne-asha``/``syne-bohb``
-    for Syne Tune's ASHA/BOHB schedulers (these three with ``rule_name`` asha).
+    ``ray-random`` for random search under Ray Tune's own ``ASHAScheduler``, or ``syne-asha``,
+    ``syne-bohb``, ``syne-mobster``, ``syne-hypertune`` for Syne Tune's schedulers (these with
+    ``rule_name`` asha).
     """
     prob = problem(problem_name)
     family = strategy.split("-")[0]
@@ -427,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--raw", type=Path, default=Path("benchmarks/results/early_stopping_raw.json"),
                     help="cache of finished simulations (the report grows over several runs)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/early_stopping.md"))
+    ap.add_argument("--cached-only", action="store_true",
+                    help="run nothing: report the strategy/rule pairs (and seeds) the cache holds")
     args = ap.parse_args(argv)
     prob = problem(args.problem)
     if args.axis == "seconds" and prob.seconds is None:
@@ -448,13 +461,17 @@ def main(argv: list[str] | None = None) -> int:
                 key = f"{strategy}|{rule}|{1000 + s}|{max_step}|{budget:g}|{args.workers}"
                 key = key if args.problem == "hartmann6" else f"{args.problem}|{key}"
                 key = key if args.axis == "steps" else f"{key}|seconds"
+                if key not in cache and args.cached_only:
+                    continue
                 if key not in cache:
                     cache[key] = simulate(rule, strategy, 1000 + s, max_step, budget, args.workers, args.problem,
                                           args.axis)
                     args.raw.parent.mkdir(parents=True, exist_ok=True)
                     args.raw.write_text(json.dumps(cache, indent=0, sort_keys=True))
                 res.append(cache[key])
-            rows.append((strategy, rule, n, res))
+            if not res:
+                continue
+            rows.append((strategy, rule, len(res), res))
             print(f"{strategy:10s} {rule:10s} done ({time.time() - started:.0f} s)", flush=True)
 
     def q(values: list[float]) -> str:

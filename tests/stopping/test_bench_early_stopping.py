@@ -100,9 +100,9 @@ def test_time_to_target_is_the_first_budget_at_or_below_the_target() -> None:
     assert time_to_target(trace, 0.05) == math.inf
 
 
-@pytest.mark.parametrize("peer", ["syne-asha", "syne-bohb"])
+@pytest.mark.parametrize("peer", ["syne-asha", "syne-bohb", "syne-mobster"])
 def test_syne_tunes_schedulers_are_peers_that_prune(peer: str) -> None:
-    pytest.importorskip("syne_tune", reason="pip install --no-deps syne-tune (.ci/run installs it)")
+    pytest.importorskip("syne_tune", reason="pip install --no-deps syne-tune==0.13.0 sortedcontainers autograd (.ci/run does)")
     none = simulate("none", "random", 1000, max_step=9, budget=9 * 8, workers=2)
     res = simulate("asha", peer, 1000, max_step=9, budget=9 * 8, workers=2)
     assert res["trials"] > none["trials"] and res["best@1"] >= 0.1
