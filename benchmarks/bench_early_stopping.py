@@ -426,6 +426,7 @@ def time_to_target(trace: list[list[float]], target: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--first-seed", type=int, default=1000, help="seeds are first-seed, first-seed + 1, ...")
     ap.add_argument("--problem", default="hartmann6", choices=["hartmann6", *TABLE_PROBLEMS])
     ap.add_argument("--axis", default="steps", choices=["steps", "seconds"],
                     help="what an epoch costs: one unit, or its recorded training seconds (table problems)")
@@ -457,18 +458,18 @@ def main(argv: list[str] | None = None) -> int:
             if strategy.startswith(("ray-", "syne-")) and rule != "asha":
                 continue  # Ray Tune's and Syne Tune's peers here are their ASHA schedulers
             res = []
-            for s in range(n):
-                key = f"{strategy}|{rule}|{1000 + s}|{max_step}|{budget:g}|{args.workers}"
+            for seed in range(args.first_seed, args.first_seed + n):
+                key = f"{strategy}|{rule}|{seed}|{max_step}|{budget:g}|{args.workers}"
                 key = key if args.problem == "hartmann6" else f"{args.problem}|{key}"
                 key = key if args.axis == "steps" else f"{key}|seconds"
                 if key not in cache and args.cached_only:
                     continue
                 if key not in cache:
-                    cache[key] = simulate(rule, strategy, 1000 + s, max_step, budget, args.workers, args.problem,
+                    cache[key] = simulate(rule, strategy, seed, max_step, budget, args.workers, args.problem,
                                           args.axis)
                     args.raw.parent.mkdir(parents=True, exist_ok=True)
                     args.raw.write_text(json.dumps(cache, indent=0, sort_keys=True))
-                res.append(cache[key])
+                res.append({**cache[key], "seed": seed})
             if not res:
                 continue
             rows.append((strategy, rule, len(res), res))
@@ -487,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Simulated asynchronous study: {args.workers} workers, trials of {max_step} epochs, a budget of "
         f"{budget:.0f} {unit} summed over workers ({args.budget_trials} full trials' worth"
         + (", each epoch charged its recorded seconds" if args.axis == "seconds" else ", one unit per epoch") + "). "
-        + PROBLEM_TEXT[args.problem] + " Seeds 1000 and up. Log10 regret of the best *completed* trial's final value "
+        + PROBLEM_TEXT[args.problem] + f" Seeds {args.first_seed} and up. Log10 regret of the best *completed* trial's final value "
         "(median [IQR]) after a quarter, half and all of the budget; trials = configurations tried within the budget.", "",
         f"| strategy | rule | seeds | log10 regret @ 25 % {unit} | @ 50 % | @ 100 % | trials tried |",
         "|---|---|---|---|---|---|---|",
@@ -496,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = [q([_regret(r.get(key, math.inf), prob.optimum) for r in res]) for key in ("best@0.25", "best@0.5", "best@1")]
         lines.append(f"| {strategy} | {rule} | {n} | {' | '.join(cells)} | {q([float(r['trials']) for r in res])} |")
     lines += ["", "A regret of 1.00 stands for no completed trial yet at that point."]
-    base = next((res for strategy, rule, _, res in rows if (strategy, rule) == DEFAULT), None)
+    base = next(({r["seed"]: r for r in res} for strategy, rule, _, res in rows if (strategy, rule) == DEFAULT), None)
     if base is not None and all("trace" in r for _, _, _, res in rows for r in res):
         lines += ["", "## Time to the full-fidelity default's final value", "",
                   f"Per seed, the share of the budget each strategy and rule needed to reach the final best value "
@@ -505,7 +506,10 @@ def main(argv: list[str] | None = None) -> int:
                   "| strategy | rule | seeds | budget share to reach the default's final value | seeds that reached it |",
                   "|---|---|---|---|---|"]
         for strategy, rule, n, res in rows:
-            shares = [time_to_target(r["trace"], b.get("best@1", math.inf)) / budget for r, b in zip(res, base)]
+            shares = [time_to_target(r["trace"], base[r["seed"]].get("best@1", math.inf)) / budget
+                      for r in res if r["seed"] in base]
+            if not shares:
+                continue
             reached = sum(math.isfinite(x) for x in shares)
             lines.append(f"| {strategy} | {rule} | {len(shares)} | {q(shares).replace('inf', '∞')} | {reached} of {len(shares)} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
