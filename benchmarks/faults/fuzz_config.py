@@ -79,12 +79,14 @@ URIS = [
     "sqlite:///runs/ok.db", "http://127.0.0.1:5000", "file:///tmp/mlruns", "relative/folder", "sqlite:/x.db",
     "sqlite://host/x.db", "s3://bucket/x", "\x00", "postgresql://u@h/db", "sqlite:///" + "a" * 300,
 ]
-TOP_KEYS = ["name", "space", "objective", "constraints", "cost_metric", "strategy", "n_initial", "initial_design",
-            "budget", "parallelism", "executor", "trial", "seed", "output_dir", "tracking_uri", "on_orphans"]
+TOP_KEYS = ["name", "space", "objective", "objectives", "reference_point", "constraints", "cost_metric", "known_cost",
+            "strategy", "n_initial", "initial_design", "model", "budget", "parallelism", "early_stopping", "executor",
+            "trial", "seed", "output_dir", "tracking_uri", "on_orphans"]
 SECTION_KEYS = {
     "objective": ["metric", "direction"], "strategy": ["name", "options"], "budget": ["max_trials", "max_time_s"],
     "parallelism": ["workers", "prefetch", "gpus_per_trial", "trials_per_gpu", "cpus_per_trial"],
     "executor": ["name", "options"], "trial": ["entry_point", "fixed_args", "timeout_s"],
+    "early_stopping": ["rule", "metric", "direction", "min_step", "max_step", "eta", "min_trials", "brackets", "grace_s"],
 }
 PARAM_KEYS = {
     "float": {"low", "high", "log", "default"}, "int": {"low", "high", "log", "step", "default"},

@@ -93,3 +93,11 @@ def test_cases_are_deterministic_and_mutated() -> None:
     first = [fuzz.make_case(i, 7, seeds) for i in range(20)]
     assert first == [fuzz.make_case(i, 7, seeds) for i in range(20)]
     assert all(raw != src.read_bytes() for _, src, raw, ops in first if ops != ["noop"])
+
+
+def test_the_oracle_knows_every_top_level_key_of_a_study_file() -> None:
+    from autotune.study._config import EarlyStoppingConfig, StudyConfig
+
+    # a key the oracle does not know makes every valid file that uses it an "accepted invalid" finding
+    assert set(fuzz.TOP_KEYS) == set(StudyConfig.model_fields)
+    assert set(fuzz.SECTION_KEYS["early_stopping"]) == set(EarlyStoppingConfig.model_fields)

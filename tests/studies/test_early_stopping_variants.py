@@ -37,10 +37,10 @@ def test_asha_prunes_real_solubility_trials_and_records_why(
 
     data = load_study_module("solubility", "data")
     data.load_sets(tmp_path / "cache")  # the trials' default cache: <output_dir>/cache
+    # the variant as shipped (full size, rungs at epochs 3, 9, 27, ...), 8 trials: a trial runs
+    # tens of epochs, so the driver, reading reports every 0.5 s, judges it while it trains
     study = Study.from_file(STUDIES / "solubility" / "early_stopping.yaml", overrides={
         "output_dir": str(tmp_path), "budget": {"max_trials": 8, "max_time_s": 300}, "n_initial": 8,
-        "trial": {"fixed_args": {"size": "smoke"}, "timeout_s": 120},
-        "early_stopping": {"min_step": 1, "max_step": 3, "eta": 3},
     })
     mlflow_store_factory(tmp_path)
     summary = study.optimize(progress=False)
@@ -54,6 +54,6 @@ def test_asha_prunes_real_solubility_trials_and_records_why(
     pruned = {t.trial_id for t in trials if t.state is TrialState.PRUNED}
     for trial in trials:
         if trial.trial_id in pruned:
-            assert trial.tags[TAG_PRUNED_STEP] == "1"  # the only rung below max_step
+            assert int(trial.tags[TAG_PRUNED_STEP]) in (3, 9, 27, 81, 243)  # the rungs; 3 epochs at least
     assert summary.best is not None and summary.best.trial_id not in pruned
     shutil.rmtree(tmp_path / "cache")
