@@ -140,7 +140,7 @@ def _table_problem(name: str) -> Problem:
 
 def full_trial_seconds(prob: Problem, max_step: int) -> float:
     """The mean training time of a full trial over the space (a table's rows; ``max_step`` units otherwise)."""
-    if prob.seconds is None or prob.name not in TABLE_PROBLEMS:
+    if prob.seconds is None:
         return float(max_step)
     rows = _table(prob.name)["rows"]
     return statistics.fmean(sum(r["seconds"][:max_step]) for r in rows)

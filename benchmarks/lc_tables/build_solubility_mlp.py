@@ -47,7 +47,8 @@ STUDY = Path(__file__).resolve().parents[2] / "studies" / "solubility"
 
 def train(config: dict[str, Any], seed: int) -> dict[str, list[float]]:
     """Validation RMSE, loss and training seconds of each epoch of one study trial."""
-    sys.path.insert(0, str(STUDY))
+    if str(STUDY) not in sys.path:  # the study's modules import each other by name
+        sys.path.insert(0, str(STUDY))
     study = importlib.import_module("train")
     curves: dict[str, list[float]] = {"val_rmse": [], "val_loss": []}
     clock = EpochClock()
