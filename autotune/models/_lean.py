@@ -367,6 +367,34 @@ class _MeanVariance:
         self.dtype = mean.dtype
 
 
+class _JointPosterior:
+    """A ``GPyTorchPosterior`` whose distribution is built on first use (its mean is known).
+
+    Built by :meth:`LeanGP._joint_posterior`; it is one in every respect once anything but
+    ``mean`` is read.
+    """
+
+    def __new__(cls, mean: Tensor, build: Callable[[], Any]) -> Any:
+        from botorch.posteriors.gpytorch import GPyTorchPosterior
+
+        class _Lazy(GPyTorchPosterior):
+            def __init__(self) -> None:  # the distribution is not built here: see __getattr__
+                self._is_mt = False
+                self._device, self._dtype = mean.device, mean.dtype
+
+            def __getattr__(self, name: str) -> Any:  # only for what normal lookup does not find
+                if name == "distribution":
+                    self.distribution = build()
+                    return self.distribution
+                return getattr(self.distribution, name)
+
+            @property
+            def mean(self) -> Tensor:
+                return mean.unsqueeze(-1)
+
+        return _Lazy()
+
+
 def lean_posterior(model: Model) -> Model:
     """``model`` wrapped in a :class:`LeanGP` where that applies, else ``model`` itself.
 
@@ -374,24 +402,53 @@ def lean_posterior(model: Model) -> Model:
         model: A fitted single-output exact GP in eval mode (e.g. from ``GPFitter.fit``, or
             conditioned on fantasies by ``condition_on_observations``).
     """
+    if isinstance(model, LeanGP):
+        return model
+    fns = _lean_kernel(model)
+    return model if fns is None else LeanGP(model, fns)
+
+
+def lean_condition(model: Model, X: Tensor, Y: Tensor) -> Model | None:
+    """``model`` conditioned on fake observations ``Y`` at ``X``, as a :class:`LeanGP`; ``None``
+    where the lean path does not apply (the caller then conditions through GPyTorch).
+
+    The same posterior as ``model.condition_on_observations`` (hyperparameters unchanged, the
+    homoskedastic noise at the new points) from one Cholesky factor of all the points, instead
+    of GPyTorch's fantasy update, whose bordered factor and pseudo-inverse cost 0.16 s at 700
+    observations and 256 pending points, against 0.02 s here.
+
+    Args:
+        model: A fitted single-output exact GP in eval mode, without an input transform.
+        X: A `m x d` tensor of points.
+        Y: A `m x 1` tensor of values in the objective's units (e.g. the kriging believer's lies).
+    """
+    from gpytorch.likelihoods import GaussianLikelihood
+
+    if isinstance(model, LeanGP) or getattr(model, "input_transform", None) is not None:
+        return None
+    if type(getattr(model, "likelihood", None)) is not GaussianLikelihood:
+        return None
+    fns = _lean_kernel(model)
+    if fns is None or X.dim() != 2 or Y.shape != (len(X), 1):
+        return None
+    return LeanGP(model, fns, extra=(X, Y))
+
+
+def _lean_kernel(model: Model) -> KernelFunctions | None:
+    """The kernel functions of ``model`` if :class:`LeanGP` can stand for it, else ``None``."""
     from botorch.models import SingleTaskGP
     from botorch.models.transforms.outcome import Standardize
     from gpytorch.means import ConstantMean
 
-    if isinstance(model, LeanGP):
-        return model
     if not isinstance(model, SingleTaskGP) or model.training or model.num_outputs != 1:
-        return model
+        return None
     train = model.train_inputs[0] if model.train_inputs else None
     outcome = getattr(model, "outcome_transform", None)
     if train is None or train.dim() != 2 or not isinstance(outcome, Standardize) or outcome._m != 1:
-        return model
+        return None
     if type(model.mean_module) is not ConstantMean or model.mean_module.constant.numel() != 1:
-        return model
-    fns = kernel_functions(model.covar_module)
-    if fns is None:
-        return model
-    return LeanGP(model, fns)
+        return None
+    return kernel_functions(model.covar_module)
 
 
 class LeanGP(Model):
@@ -404,35 +461,49 @@ class LeanGP(Model):
     Args:
         model: The fitted ``SingleTaskGP`` (eval mode, ``Standardize`` outcome transform).
         kernel: Its kernel's functions (:func:`kernel_functions`).
+        extra: Fake observations to condition on (:func:`lean_condition`): `m x d` points in
+            the GP's input space and `m x 1` values in the objective's units.
     """
 
-    def __init__(self, model: Model, kernel: KernelFunctions) -> None:
+    def __init__(self, model: Model, kernel: KernelFunctions, extra: tuple[Tensor, Tensor] | None = None) -> None:
         from linear_operator.utils.cholesky import psd_safe_cholesky
 
         super().__init__()
         # Not a registered submodule: BoTorch's analytic acquisitions call ``self.to(X)`` on every
         # evaluation, which walks every submodule (0.4 ms a call through a GP's tree).
         object.__setattr__(self, "_gp", model)
+        object.__setattr__(self, "_conditioned", None)
         self._kernel = kernel
+        self._extra = extra
         gp: Any = model
-        X = gp.train_inputs[0].detach()
+        ot = gp.outcome_transform
+        self._loc, self._scale = ot.means.detach().reshape(()), ot.stdvs.detach().reshape(())
+        X, targets = gp.train_inputs[0].detach(), gp.train_targets.detach()
+        if extra is not None:  # fake observations, e.g. the lies at pending points
+            X = torch.cat([X, extra[0].detach().to(X)])
+            targets = torch.cat([targets, ((extra[1].detach().to(X) - self._loc) / self._scale).reshape(-1)])
         with torch.no_grad():
-            L = getattr(getattr(gp, "prediction_strategy", None), "cholesky", None)
+            L = None if extra is not None else getattr(getattr(gp, "prediction_strategy", None), "cholesky", None)
             if not (isinstance(L, Tensor) and L.shape == (len(X), len(X))):
                 joint = gp.likelihood(gp.forward(X), [X]).lazy_covariance_matrix.to_dense()
                 L = psd_safe_cholesky(joint)
             self._const = gp.mean_module.constant.detach().reshape(())
-            offset = (gp.train_targets.detach() - self._const).unsqueeze(-1)
-            self._alpha = torch.cholesky_solve(offset, L).squeeze(-1)  # K^{-1}(y - m)
-        self._X, self._L = X, L
-        ot = gp.outcome_transform
-        self._loc, self._scale = ot.means.detach().reshape(()), ot.stdvs.detach().reshape(())
+            self._alpha = torch.cholesky_solve((targets - self._const).unsqueeze(-1), L).squeeze(-1)  # K^{-1}(y - m)
+        self._X, self._L, self._targets = X, L, targets
         self._min_var = 1e-10 if X.dtype == torch.float64 else 1e-6  # GPyTorch's ``min_variance``
 
     @property
     def model(self) -> Model:
-        """The wrapped GP."""
-        return cast("Model", self.__dict__["_gp"])
+        """The wrapped GP (conditioned on the fake observations, built on first use, if there are any)."""
+        if self._extra is None:
+            return cast("Model", self.__dict__["_gp"])
+        if self.__dict__["_conditioned"] is None:
+            from botorch.models.utils.assorted import fantasize as fantasize_flag
+
+            with fantasize_flag(False):
+                conditioned = self.__dict__["_gp"].condition_on_observations(X=self._extra[0], Y=self._extra[1])
+            object.__setattr__(self, "_conditioned", conditioned)
+        return cast("Model", self.__dict__["_conditioned"])
 
     @property
     def num_outputs(self) -> int:
@@ -441,17 +512,23 @@ class LeanGP(Model):
     # The wrapped GP's data, where BoTorch and autotune look for it: ``get_X_baseline`` (the
     # incumbent starts of the acquisition search) and ``train_size`` (the effort for large n).
     # Without them the lean path silently lost the incumbent starts (stop 29).
+    # Conditioned on fake observations, these are the data with them appended, as a GPyTorch
+    # fantasy model's would be.
     @property
     def train_inputs(self) -> tuple[Tensor, ...]:
+        if self._extra is not None:
+            return (self._X,)
         return cast("tuple[Tensor, ...]", cast("Any", self.model).train_inputs)
 
     @property
     def train_targets(self) -> Tensor:
+        if self._extra is not None:
+            return self._targets
         return cast("Tensor", cast("Any", self.model).train_targets)
 
     @property
     def _has_transformed_inputs(self) -> bool:  # type: ignore[override]
-        return bool(self.model._has_transformed_inputs)
+        return bool(self.__dict__["_gp"]._has_transformed_inputs)
 
     @property
     def _original_train_inputs(self) -> Tensor | None:  # type: ignore[override]
@@ -470,12 +547,38 @@ class LeanGP(Model):
         **kwargs: Any,
     ) -> Posterior:
         """The posterior at ``X`` (`batch x q x d`); lean for ``q = 1``, else the wrapped model's."""
-        if X.dim() < 2 or X.shape[-2] != 1 or observation_noise is not False or posterior_transform is not None \
-                or kwargs:
-            return self.model.posterior(X, output_indices=output_indices, observation_noise=observation_noise,
-                                        posterior_transform=posterior_transform, **kwargs)
-        mean, var = self.mean_and_variance(X)
-        return _MeanVariance(mean.unsqueeze(-1), var.unsqueeze(-1))  # type: ignore[return-value]
+        plain = X.dim() >= 2 and observation_noise is False and posterior_transform is None and not kwargs
+        if plain and X.shape[-2] == 1:
+            mean, var = self.mean_and_variance(X)
+            return _MeanVariance(mean.unsqueeze(-1), var.unsqueeze(-1))  # type: ignore[return-value]
+        if plain and self._extra is not None:  # not worth building the conditioned GPyTorch model for
+            return self._joint_posterior(X)
+        return self.model.posterior(X, output_indices=output_indices, observation_noise=observation_noise,
+                                    posterior_transform=posterior_transform, **kwargs)
+
+    def _joint_posterior(self, X: Tensor) -> Posterior:
+        """The joint posterior at `batch x q x d` points ``X`` from the factor, as GPyTorch's would be.
+
+        The mean is computed now; the `q x q` covariance only if something other than the mean
+        is read (BoTorch reads only the mean of the data, ``n x d``, to start searches near the best).
+        """
+        from gpytorch.distributions import MultivariateNormal
+        from linear_operator.operators import DenseLinearOperator
+
+        Xt = self.model_transform(X)
+        k = self._kernel.cross(Xt, self._X)  # batch x q x n
+        mean = (self._const + k @ self._alpha) * self._scale + self._loc  # the objective's units
+
+        def joint() -> MultivariateNormal:
+            U = torch.linalg.solve_triangular(self._L, k.mT, upper=False)  # batch x n x q
+            covar = self.__dict__["_gp"].covar_module(Xt).to_dense() - U.mT @ U
+            return MultivariateNormal(mean, DenseLinearOperator(covar * self._scale.pow(2)))  # factored lazily
+
+        return _JointPosterior(mean, joint)
+
+    def model_transform(self, X: Tensor) -> Tensor:
+        """``X`` in the wrapped GP's input space."""
+        return cast("Tensor", self.__dict__["_gp"].transform_inputs(X))
 
     def mean_and_variance(self, X: Tensor) -> tuple[Tensor, Tensor]:
         """Posterior mean and variance in the objective's units at `... x d` points ``X``.
@@ -484,7 +587,7 @@ class LeanGP(Model):
         (:attr:`KernelFunctions.grad`), one backward node instead of autograd through every
         kernel operation (about a third of the time of a search step).
         """
-        mean, var = _Posterior.apply(self.model.transform_inputs(X), self)
+        mean, var = _Posterior.apply(self.model_transform(X), self)
         return mean, var
 
     def _predict(self, Xt: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -509,7 +612,7 @@ class LeanGP(Model):
         return self.model.condition_on_observations(X, Y, **kwargs)
 
     def transform_inputs(self, X: Tensor, input_transform: Any = None) -> Tensor:
-        return self.model.transform_inputs(X)
+        return self.model_transform(X)
 
 
 class _Posterior(torch.autograd.Function):

@@ -79,7 +79,7 @@ class LeanLogExpectedImprovement(LogExpectedImprovement):
 
         best_f = cast("Tensor", self.best_f)
         if isinstance(self.model, LeanGP) and self.posterior_transform is None:  # one node for the whole
-            Xt = self.model.model.transform_inputs(X)
+            Xt = self.model.model_transform(X)
             return cast("Tensor", _LeanLogEI.apply(Xt, self.model, best_f, self.maximize)).squeeze(-1)
         mean, sigma = self._mean_and_sigma(X)  # `batch x 1`
         assert sigma is not None  # computed unless compute_sigma=False

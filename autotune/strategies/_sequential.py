@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from autotune.exceptions import ConfigError, shown
-from autotune.models import gp_posterior, lean_posterior
+from autotune.models import gp_posterior, lean_condition, lean_posterior
 from autotune.strategies._acquisitions import (
     FeasibilityWeighted,
     LeanLogExpectedImprovement,
@@ -149,6 +149,9 @@ def condition(model: Model, X: Tensor, Y: Tensor) -> Model:
     """
     from botorch.models.utils.assorted import fantasize as fantasize_flag
 
+    lean = lean_condition(model, X, Y)  # one factor of all points; GPyTorch's update where it does not apply
+    if lean is not None:
+        return lean
     with fantasize_flag(False):
         return model.condition_on_observations(X=model.transform_inputs(X), Y=Y)
 

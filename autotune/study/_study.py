@@ -438,8 +438,12 @@ class _Driver:
         # The prefetched suggestions first, then batched asks of at most ASK_BATCH_MAX (one model
         # per batch, each point pending-aware), each batch launched as soon as it is chosen; any
         # left unlaunched by an error stay ready and are forgotten.
+        # Before each ask here, the mirror's answer is taken if it is in and the mirror is given
+        # its next request: a wave of free workers keeps both processes proposing.
         n = free if remaining is None else min(free, remaining)
         for i in range(n):
+            if not self.ready:
+                self._feed_ahead()
             if not self.ready:
                 self.ready.extend(self.optimizer.ask(min(n - i, ASK_BATCH_MAX)))
             self._launch(self.ready.popleft())

@@ -330,3 +330,102 @@ def test_the_lean_acquisition_search_starts_where_botorchs_would(seed: int) -> N
         starts.append(_initial_conditions(acqf, bounds, 1, opts))
     assert starts[0].shape == starts[1].shape == (opts.num_restarts, 1, 3)
     assert torch.allclose(starts[0], starts[1], atol=1e-9)
+
+
+def _conditioned_pair(name: str, m: int = 12, seed: int = 0) -> tuple[Any, Any, torch.Tensor, torch.Tensor]:
+    """A GP conditioned on ``m`` lies at random points by GPyTorch's fantasy update and by :func:`lean_condition`."""
+    from botorch.models.utils.assorted import fantasize as fantasize_flag
+
+    from autotune.models import lean_condition
+
+    space = SPACES[name]
+    model, _ = _gp(space, seed=seed)
+    busy = _points(space, m, seed=seed + 7)
+    with torch.no_grad():
+        lies = model.posterior(busy).mean  # the kriging believer's lies
+        model.posterior(busy[:1])  # GPyTorch conditions only a model that has predicted
+    with fantasize_flag(False):
+        reference = model.condition_on_observations(X=model.transform_inputs(busy), Y=lies)
+    return reference, lean_condition(model, busy, lies), busy, lies
+
+
+@pytest.mark.parametrize("name", ["continuous", "mixed", "categorical"])
+def test_lean_conditioning_gives_gpytorchs_conditioned_posterior(name: str) -> None:
+    """One factor of data and lies: the same mean, variance and joint covariance as the fantasy update."""
+    reference, lean, busy, _ = _conditioned_pair(name)
+    assert isinstance(lean, LeanGP)
+    space = SPACES[name]
+    at = torch.cat([busy[:4], _points(space, 8, seed=11)])
+    ref, got = reference.posterior(at.unsqueeze(-2)), lean.posterior(at.unsqueeze(-2))
+    assert torch.allclose(got.mean, ref.mean, atol=1e-8)
+    assert torch.allclose(got.variance, ref.variance, rtol=1e-5, atol=1e-9)
+    joint_ref, joint = reference.posterior(at.reshape(3, 4, -1)), lean.posterior(at.reshape(3, 4, -1))
+    assert torch.allclose(joint.mean, joint_ref.mean, atol=1e-8)  # read before the covariance is built
+    assert torch.allclose(joint.mvn.covariance_matrix, joint_ref.mvn.covariance_matrix, rtol=1e-5, atol=1e-8)
+    assert torch.allclose(joint.variance, joint_ref.variance, rtol=1e-5, atol=1e-9)
+
+
+def test_lean_conditioning_shows_the_busy_points_as_data() -> None:
+    """The incumbent starts (``get_X_baseline``) and the exclusion of seen cells read the data with
+    the busy points appended, as on a GPyTorch fantasy model; conditioning again goes to GPyTorch."""
+    from botorch.optim.utils import get_X_baseline
+
+    reference, lean, busy, lies = _conditioned_pair("continuous", m=5)
+    assert isinstance(lean, LeanGP)
+    assert torch.allclose(lean.train_inputs[0], reference.train_inputs[0])
+    assert torch.allclose(lean.train_targets, reference.train_targets, atol=1e-12)
+    acqf = LeanLogExpectedImprovement(lean, best_f=float(lies.max()))
+    assert torch.equal(get_X_baseline(acqf)[-5:], busy)
+    more = _points(SPACES["continuous"], 2, seed=5)
+    again = lean.condition_on_observations(X=more, Y=torch.zeros(2, 1, dtype=torch.float64))
+    assert again.train_inputs[0].shape[0] == reference.train_inputs[0].shape[0] + 2
+
+
+def test_lean_conditioning_declines_what_it_does_not_cover() -> None:
+    """An input transform (conditional spaces), another likelihood or a LeanGP: ``None``, the caller uses GPyTorch."""
+    from botorch.models import SingleTaskGP
+    from gpytorch.likelihoods import FixedNoiseGaussianLikelihood
+
+    from autotune.models import lean_condition
+
+    busy, lies = _points(SPACES["continuous"], 3, seed=1), torch.zeros(3, 1, dtype=torch.float64)
+    conditional, _ = _gp(SPACES["conditional"])
+    assert conditional.input_transform is not None  # type: ignore[attr-defined]
+    assert lean_condition(conditional, _points(SPACES["conditional"], 3, seed=1), lies) is None  # type: ignore[arg-type]
+    model, X = _gp(SPACES["continuous"])
+    assert lean_condition(lean_posterior(model), busy, lies) is None  # type: ignore[arg-type]
+    fixed = SingleTaskGP(X, torch.rand(len(X), 1, dtype=torch.float64),
+                         likelihood=FixedNoiseGaussianLikelihood(torch.full((len(X),), 1e-3, dtype=torch.float64))).eval()
+    assert lean_condition(fixed, busy, lies) is None
+
+
+def test_ei_with_many_pending_points_proposes_what_the_fantasy_update_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kriging believer through lean conditioning and through GPyTorch's update: the same batch."""
+    import autotune.strategies._sequential as seq
+
+    space = SearchSpace([Float(f"x{i}", 0.0, 1.0) for i in range(3)])
+
+    def batch() -> list[list[float]]:
+        opt = Optimizer(space, seed=4)
+        g = torch.Generator().manual_seed(0)
+        for i, x in enumerate(torch.rand(30, 3, generator=g, dtype=torch.float64).tolist()):
+            s = opt.add_pending({f"x{j}": x[j] for j in range(3)}, i)
+            opt.tell(s, -sum((v - 0.3) ** 2 for v in x))
+        for i, x in enumerate(torch.rand(12, 3, generator=g, dtype=torch.float64).tolist()):
+            opt.add_pending({f"x{j}": x[j] for j in range(3)}, 100 + i)  # running trials
+        return [[s.params[f"x{j}"] for j in range(3)] for s in opt.ask(3)]
+
+    calls: list[bool] = []
+    real = seq.lean_condition
+
+    def spy(*args: Any) -> Any:
+        out = real(*args)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(seq, "lean_condition", spy)
+    lean = batch()
+    assert calls and all(calls)
+    monkeypatch.setattr(seq, "lean_condition", lambda *args: None)
+    plain = batch()
+    assert torch.allclose(torch.tensor(lean), torch.tensor(plain), atol=1e-4)
