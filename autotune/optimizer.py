@@ -244,6 +244,17 @@ class Optimizer:
         """The keys of every observed and pending point (what a new proposal must not repeat)."""
         return {self.space.key(o.params) for o in self.observations} | {self.space.key(s.params) for s in self._pending.values()}
 
+    @property
+    def models_next(self) -> bool:
+        """Whether the next :meth:`ask` is the strategy's (the initial design is proposed and a
+        trial has a value), not the initial design's: e.g. worth asking a mirror in another process for."""
+        if not self.strategy.model_based:
+            return False
+        if len(self.observations) + len(self._pending) < self.n_initial:
+            return False
+        return any(isinstance(o.value, float | int) and not o.state.is_failure and math.isfinite(o.value)
+                   for o in self.observations)
+
     def forget(self, trial_id: int) -> None:
         """Drop a pending suggestion without learning from it (e.g. a killed trial)."""
         self._pending.pop(trial_id, None)

@@ -476,8 +476,8 @@ class _Driver:
             got = self.ahead.collect(wait_s)
             if got:
                 self.ready.extend(got)
-            if self.ahead.busy or self.stop_reason or self.signal_name:
-                return
+            if self.ahead.busy or self.stop_reason or self.signal_name or not self.optimizer.models_next:
+                return  # the initial design is the driver's: the mirror would propose the same points
             want = max(self.prefetch, AHEAD_BATCH) - len(self.ready)
             remaining = self._remaining()
             if remaining is not None:

@@ -23,6 +23,7 @@ from autotune.study import Study, StudyConfig
 from autotune.study._ahead import AskAhead, AskAheadError
 from autotune.study._config import ASK_PROCESS_FROM
 from autotune.study._study import wants_ask_process
+from autotune.trial import TrialState
 from tests.study.helpers import study_dict
 from tests.study.trial_fns import sim_duration, sim_objective
 
@@ -205,3 +206,38 @@ def test_ask_process_default_and_refusals() -> None:
             cfg(4, strategy, ask_process=True)
     with pytest.raises(ValueError, match="ask_process"):
         cfg(4, ask_process="yes")  # type: ignore[arg-type]
+
+
+def test_the_mirror_is_asked_only_for_the_models_points(
+    tmp_path: Path, mlflow_store_factory: Callable[[Path], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The initial design is the driver's: a mirror asked then proposes the same Sobol points, all dropped."""
+    states: list[tuple[bool, int]] = []
+    real = AskAhead.request
+
+    def request(self: AskAhead, n: int) -> None:
+        opt = self._optimizer
+        states.append((opt.models_next, len(opt.observations)))
+        real(self, n)
+
+    monkeypatch.setattr(AskAhead, "request", request)
+    adopted = _spy(monkeypatch)
+    config, executor = _study(tmp_path, mlflow_store_factory, ask_process=True)
+    Study(config, executor=executor).optimize(progress=False)
+    assert states and all(ready for ready, _ in states)
+    assert min(told for _, told in states) >= 1  # not before a trial has a value
+    assert adopted
+
+
+def test_models_next_follows_the_initial_design() -> None:
+    from autotune import Float
+
+    opt = Optimizer(SearchSpace([Float("x", 0.0, 1.0)]), "ei", n_initial=3, seed=0)
+    assert not opt.models_next
+    first = opt.ask(3)
+    assert not opt.models_next  # proposed, but nothing has a value yet
+    opt.tell(first[0], None, state=TrialState.FAILED)
+    assert not opt.models_next  # a failure is no value
+    opt.tell(first[1], 0.5)
+    assert opt.models_next
+    assert not Optimizer(SearchSpace([Float("x", 0.0, 1.0)]), "random", seed=0).models_next
