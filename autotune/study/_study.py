@@ -374,8 +374,9 @@ class _Driver:
                     interval = max(STREAM_EVERY_S, STREAM_S_PER_TRIAL * len(self.running))
                     if time.monotonic() - self.last_stream >= interval:
                         self._stream()
-                    for job in finished:
+                    for job in finished:  # a freed worker starts a ready suggestion before the next end is recorded
                         self._finish(job)
+                        self._fill(ask=False)
                 if self.signal_name:
                     status = "KILLED"
         except BaseException as exc:
@@ -415,9 +416,14 @@ class _Driver:
         max_trials = self.cfg.budget.max_trials
         return None if max_trials is None else max(0, max_trials - len(self.budget_ids))
 
-    def _fill(self) -> None:
-        """Give every free worker a trial: prefetched suggestions first, then ``ask(k)``, ``k <= ASK_BATCH_MAX``."""
-        if self.stop_reason:
+    def _fill(self, ask: bool = True) -> None:
+        """Give every free worker a trial: prefetched suggestions first, then ``ask(k)``, ``k <= ASK_BATCH_MAX``.
+
+        Args:
+            ask: ``False`` starts only suggestions already chosen (here or by the ask process),
+                between the records of a wave of trials that ended together.
+        """
+        if self.stop_reason or (not ask and (self.signal_name or not (self.ready or self.ahead))):
             return
         max_time_s = self.cfg.budget.max_time_s
         if max_time_s is not None and self.executor.now() - self.start_clock >= max_time_s:
@@ -432,8 +438,9 @@ class _Driver:
             self.stop_reason = "max_trials"
             return
         if self.optimizer.strategy.synchronous:
-            for suggestion in self.optimizer.ask(min(workers, remaining or workers)):
-                self._launch(suggestion)
+            if ask:
+                for suggestion in self.optimizer.ask(min(workers, remaining or workers)):
+                    self._launch(suggestion)
             return
         # The prefetched suggestions first, then batched asks of at most ASK_BATCH_MAX (one model
         # per batch, each point pending-aware), each batch launched as soon as it is chosen; any
@@ -445,6 +452,8 @@ class _Driver:
             if not self.ready:
                 self._feed_ahead()
             if not self.ready:
+                if not ask:
+                    return
                 self.ready.extend(self.optimizer.ask(min(n - i, ASK_BATCH_MAX)))
             self._launch(self.ready.popleft())
 

@@ -91,3 +91,46 @@ def test_unused_prefetched_suggestions_are_dropped_at_the_end(
                                                              (64, None, 16), (4, 3, 3), (64, 0, 0)])
 def test_prefetch_default_grows_with_workers(workers: int, prefetch: int | None, expected: int) -> None:
     assert ParallelismConfig(workers=workers, prefetch=prefetch).prefetch == expected
+
+
+def test_a_wave_of_ends_restarts_each_worker_once_its_own_end_is_recorded(
+    tmp_path: Path, mlflow_store_factory: Callable[[Path], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trials that end together: a freed worker takes a ready suggestion right after its trial is
+    recorded, not after the whole wave is (each record costs ``record_s`` of the driver's time)."""
+    from autotune.study._record import StudyRecord
+    from autotune.study._study import _Driver
+
+    record_s, workers, trials = 5.0, 4, 12
+    real_finish, real_fill = StudyRecord.finish_trial, _Driver._fill
+
+    def run(name: str) -> SimulatedExecutor:
+        clock = [0.0]
+
+        def slow_finish(self: StudyRecord, *args: Any, **kwargs: Any) -> Any:
+            clock[0] += record_s
+            return real_finish(self, *args, **kwargs)
+
+        monkeypatch.setattr(StudyRecord, "finish_trial", slow_finish)
+        config = StudyConfig(**study_dict(
+            name=name, budget={"max_trials": trials}, parallelism={"workers": workers, "prefetch": workers},
+            executor={"name": "simulated"}, output_dir=str(tmp_path / name),
+        ))
+        store_factory(config.resolved_output_dir)
+        executor = SimulatedExecutor(workers, duration_fn=lambda p: DURATION_S, objective_fn=sim_objective,
+                                     driver_clock=True, wall_clock=lambda: clock[0])
+        summary = Study(config, executor=executor).optimize(progress=False)
+        assert summary.counts["completed"] == trials
+        return executor
+
+    store_factory = mlflow_store_factory
+    interleaved = run("interleaved")
+    monkeypatch.setattr(_Driver, "_fill", lambda self, ask=True: real_fill(self) if ask else None)
+    after_the_wave = run("after")
+    # Three waves of 100 s. Interleaved: the k-th freed worker restarts k x 5 s after the wave
+    # ends, so the staggered waves end at 305-320 and the last record at 325. After the wave:
+    # every worker waits for all 4 records (20 s) twice, the last wave ends at 340, its records
+    # reach 355.
+    assert interleaved.makespan_s == pytest.approx(325.0)
+    assert after_the_wave.makespan_s == pytest.approx(355.0)
+    assert interleaved.utilisation() > after_the_wave.utilisation() + 0.07
