@@ -390,7 +390,10 @@ class _JointPosterior:
 
             def __getattr__(self, name: str) -> Any:  # only for what normal lookup does not find
                 if name == "distribution":
-                    self.distribution = build()
+                    try:
+                        self.distribution = build()
+                    except AttributeError as exc:  # not to be mistaken for a missing attribute
+                        raise RuntimeError(f"the joint posterior could not be built: {exc}") from exc
                     return self.distribution
                 return getattr(self.distribution, name)
 

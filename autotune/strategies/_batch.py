@@ -140,7 +140,7 @@ class ThompsonSampling(AcquisitionStrategy):
         lies = self.lie(model, ctx, busy) if len(busy) else torch.empty(0, 1, dtype=torch.float64)
         out: list[Candidate] = []
         for i in range(n):
-            m = condition(model, busy, lies) if len(busy) else model
+            m = condition(model, busy, lies, lean=False) if len(busy) else model  # pathwise samples need GPyTorch's
             x, value = self._draw_and_maximise(m, ctx, i)
             out.append(Candidate(x, value))
             busy = torch.cat([busy, x.unsqueeze(0)])

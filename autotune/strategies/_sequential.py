@@ -139,19 +139,22 @@ class AcquisitionStrategy(Strategy):
         return out
 
 
-def condition(model: Model, X: Tensor, Y: Tensor) -> Model:
+def condition(model: Model, X: Tensor, Y: Tensor, lean: bool = True) -> Model:
     """The GP conditioned on fake observations ``Y`` at ``X``, hyperparameters unchanged.
 
     Args:
         model: A fitted GP.
         X: A `m x d` tensor.
         Y: A `m x 1` tensor (in the objective's units).
+        lean: A :class:`~autotune.models.LeanGP` where it applies (one factor of all points;
+            posterior and acquisition search only); ``False``: GPyTorch's conditioned model,
+            e.g. for BoTorch's pathwise posterior samples.
     """
     from botorch.models.utils.assorted import fantasize as fantasize_flag
 
-    lean = lean_condition(model, X, Y)  # one factor of all points; GPyTorch's update where it does not apply
-    if lean is not None:
-        return lean
+    fast = lean_condition(model, X, Y) if lean else None
+    if fast is not None:
+        return fast
     with fantasize_flag(False):
         return model.condition_on_observations(X=model.transform_inputs(X), Y=Y)
 

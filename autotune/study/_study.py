@@ -423,8 +423,8 @@ class _Driver:
             ask: ``False`` starts only suggestions already chosen (here or by the ask process),
                 between the records of a wave of trials that ended together.
         """
-        if self.stop_reason or (not ask and (self.signal_name or not (self.ready or self.ahead))):
-            return
+        if self.stop_reason or (not ask and (self.signal_name or not (self.ready or self.ahead) or self.first_errors)):
+            return  # (between records: not while the first trials fail, which may stop the study in this wave)
         max_time_s = self.cfg.budget.max_time_s
         if max_time_s is not None and self.executor.now() - self.start_clock >= max_time_s:
             self.stop_reason = "max_time_s"

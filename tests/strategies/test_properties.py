@@ -220,6 +220,15 @@ def test_thompson_batches_differ_across_seeds_and_within_a_batch() -> None:
     assert torch.equal(a, ask("thompson", ctx, n=3, seed=0, **CHEAP))
 
 
+def test_thompson_with_busy_points_draws_sample_paths_not_the_fallback_pool() -> None:
+    """The second and later points of a batch (and every point with running trials) come from a
+    GP conditioned on the busy points: GPyTorch's conditioned model, whose pathwise samples
+    BoTorch can draw (a lean conditioned posterior has none and fell back to a finite pool)."""
+    ctx = make_ctx([0.1, 0.5, 0.9], [0.0, 1.0, 0.2])
+    ask("thompson", ctx, n=3, seed=0, **CHEAP)
+    assert "ts_fallback" not in ctx.models.memo
+
+
 def test_a_thompson_draw_concentrates_at_the_optimum_with_a_lot_of_data() -> None:
     X = torch.linspace(0, 1, 25, dtype=torch.float64)
     ctx = make_ctx(X, -((X - 0.3) ** 2))

@@ -134,3 +134,27 @@ def test_a_wave_of_ends_restarts_each_worker_once_its_own_end_is_recorded(
     assert interleaved.makespan_s == pytest.approx(325.0)
     assert after_the_wave.makespan_s == pytest.approx(355.0)
     assert interleaved.utilisation() > after_the_wave.utilisation() + 0.07
+
+
+def test_no_trial_starts_between_the_records_of_a_first_wave_that_fails_alike(
+    tmp_path: Path, mlflow_store_factory: Callable[[Path], str]
+) -> None:
+    """The first trials failing with one error may stop the study within their wave: the ready
+    suggestions are not started between those records (they would only be killed at once)."""
+    from autotune.exceptions import TrialError
+
+    def broken(params: dict[str, Any]) -> float:
+        raise RuntimeError("libcuda.so.1: cannot open shared object file")
+
+    config = StudyConfig(**study_dict(
+        name="wave_fails", budget={"max_trials": 20}, parallelism={"workers": 8, "prefetch": 4},
+        executor={"name": "simulated"}, output_dir=str(tmp_path / "w"),
+    ))
+    mlflow_store_factory(config.resolved_output_dir)
+    executor = SimulatedExecutor(8, duration_fn=lambda p: DURATION_S, objective_fn=broken)
+    study = Study(config, executor=executor)
+    with pytest.raises(TrialError, match="failed with the same error"):
+        study.optimize(progress=False)
+    states = study.trials()["state"].tolist()
+    # The first wave only: three recorded failed, the rest of the wave (ended, not yet recorded) killed.
+    assert len(states) == 8 and states.count("failed") == 3 and states.count("killed") == 5
