@@ -525,10 +525,10 @@ class Optimizer:
         # CG/Lanczos above 800 points, which is slower and noisier at the sizes we see.
         with torch.random.fork_rng(), gpytorch.settings.max_cholesky_size(10_000):
             torch.manual_seed(ctx.seed)
-            cands, name, fallback = self._propose(ctx, n)
+            proposed = self._propose(ctx, n)
         chosen: list[Suggestion] = []
         points: list[list[float]] = []  # the chosen points in the model space, for the annotation
-        for c in cands:
+        for c, name, fallback in proposed:
             x = c.x
             outside = ctx.domain.restricted and not ctx.domain.allows(x)
             if outside:  # a strategy that ignores ctx.domain: moved into it
@@ -554,7 +554,9 @@ class Optimizer:
             self._pending[s.trial_id] = s
         return chosen
 
-    def _propose(self, ctx: Context, n: int) -> tuple[list[Candidate], str, str | None]:
+    def _propose(self, ctx: Context, n: int) -> list[tuple[Candidate, str, str | None]]:
+        """``n`` candidates, each with the strategy that chose it and its fallback reason, if any
+        (a batch may finish the initial design and start the model's points)."""
         from autotune.strategies import get_strategy
 
         proposed = len(ctx.X) + len(ctx.pending)
@@ -562,17 +564,18 @@ class Optimizer:
         if strategy.model_based and (proposed < self.n_initial or ctx.n_ok == 0):
             design = get_strategy(self.initial_design)
             k = n if ctx.n_ok == 0 else min(n, self.n_initial - proposed)
-            cands = design.ask(ctx, k)
+            first: list[tuple[Candidate, str, str | None]] = [(c, design.name, None) for c in design.ask(ctx, k)]
             if k == n:
-                return cands, design.name, None
+                return first
             import torch
 
-            ctx.X_pending = torch.cat([ctx.pending, torch.stack([c.x for c in cands])])
+            ctx.X_pending = torch.cat([ctx.pending, torch.stack([c.x for c, _, _ in first])])
             rest, name, fb = self._propose_model(ctx, n - k)
-            return cands + rest, name, fb
+            return first + [(c, name, fb) for c in rest]
         if not strategy.model_based:
-            return strategy.ask(ctx, n), self.strategy_name, None
-        return self._propose_model(ctx, n)
+            return [(c, self.strategy_name, None) for c in strategy.ask(ctx, n)]
+        cands, name, fb = self._propose_model(ctx, n)
+        return [(c, name, fb) for c in cands]
 
     def _propose_model(self, ctx: Context, n: int) -> tuple[list[Candidate], str, str | None]:
         from autotune.strategies import get_strategy

@@ -154,3 +154,12 @@ def test_feasibility_has_one_rule() -> None:
     assert best_feasible(obs, [], minimize=True) is obs[0]
     rows = [(0.1, {"c": 0.0, "d": 0.0}), (0.05, {"c": 0.0})]  # any record type, through accessors
     assert best_feasible(rows, cons, minimize=True, value=lambda r: r[0], metrics=lambda r: r[1]) == rows[0]
+
+
+def test_a_batch_that_finishes_the_initial_design_names_each_points_strategy() -> None:
+    """``ask(2)`` one point short of ``n_initial``: a Sobol point then the model's, each tagged as
+    such (the whole batch was recorded as the model's: the MLflow record then miscounted the design)."""
+    opt = Optimizer(SearchSpace([Float("x", 0.0, 1.0)]), "ei", n_initial=3, seed=0)
+    for s in opt.ask(2):
+        opt.tell(s, (s.params["x"] - 0.3) ** 2)
+    assert [s.info["strategy"] for s in opt.ask(2)] == ["sobol", "ei"]
