@@ -248,12 +248,13 @@ class Optimizer:
     def models_next(self) -> bool:
         """Whether the next :meth:`ask` is the strategy's (the initial design is proposed and a
         trial has a value), not the initial design's: e.g. worth asking a mirror in another process for."""
-        if not self.strategy.model_based:
-            return False
-        if len(self.observations) + len(self._pending) < self.n_initial:
-            return False
-        return any(isinstance(o.value, float | int) and not o.state.is_failure and math.isfinite(o.value)
-                   for o in self.observations)
+        n_ok = sum(o.value is not None for o in self.observations)  # a failed or non-finite result has none
+        return self.strategy.model_based and not self._design_due(len(self.observations) + len(self._pending), n_ok)
+
+    def _design_due(self, proposed: int, n_ok: int) -> bool:
+        """Whether a model-based strategy's next point comes from the initial design: fewer than
+        ``n_initial`` points proposed, or no trial with a value yet."""
+        return self.strategy.model_based and (proposed < self.n_initial or n_ok == 0)
 
     def forget(self, trial_id: int) -> None:
         """Drop a pending suggestion without learning from it (e.g. a killed trial)."""
@@ -561,7 +562,7 @@ class Optimizer:
 
         proposed = len(ctx.X) + len(ctx.pending)
         strategy = self.strategy
-        if strategy.model_based and (proposed < self.n_initial or ctx.n_ok == 0):
+        if self._design_due(proposed, ctx.n_ok):
             design = get_strategy(self.initial_design)
             k = n if ctx.n_ok == 0 else min(n, self.n_initial - proposed)
             first: list[tuple[Candidate, str, str | None]] = [(c, design.name, None) for c in design.ask(ctx, k)]

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import torch
 from botorch.models.model import Model
+from botorch.posteriors.gpytorch import GPyTorchPosterior
 from torch import Tensor
 
 if TYPE_CHECKING:
@@ -373,35 +374,35 @@ class _MeanVariance:
         self.dtype = mean.dtype
 
 
-class _JointPosterior:
+class _LazyJointPosterior(GPyTorchPosterior):
     """A ``GPyTorchPosterior`` whose distribution is built on first use (its mean is known).
 
     Built by :meth:`LeanGP._joint_posterior`; it is one in every respect once anything but
     ``mean`` is read.
+
+    Args:
+        mean: The posterior mean, `batch x q`.
+        build: Builds the joint distribution (the `q x q` covariance).
     """
 
-    def __new__(cls, mean: Tensor, build: Callable[[], Any]) -> Any:
-        from botorch.posteriors.gpytorch import GPyTorchPosterior
+    def __init__(self, mean: Tensor, build: Callable[[], Any]) -> None:
+        # GPyTorchPosterior's __init__ would need the distribution: it is built in __getattr__.
+        self._mean, self._build = mean, build
+        self._is_mt = False
+        self._device, self._dtype = mean.device, mean.dtype
 
-        class _Lazy(GPyTorchPosterior):
-            def __init__(self) -> None:  # the distribution is not built here: see __getattr__
-                self._is_mt = False
-                self._device, self._dtype = mean.device, mean.dtype
+    def __getattr__(self, name: str) -> Any:  # only for what normal lookup does not find
+        if name == "distribution":
+            try:
+                self.distribution = self._build()
+            except AttributeError as exc:  # not to be mistaken for a missing attribute
+                raise RuntimeError(f"the joint posterior could not be built: {exc}") from exc
+            return self.distribution
+        return getattr(self.distribution, name)
 
-            def __getattr__(self, name: str) -> Any:  # only for what normal lookup does not find
-                if name == "distribution":
-                    try:
-                        self.distribution = build()
-                    except AttributeError as exc:  # not to be mistaken for a missing attribute
-                        raise RuntimeError(f"the joint posterior could not be built: {exc}") from exc
-                    return self.distribution
-                return getattr(self.distribution, name)
-
-            @property
-            def mean(self) -> Tensor:
-                return mean.unsqueeze(-1)
-
-        return _Lazy()
+    @property
+    def mean(self) -> Tensor:
+        return self._mean.unsqueeze(-1)
 
 
 def lean_posterior(model: Model) -> Model:
@@ -424,7 +425,7 @@ def lean_condition(model: Model, X: Tensor, Y: Tensor) -> Model | None:
     The same posterior as ``model.condition_on_observations`` (hyperparameters unchanged, the
     homoskedastic noise at the new points) from one Cholesky factor of all the points, instead
     of GPyTorch's fantasy update, whose bordered factor and pseudo-inverse cost 0.16 s at 700
-    observations and 256 pending points, against 0.02 s here.
+    observations and 256 pending points, against 0.03 s here.
 
     Args:
         model: A fitted single-output exact GP in eval mode, without an input transform.
@@ -583,7 +584,7 @@ class LeanGP(Model):
             covar = self.__dict__["_gp"].covar_module(Xt).to_dense() - U.mT @ U
             return MultivariateNormal(mean, DenseLinearOperator(covar * self._scale.pow(2)))  # factored lazily
 
-        return _JointPosterior(mean, joint)
+        return _LazyJointPosterior(mean, joint)
 
     def model_transform(self, X: Tensor) -> Tensor:
         """``X`` in the wrapped GP's input space."""
