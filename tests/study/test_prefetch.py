@@ -116,14 +116,13 @@ def test_a_wave_of_ends_restarts_each_worker_once_its_own_end_is_recorded(
             name=name, budget={"max_trials": trials}, parallelism={"workers": workers, "prefetch": workers},
             executor={"name": "simulated"}, output_dir=str(tmp_path / name),
         ))
-        store_factory(config.resolved_output_dir)
+        mlflow_store_factory(config.resolved_output_dir)
         executor = SimulatedExecutor(workers, duration_fn=lambda p: DURATION_S, objective_fn=sim_objective,
                                      driver_clock=True, wall_clock=lambda: clock[0])
         summary = Study(config, executor=executor).optimize(progress=False)
         assert summary.counts["completed"] == trials
         return executor
 
-    store_factory = mlflow_store_factory
     interleaved = run("interleaved")
     monkeypatch.setattr(_Driver, "_fill", lambda self, ask=True: real_fill(self) if ask else None)
     after_the_wave = run("after")
