@@ -249,6 +249,7 @@ def make_gp(
     ordered = [i for i in range(d) if i not in cat]
     if not cat:
         covar = get_covar_module_with_dim_scaled_prior(ard_num_dims=d, use_rbf_kernel=use_rbf)
+        _log_length_scale(covar)
         _bound_length_scale(covar, bounds, ordered)
     else:
         # Product of a stationary kernel on the ordered columns and a categorical kernel
@@ -260,6 +261,7 @@ def make_gp(
             ok = get_covar_module_with_dim_scaled_prior(
                 ard_num_dims=len(ordered), use_rbf_kernel=use_rbf, active_dims=ordered
             )
+            _log_length_scale(ok)
             _bound_length_scale(ok, bounds, ordered)
             covar = ScaleKernel(ok * ck)
         else:
@@ -267,10 +269,25 @@ def make_gp(
     noise_prior = LogNormalPrior(loc=-4.0, scale=1.0)
     likelihood = GaussianLikelihood(
         noise_prior=noise_prior,
-        noise_constraint=GreaterThan(NOISE_FLOOR, transform=None, initial_value=noise_prior.mode),
+        noise_constraint=GreaterThan(NOISE_FLOOR, transform=torch.exp, inv_transform=torch.log, initial_value=noise_prior.mode),
     )
     return SingleTaskGP(X, Y, likelihood=likelihood, covar_module=covar, outcome_transform=Standardize(m=1),
                         input_transform=tf)
+
+
+def _log_length_scale(kernel: Any) -> None:
+    """Fit ``kernel``'s length scales in log space (same lower bound, same prior, same optimum).
+
+    L-BFGS-B converges in fewer steps there than on BoTorch's untransformed scale (Optuna's
+    ``GPRegressor`` fits log inverse squared length scales).
+    """
+    from gpytorch.constraints import GreaterThan
+
+    c = kernel.raw_lengthscale_constraint
+    start = kernel.lengthscale.detach()
+    kernel.register_constraint("raw_lengthscale",
+                               GreaterThan(c.lower_bound, transform=torch.exp, inv_transform=torch.log))
+    kernel.lengthscale = start
 
 
 def _bound_length_scale(kernel: Any, bounds: LengthScaleBounds | None, columns: list[int]) -> None:
@@ -337,8 +354,10 @@ class GPFitter:
         bounds: LengthScaleBounds | None = None,
         fit_all_up_to: int | None = FIT_ALL_UP_TO,
         fit_subsample: int = FIT_SUBSAMPLE,
+        fit_gtol: float = 1e-2,
     ) -> None:
         self.space = space
+        self.fit_gtol = fit_gtol
         self.bounds = bounds
         self.fit_all_up_to = fit_all_up_to
         self.fit_subsample = fit_subsample
@@ -394,8 +413,9 @@ class GPFitter:
             except Exception as e:  # noqa: BLE001 - fit afresh below
                 logger.debug("conditioning %s on the last hyperparameters failed: %s", name, e)
         maxiter = self.max_fit_iter if warm is None else min(self.max_fit_iter, self.warm_fit_iter)
+        fit_options = {"maxiter": maxiter, "gtol": self.fit_gtol / max(len(X), 1)}
         fit_fn = fit_fn or (lambda mll: fit_gpytorch_mll(mll, closure=lean_fit_closure(mll),
-                                                         optimizer_kwargs={"options": {"maxiter": maxiter}}))
+                                                         optimizer_kwargs={"options": fit_options}))
         attempts: list[tuple[str, float | None]] = [("fit", None), ("jitter", 1e-4), ("jitter", 1e-2)]
         last_err: Exception | None = None
         Xs, Ys = self._subsample(X, Y)

@@ -142,6 +142,28 @@ class Parameter:
         grid = self.grid_values()
         return float(x) if grid is None else grid[min(int(float(x) * len(grid)), len(grid) - 1)]
 
+    def snap_tensor(self, u: torch.Tensor) -> torch.Tensor:
+        """``encode(decode(u))`` of every entry of a float64 tensor: its nearest legal coordinate.
+
+        Here through the few distinct values of a small grid; :class:`Float` and :class:`Int`
+        override it with tensor arithmetic.
+        """
+        import torch
+
+        uniq, inverse = torch.unique(u, return_inverse=True)
+        snapped = [self.encode(self.decode(x)) for x in uniq.tolist()]
+        return torch.tensor(snapped, dtype=torch.float64, device=u.device)[inverse]
+
+    def from_unit_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`from_unit` of every entry of a float64 tensor of ``[0, 1)`` values."""
+        import torch
+
+        grid = self.grid_values()
+        if grid is None:
+            return x.clone()
+        idx = (x * len(grid)).long().clamp(0, len(grid) - 1)
+        return torch.tensor(grid, dtype=torch.float64, device=x.device)[idx]
+
     def condition_problem(self, c: Condition) -> str | None:
         """Why a condition on this parameter can never hold, or ``None`` if some value satisfies it.
 
@@ -314,6 +336,17 @@ class Float(Parameter):
             v = self.low + u * (self.high - self.low)
         return min(max(v, self.low), self.high)
 
+    def snap_tensor(self, u: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        u = u.clamp(0.0, 1.0)
+        if self.log:
+            lo, hi = math.log(self.low), math.log(self.high)
+            v = torch.exp(lo + u * (hi - lo)).clamp(self.low, self.high)
+            return (v.log() - lo) / (hi - lo)
+        v = (self.low + u * (self.high - self.low)).clamp(self.low, self.high)
+        return (v - self.low) / (self.high - self.low)
+
     def violation(self, value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return "must be a number"
@@ -409,6 +442,19 @@ class Int(Parameter):
         raw_b = (below.log() - lo) / (hi - lo)
         raw_a = (above.log() - lo) / (hi - lo)
         return torch.where((raw_b - u).abs() <= (raw_a - u).abs(), below, above)
+
+    def snap_tensor(self, u: torch.Tensor) -> torch.Tensor:
+        return self._raw_tensor(self.decode_tensor(u))
+
+    def from_unit_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        k = (x * self.n_values).floor().clamp(0, self.n_values - 1)
+        return self._raw_tensor(self.low + k * self.step)
+
+    def _raw_tensor(self, v: torch.Tensor) -> torch.Tensor:
+        if self.log:
+            lo, hi = math.log(self.low), math.log(self.high)
+            return (v.log() - lo) / (hi - lo)
+        return (v - self.low) / (self.high - self.low)
 
     def condition_problem(self, c: Condition) -> str | None:
         return _numeric_condition_problem(self, c)

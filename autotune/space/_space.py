@@ -241,6 +241,27 @@ class SearchSpace:
         """Snap a model-space vector to the nearest legal point, inactive columns to their fill."""
         return self.encode(self.decode(u))
 
+    def canonicalize_tensor(self, X: torch.Tensor) -> torch.Tensor:
+        """:meth:`canonicalize` of every row of a `n x d` tensor, column by column (row by row
+        where conditions make a column's legality depend on the others)."""
+        import torch
+
+        X = X.detach().to(torch.float64).reshape(-1, self.dim)
+        if self.is_conditional:
+            return torch.tensor([self.canonicalize(r) for r in X.tolist()], dtype=torch.float64).reshape(-1, self.dim)
+        out = torch.empty_like(X)
+        for j, name in enumerate(self.columns):
+            out[:, j] = self.parameters[name].snap_tensor(X[:, j])
+        return out
+
+    def from_unit_tensor(self, U: torch.Tensor) -> torch.Tensor:
+        """:meth:`from_unit` of every row of a `n x d` tensor of ``[0, 1)`` values."""
+        import torch
+
+        U = U.detach().to(torch.float64).reshape(-1, self.dim)
+        cols = [self.parameters[n].from_unit_tensor(U[:, j]) for j, n in enumerate(self.columns)]
+        return self.canonicalize_tensor(torch.stack(cols, dim=-1) if cols else U)
+
     def key(self, params: Mapping[str, Any]) -> tuple[float, ...]:
         """A hashable identity of an assignment (equal for points that decode identically)."""
         return tuple(round(v, _KEY_DECIMALS) for v in self.encode(params))

@@ -15,16 +15,15 @@ import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
+from botorch.acquisition import AcquisitionFunction
 from torch import Tensor
 
 from autotune.exceptions import ConfigError, shown
 
 if TYPE_CHECKING:
-    from botorch.acquisition import AcquisitionFunction
-
     from autotune.space import SearchSpace
     from autotune.strategies._domain import Domain
 
@@ -76,6 +75,8 @@ class AcqOptions:
     raw_samples: int = 512
     maxiter: int = 200
     sample_around_best: bool = True
+    precondition: bool = True
+    pgtol: float = 1e-2
 
     def for_data(self, n_train: int | None) -> AcqOptions:
         """The effort for a model on ``n_train`` points: capped above :data:`FULL_EFFORT_UP_TO`.
@@ -137,12 +138,14 @@ def optimize_acquisition(
         warnings.simplefilter("ignore")
         if not space.discrete_dims() and not space.cat_dims():
             starts = _initial_conditions(acqf, bounds, q, opts)
+            scale = _scales(acqf, space.dim, opts).to(bounds)
             X, val = optimize_acqf(
-                acqf, bounds=bounds, q=q, num_restarts=len(starts), batch_initial_conditions=starts,
-                options={"maxiter": opts.maxiter, "batch_limit": opts.num_restarts},
-                fixed_features=domain.fixed or None,
+                _Preconditioned(acqf, scale), bounds=bounds / scale, q=q, num_restarts=len(starts),
+                batch_initial_conditions=starts / scale,
+                options={"maxiter": opts.maxiter, "batch_limit": opts.num_restarts, "pgtol": opts.pgtol},
+                fixed_features={j: v / float(scale[j]) for j, v in domain.fixed.items()} or None,
             )
-            X = domain.apply_fixed(X.detach().reshape(q, -1))
+            X = domain.apply_fixed((X.detach() * scale).reshape(q, -1))
             return X, float(torch.as_tensor(val).reshape(-1)[0])
         if q == 1:
             return optimize_mixed(acqf, domain, opts)
@@ -175,6 +178,53 @@ def _over_candidates(acqf: AcquisitionFunction, domain: Domain, q: int) -> tuple
         value = float(vals.reshape(-1)[0])
     domain.take(X)
     return X, value
+
+
+class _Preconditioned(AcquisitionFunction):
+    """``acqf`` over scaled inputs ``z = x / l``: ``a(z) = acqf(z * l)``.
+
+    With ``l`` the GP's length scales, every direction of ``a`` varies on the same scale, so
+    L-BFGS-B converges in fewer steps (Optuna's ``optim_mixed._gradient_ascent_batched``).
+    """
+
+    def __init__(self, acqf: AcquisitionFunction, scale: Tensor) -> None:
+        super().__init__(model=acqf.model)
+        self.acqf = acqf
+        self.register_buffer("scale", scale)
+
+    def forward(self, X: Tensor) -> Tensor:
+        return cast("Tensor", self.acqf(X * self.scale))
+
+
+def _length_scales(acqf: AcquisitionFunction, d: int) -> Tensor:
+    """Per-column scales for :class:`_Preconditioned`: the length scales of the stationary ARD
+    kernels (Matern, RBF) under ``acqf``'s GP on their columns, 1 on every other column.
+
+    Any positive scale is an exact change of variables; the length scales make it a well
+    conditioned one. Columns of a categorical kernel, model lists and batched hyperparameters
+    keep scale 1.
+    """
+    from gpytorch.kernels import MaternKernel, RBFKernel
+
+    scale = torch.ones(d, dtype=torch.float64)
+    model: Any = getattr(acqf, "model", None)
+    gp = getattr(model, "model", model)  # a LeanGP wraps the GPyTorch model
+    stack = [getattr(gp, "covar_module", None)]
+    while stack:
+        k = stack.pop()
+        if isinstance(k, (MaternKernel, RBFKernel)):
+            cols = list(range(d)) if k.active_dims is None else k.active_dims.tolist()
+            ls = k.lengthscale.detach().reshape(-1)
+            if ls.numel() == len(cols) and cols and max(cols) < d:
+                scale[cols] = ls.to(scale).clamp_min(1e-3)
+        elif k is not None:
+            stack += [getattr(k, "base_kernel", None), *getattr(k, "kernels", [])]
+    return scale
+
+
+def _scales(acqf: AcquisitionFunction, d: int, opts: AcqOptions) -> Tensor:
+    """The preconditioning scale of every column (ones when ``opts.precondition`` is off)."""
+    return _length_scales(acqf, d) if opts.precondition else torch.ones(d, dtype=torch.float64)
 
 
 def _initial_conditions(acqf: AcquisitionFunction, bounds: Tensor, q: int, opts: AcqOptions) -> Tensor:
@@ -291,10 +341,11 @@ def optimize_mixed(
     k = min(opts.num_restarts, len(pool))
     starts = pool[vals.topk(k).indices]
     best_vals = vals.topk(k).values
+    scale = _scales(acqf, space.dim, opts)
     for _ in range(n_rounds):
         before = starts.clone()
         if cont:
-            starts = _lbfgs(acqf, starts, cont, opts.maxiter)
+            starts = _lbfgs(acqf, starts, cont, opts, scale)
             starts = domain.apply_fixed(starts)
             best_vals = _score(acqf, starts)
         moves, owner = [], []
@@ -361,34 +412,35 @@ def _observed(acqf: AcquisitionFunction, space: SearchSpace) -> Tensor | None:
     return canonicalize(inputs.detach().to(torch.float64), space)
 
 
-def _lbfgs(acqf: AcquisitionFunction, starts: Tensor, cols: list[int], maxiter: int) -> Tensor:
-    """L-BFGS-B on columns ``cols`` of all starts jointly (the sum of independent values)."""
-    import numpy as np
-    from scipy.optimize import minimize
+def _lbfgs(acqf: AcquisitionFunction, starts: Tensor, cols: list[int], opts: AcqOptions, scale: Tensor) -> Tensor:
+    """L-BFGS-B on columns ``cols`` of every start, each start its own problem (BoTorch's batched
+    L-BFGS-B, as ``optimize_acqf`` runs it), in preconditioned coordinates ``z = x / scale``."""
+    from botorch.optim.batched_lbfgs_b import fmin_l_bfgs_b_batched
 
     base = starts.clone()
+    s = scale[cols].to(base)
 
-    def f(z: np.ndarray) -> tuple[float, np.ndarray]:
-        Z = torch.tensor(z, dtype=torch.float64).view(len(base), len(cols)).requires_grad_(True)
-        X = base.clone()
-        X[:, cols] = Z
+    def f(z: Any, batch_indices: list[int]) -> tuple[Any, Any]:
+        Z = torch.from_numpy(z).to(base).view(len(batch_indices), len(cols)).requires_grad_(True)
+        X = base[batch_indices].clone()
+        X[:, cols] = Z * s
         v = acqf(X.unsqueeze(-2))
         v = torch.where(torch.isfinite(v), v, torch.full_like(v, -1e6))
-        loss = -v.sum()
-        (g,) = torch.autograd.grad(loss, Z)
-        return float(loss), g.reshape(-1).cpu().numpy()
+        (g,) = torch.autograd.grad(-v.sum(), Z)
+        return (-v).detach().cpu().numpy(), g.cpu().numpy()
 
-    z0 = base[:, cols].reshape(-1).cpu().numpy()
-    res = minimize(f, z0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(z0), options={"maxiter": maxiter})
+    z, _, _ = fmin_l_bfgs_b_batched(
+        f, x0=(base[:, cols] / s).cpu().numpy(), bounds=[(0.0, float(1.0 / b)) for b in s],
+        maxiter=opts.maxiter, pgtol=opts.pgtol, pass_batch_indices=True,
+    )
     out = base.clone()
-    out[:, cols] = torch.tensor(res.x, dtype=torch.float64).view(len(base), len(cols))
+    out[:, cols] = (torch.as_tensor(z, dtype=base.dtype).view(len(base), len(cols)) * s).clamp(0.0, 1.0)
     return out
 
 
 def canonicalize(X: Tensor, space: SearchSpace) -> Tensor:
     """Snap each row of a `n x d` tensor to the nearest legal point."""
-    rows = [space.canonicalize(r) for r in X.tolist()]
-    return torch.tensor(rows, dtype=torch.float64).reshape(len(rows), space.dim)
+    return space.canonicalize_tensor(X)
 
 
 def candidate_pool(space: SearchSpace, n: int, seed: int, around: Tensor | None = None, scale: float = 0.05) -> Tensor:
@@ -406,7 +458,7 @@ def candidate_pool(space: SearchSpace, n: int, seed: int, around: Tensor | None 
     """
     eng = torch.quasirandom.SobolEngine(max(space.dim, 1), scramble=True, seed=seed)
     U = eng.draw(n, dtype=torch.float64)[:, : space.dim]
-    pts = [space.from_unit(u) for u in U.tolist()]
+    pts = [space.from_unit_tensor(U)]
     if around is not None and len(around):
         cpu = torch.device("cpu")  # the same draws whatever the default device
         g = torch.Generator().manual_seed(seed)
@@ -414,8 +466,8 @@ def candidate_pool(space: SearchSpace, n: int, seed: int, around: Tensor | None 
         idx = torch.randint(len(around), (m,), generator=g, device=cpu)
         base = torch.tensor([space.to_unit(r) for r in around.tolist()], dtype=torch.float64, device=cpu)[idx]
         steps = (base + scale * torch.randn(m, space.dim, generator=g, dtype=torch.float64, device=cpu)).clamp(0, 1 - 1e-9)
-        pts += [space.from_unit(u) for u in steps.tolist()]
-    return torch.tensor(pts, dtype=torch.float64).reshape(len(pts), space.dim)
+        pts.append(space.from_unit_tensor(steps))
+    return torch.cat(pts)
 
 
 def unit_distance(A: Tensor, B: Tensor, space: SearchSpace) -> Tensor:

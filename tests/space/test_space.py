@@ -152,6 +152,36 @@ def test_canonicalize_is_idempotent_on_raw_points() -> None:
         assert space.validate(space.decode(c)) == space.decode(c)
 
 
+def unconditional(space: SearchSpace) -> SearchSpace:
+    """``space`` without its conditional parameters."""
+    return SearchSpace([p for p in space.parameters.values() if not p.conditions])
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_canonicalize_tensor_matches_the_row_by_row_snap(conditional: bool) -> None:
+    space = rich_space() if conditional else unconditional(rich_space())
+    g = torch.Generator().manual_seed(3)
+    lo, hi = space.bounds()
+    raw = torch.rand(400, space.dim, generator=g, dtype=torch.float64) * (hi - lo + 0.4) + lo - 0.2  # some outside
+    # grid points and exact midpoints between grid values (ties) as well as random points
+    grid = space.from_unit_tensor(torch.rand(100, space.dim, generator=g, dtype=torch.float64))
+    X = torch.cat([raw, grid, (grid[:50] + grid[50:]) / 2])
+    fast = space.canonicalize_tensor(X)
+    rows = torch.tensor([space.canonicalize(r) for r in X.tolist()], dtype=torch.float64)
+    torch.testing.assert_close(fast, rows, rtol=0, atol=1e-12)
+    assert [space.decode(r) for r in fast.tolist()] == [space.decode(r) for r in rows.tolist()]
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_from_unit_tensor_matches_the_row_by_row_map(conditional: bool) -> None:
+    space = rich_space() if conditional else unconditional(rich_space())
+    U = torch.quasirandom.SobolEngine(space.dim, scramble=True, seed=4).draw(256, dtype=torch.float64)
+    U = torch.cat([U, torch.zeros(1, space.dim), torch.full((1, space.dim), 1 - 1e-12)])
+    fast = space.from_unit_tensor(U)
+    rows = torch.tensor([space.from_unit(u) for u in U.tolist()], dtype=torch.float64)
+    torch.testing.assert_close(fast, rows, rtol=0, atol=1e-12)
+
+
 def test_categorical_and_bool_decode_by_nearest_value() -> None:
     cat = Categorical("c", choices=("a", "b", "c"))
     assert [cat.decode(u) for u in (0.0, 0.49, 0.51, 1.49, 1.6, 2.0, 7.0, -3.0)] == list("aabbccca")
