@@ -69,6 +69,11 @@ class AcqOptions:
             (a quarter of the restarts), so the local optimum of the acquisition next to the
             incumbent is always tried. Without it, EI on Hartmann-6 stalled in a local basin
             while proposing box corners (measured).
+        precondition: Run L-BFGS-B in ``z = x / l``, ``l`` the GP's length scales
+            (:class:`_Preconditioned`), as Optuna's ``GPSampler`` does; an exact change of
+            variables that takes fewer steps on anisotropic models.
+        pgtol: L-BFGS-B's projected-gradient tolerance, in those coordinates (Optuna's
+            ``sqrt(1e-4)``; the log acquisition's values are in nats).
     """
 
     num_restarts: int = 8
@@ -186,6 +191,8 @@ class _Preconditioned(AcquisitionFunction):
     With ``l`` the GP's length scales, every direction of ``a`` varies on the same scale, so
     L-BFGS-B converges in fewer steps (Optuna's ``optim_mixed._gradient_ascent_batched``).
     """
+
+    scale: Tensor
 
     def __init__(self, acqf: AcquisitionFunction, scale: Tensor) -> None:
         super().__init__(model=acqf.model)

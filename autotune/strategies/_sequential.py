@@ -134,8 +134,9 @@ class AcquisitionStrategy(Strategy):
             acqf = self.acquisition_for(model, ctx, busy, lies)
             X, value = optimize_acquisition(acqf, ctx.domain, 1, self._opts)
             out.append(Candidate(X[0], value))
-            busy = torch.cat([busy, X])
-            lies = torch.cat([lies, self.lie(model, ctx, X)])
+            if len(out) < n:  # the next point sees this one as busy
+                busy = torch.cat([busy, X])
+                lies = torch.cat([lies, self.lie(model, ctx, X)])
         return out
 
 

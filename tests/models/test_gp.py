@@ -293,3 +293,38 @@ def test_a_constrained_study_with_no_feasible_point_yet_still_uses_its_strategy(
         opt.add(p, (p["x"] - 0.3) ** 2 + p["y"], metrics={"n_params": 6000.0 + 10_000 * p["x"]})
     (s,) = opt.ask(1)
     assert s.info["strategy"] == "ei" and "fallback" not in s.info
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_log_space_fit_reaches_the_optimum_of_botorchs_parametrisation(seed: int) -> None:
+    """Length scales and noise are fitted in log space (same bounds and priors): an exact change
+    of variables, so the tight optimum of BoTorch's untransformed parameters is reached too."""
+    from botorch.fit import fit_gpytorch_mll
+    from gpytorch.constraints import GreaterThan
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    from autotune.models._gp import NOISE_FLOOR
+
+    space = SearchSpace([Float(f"x{i}", 0.0, 1.0) for i in range(4)])
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(30, 4, generator=g, dtype=torch.float64)
+    y = (torch.sin(6 * X[:, :1]) + 0.3 * X[:, 1:2] ** 2 + 0.05 * torch.randn(30, 1, generator=g, dtype=torch.float64))
+
+    def loss(model: Any) -> float:
+        model.train()
+        mll = ExactMarginalLogLikelihood(model.likelihood, model)
+        with torch.no_grad():
+            return -float(mll(model(*model.train_inputs), model.train_targets))
+
+    ours = GPFitter(space).fit("objective", X, y)
+    assert ours.covar_module.raw_lengthscale_constraint._transform is torch.exp
+    ref = make_gp(X, y, space)
+    ref.covar_module.register_constraint("raw_lengthscale", GreaterThan(2.5e-2, transform=None))
+    ref.covar_module.lengthscale = ref.covar_module.lengthscale.detach()
+    ref.likelihood.noise_covar.register_constraint("raw_noise", GreaterThan(NOISE_FLOOR, transform=None))
+    ref.likelihood.noise = torch.tensor([1e-2], dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit_gpytorch_mll(ExactMarginalLogLikelihood(ref.likelihood, ref), optimizer_kwargs={"options": {"maxiter": 2000}})
+    assert loss(ours) <= loss(ref) + 2e-3  # the loss is a mean over the 30 points
+    assert (ours.covar_module.lengthscale >= 2.5e-2).all() and float(ours.likelihood.noise.detach()) >= NOISE_FLOOR
