@@ -92,8 +92,10 @@ def test_running_trials_are_pending_points_of_a_batch_strategy() -> None:
                                                         strategy_options=FAST))
     alone.add_trials([t for t in study.trials if t.state == OptunaState.COMPLETE])
     again = alone.ask()
-    # (to the optimiser's tolerance: this GP is fitted cold, the first one was warm-started)
-    assert again.suggest_float("x", 0, 1) == pytest.approx(points[0][0], abs=1e-3)
+    # (to the optimisers' tolerances, Optuna's: the fit to gtol 1e-2, the search to pgtol 1e-2 in
+    # length-scale units; this GP is fitted cold, the first one was warm-started), far closer than
+    # the running trials kept the proposals apart (> 0.02)
+    assert again.suggest_float("x", 0, 1) == pytest.approx(points[0][0], abs=5e-3)
 
 
 def test_failed_and_pruned_trials_reach_the_optimiser_as_documented(monkeypatch: pytest.MonkeyPatch) -> None:
