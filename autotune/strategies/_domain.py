@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from autotune.exceptions import ConfigError, SearchSpaceError, one_of, shown
-from autotune.strategies._optimize import candidate_pool, canonicalize, unit_distance
+from autotune.strategies._optimize import candidate_pool, unit_distance
 
 if TYPE_CHECKING:
     from autotune.space import SearchSpace
@@ -105,7 +105,7 @@ class Domain:
         X = X.detach().to(torch.float64).reshape(-1, self.space.dim).clone()
         for j, v in self.fixed.items():
             X[:, j] = v
-        return canonicalize(X, self.space)
+        return self.space.canonicalize_tensor(X)
 
     def allows(self, x: Tensor) -> bool:
         """Whether a `d` model-space point is a candidate (any, proposed or not) with the fixed values."""

@@ -391,7 +391,7 @@ where Optuna's GPSampler found it, ``benchmarks/results/compare_dev.md``)."""
 def _exhaustive(acqf: AcquisitionFunction, space: SearchSpace, grids: dict[int, list[float]]) -> tuple[Tensor, float]:
     """The exact maximiser over every legal cell, observed cells left out when they can be read.
 
-    Cells that differ only in inactive parameters are scored once (``canonicalize``).
+    Cells that differ only in inactive parameters are scored once (``SearchSpace.canonicalize_tensor``).
     """
     import itertools
 
@@ -399,7 +399,7 @@ def _exhaustive(acqf: AcquisitionFunction, space: SearchSpace, grids: dict[int, 
     cells = torch.tensor(list(itertools.product(*(grids[j] for j in order))), dtype=torch.float64)
     X = torch.empty(len(cells), space.dim, dtype=torch.float64)
     X[:, order] = cells
-    X = torch.unique(canonicalize(X, space), dim=0)
+    X = torch.unique(space.canonicalize_tensor(X), dim=0)
     seen = _observed(acqf, space)
     if seen is not None and len(seen) and len(seen) < len(X):
         fresh = ~(torch.cdist(X, seen) < 1e-9).any(dim=-1)
@@ -416,7 +416,7 @@ def _observed(acqf: AcquisitionFunction, space: SearchSpace) -> Tensor | None:
     inputs = train[0] if isinstance(train, tuple) and train else None
     if not isinstance(inputs, Tensor) or inputs.dim() != 2 or inputs.shape[-1] != space.dim:
         return None  # batched (fantasy) models: no exclusion, the optimiser replaces a duplicate
-    return canonicalize(inputs.detach().to(torch.float64), space)
+    return space.canonicalize_tensor(inputs)
 
 
 def _lbfgs(acqf: AcquisitionFunction, starts: Tensor, cols: list[int], opts: AcqOptions, scale: Tensor) -> Tensor:
@@ -443,11 +443,6 @@ def _lbfgs(acqf: AcquisitionFunction, starts: Tensor, cols: list[int], opts: Acq
     out = base.clone()
     out[:, cols] = (torch.as_tensor(z, dtype=base.dtype).view(len(base), len(cols)) * s).clamp(0.0, 1.0)
     return out
-
-
-def canonicalize(X: Tensor, space: SearchSpace) -> Tensor:
-    """Snap each row of a `n x d` tensor to the nearest legal point."""
-    return space.canonicalize_tensor(X)
 
 
 def candidate_pool(space: SearchSpace, n: int, seed: int, around: Tensor | None = None, scale: float = 0.05) -> Tensor:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from autotune.space import SearchSpace
-from autotune.strategies._optimize import EXHAUSTIVE_CELLS, AcqOptions, canonicalize, optimize_mixed
+from autotune.strategies._optimize import EXHAUSTIVE_CELLS, AcqOptions, optimize_mixed
 
 SPACE = SearchSpace.from_dict({"parameters": {
     "act": {"type": "categorical", "choices": ["relu", "tanh", "gelu", "silu"]},
@@ -40,7 +40,7 @@ def _all_cells() -> torch.Tensor:
     cells = torch.tensor(list(itertools.product(*(grids[j] for j in order))), dtype=torch.float64)
     X = torch.empty(len(cells), SPACE.dim, dtype=torch.float64)
     X[:, order] = cells
-    return torch.unique(canonicalize(X, SPACE), dim=0)
+    return torch.unique(SPACE.canonicalize_tensor(X), dim=0)
 
 
 @pytest.mark.parametrize("seed", range(6))
