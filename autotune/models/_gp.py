@@ -347,7 +347,9 @@ class GPFitter:
             (:func:`autotune.models.length_scale_bounds`), applied to every GP it fits.
         fit_gtol: L-BFGS-B's projected-gradient tolerance on the summed negative log marginal
             likelihood (Optuna's ``fit_kernel_params``: 1e-2), in log length scale and log
-            noise; BoTorch's loss is the mean, so the tolerance passed is ``fit_gtol / n``.
+            noise; BoTorch's loss is the mean, so the tolerance passed is ``fit_gtol / n``
+            (n all the points, also above ``fit_all_up_to``, where the loss averages the
+            subsample: a tighter tolerance there than Optuna's, bounded by the iteration caps).
     """
 
     def __init__(
