@@ -248,7 +248,10 @@ def read_runs(raw: Path) -> list[dict[str, Any]]:
     return runs
 
 
-def report(raw: Path, out: Path, cmd: str, notes: list[str], ask: list[float] | None) -> str:
+def report(raw: Path, out: Path, cmd: str, notes: list[str], ask: list[float] | None,
+           old_raw: Path | None = None) -> str:
+    """The Markdown report of the runs in ``raw`` (written to ``out``), with the paired
+    comparison against ``old_raw`` (:func:`versus`) when given."""
     runs = read_runs(raw)
     lines = ["# Multi-objective comparison", "", f"Command: `{cmd}`", ""] + [f"- {n}" for n in notes]
     lines += ["", "log10 hypervolume regret (`log10(max_hv - hv)`, lower is better): median [IQR] over seeds, "
@@ -262,6 +265,8 @@ def report(raw: Path, out: Path, cmd: str, notes: list[str], ask: list[float] | 
         lines += ["## ask() time at n = 200, two objectives", "",
                   f"`qlognehvi`, BraninCurrin, 200 random observations, one ask, {len(ask)} repeats: "
                   f"median {statistics.median(ask):.2f} s (all: {', '.join(f'{a:.2f}' for a in ask)}).", ""]
+    if old_raw is not None:
+        lines += versus(raw, old_raw, old_raw.name, raw.name)
     text = "\n".join(lines)
     out.write_text(text + "\n", encoding="utf-8")
     return text
@@ -282,6 +287,63 @@ def _async_vs_sequential(runs: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def _regret(r: dict[str, Any], c: int) -> float:
+    """log10 hypervolume regret of run ``r`` after ``c`` evaluations (floored at 1e-12)."""
+    return math.log10(max(r["max_hv"] - r["hv"][c - 1], 1e-12))
+
+
+def _run_key(r: dict[str, Any]) -> tuple[str, str, int, int]:
+    return r["problem"], r["method"], r["q"], r["seed"]
+
+
+def versus(raw: Path, old_raw: Path, old_name: str = "before", new_name: str = "after") -> list[str]:
+    """Paired comparison of two raw directories (the same problems, methods, q and seeds).
+
+    Per problem, method and q: the seeds both hold, median log10 hypervolume regret at 20, 40
+    and the last evaluation in each, the runs better / worse / tied (0.01 band) at the last,
+    and the Wilcoxon signed-rank p-value of the paired final regrets; then the ratio of the
+    median final hypervolume at q = 4 to the sequential one, for each directory.
+    """
+    from scipy.stats import wilcoxon
+
+    new, old = read_runs(raw), read_runs(old_raw)
+    key = _run_key
+    olds = {key(r): r for r in old}
+    pairs = [(olds[key(r)], r) for r in new if key(r) in olds]
+    lines = [f"## {new_name} against {old_name} (paired by seed)", "",
+             f"log10 hypervolume regret, median over the seeds both hold ({old_name} / {new_name}); "
+             "better / worse / tied: the runs whose final regret moved by more than 0.01 each way.", "",
+             "| problem | method | q | seeds | @20 | @40 | @last | better / worse / tied | Wilcoxon p |",
+             "|---|---|---:|---:|---|---|---|---|---:|"]
+    groups = sorted({key(n)[:3] for _, n in pairs}, key=lambda g: (PROBLEMS.index(g[0]), g[1], g[2]))
+    for g in groups:
+        ps = [(o, n) for o, n in pairs if key(n)[:3] == g]
+        last = min(min(len(o["hv"]), len(n["hv"])) for o, n in ps)
+        cells = []
+        for c in (min(20, last), min(40, last), last):
+            a = statistics.median(_regret(o, c) for o, _ in ps)
+            b = statistics.median(_regret(n, c) for _, n in ps)
+            cells.append(f"{a:.3f} / {b:.3f}")
+        d = [_regret(n, last) - _regret(o, last) for o, n in ps]
+        better, worse = sum(x < -0.01 for x in d), sum(x > 0.01 for x in d)
+        p = float(wilcoxon(d).pvalue) if any(abs(x) > 0 for x in d) else 1.0
+        lines.append(f"| {g[0]} | {g[1]} | {g[2]} | {len(ps)} | " + " | ".join(cells)
+                     + f" | {better} / {worse} / {len(ps) - better - worse} | {p:.3f} |")
+    lines += ["", f"q = 4 against sequential, median final hypervolume (ratio), {old_name} and {new_name}:", "",
+              "| problem | method | " + f"{old_name} | {new_name} |", "|---|---|---|---|"]
+    for pname in PROBLEMS:
+        for method in METHODS:
+            cells = []
+            for runs in (old, new):
+                seq = [r["hv"][-1] for r in runs if (r["problem"], r["method"], r["q"]) == (pname, method, 1)]
+                par = [r["hv"][-1] for r in runs if (r["problem"], r["method"], r["q"]) == (pname, method, 4)]
+                a, b = (statistics.median(seq), statistics.median(par)) if seq and par else (0.0, 0.0)
+                cells.append(f"{b / a:.3f} ({len(seq)} / {len(par)})" if a > 0 else "-")
+            if any(c != "-" for c in cells):
+                lines.append(f"| {pname} | {method} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def _table(runs: list[dict[str, Any]], q: int) -> list[str]:
     lines: list[str] = []
     runs = [r for r in runs if r["q"] == q]
@@ -299,7 +361,7 @@ def _table(runs: list[dict[str, Any]], q: int) -> list[str]:
                 continue
             cells = []
             for c in checkpoints:
-                vals = [math.log10(max(r["max_hv"] - r["hv"][c - 1], 1e-12)) for r in mr if len(r["hv"]) >= c]
+                vals = [_regret(r, c) for r in mr if len(r["hv"]) >= c]
                 cells.append(f"{statistics.median(vals):.3f} [{_q(vals, .25):.2f}, {_q(vals, .75):.2f}]" if vals else "-")
             ask_med = statistics.median([a for r in mr for a in r["ask_s"]])
             lines.append(f"| {method} | {len(mr)} | " + " | ".join(cells) + f" | {ask_med:.3f} |")
@@ -323,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--q", type=int, default=1, help="trials running at once (1: sequential; 4: asynchronous)")
     ap.add_argument("--n-initial", type=int, default=None,
                     help="autotune's initial-design size (default: the optimiser's); use its own --raw directory")
+    ap.add_argument("--versus", type=Path, default=None,
+                    help="another raw directory (e.g. the runs before a change): a paired comparison by seed")
     args = ap.parse_args(argv)
     args.raw.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
@@ -350,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     elif ask_file.exists():
         ask = json.loads(ask_file.read_text())
     cmd = "OMP_NUM_THREADS=1 nice -n 10 python -m benchmarks.multi " + " ".join(sys.argv[1:] if argv is None else argv)
-    print(report(args.raw, args.out, cmd, args.note, ask))
+    print(report(args.raw, args.out, cmd, args.note, ask, args.versus))
     return 0
 
 
