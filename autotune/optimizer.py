@@ -82,7 +82,7 @@ class Optimizer:
             size of a narrow feature the GP must not smooth away (variance-driven exploration
             then keeps measuring until no gap much wider than it is left). With several
             ``objectives``, a float or int parameter it does not name is capped at about one
-            range width (:data:`~autotune.models._lengthscale.MULTI_OBJECTIVE_MAX`).
+            range width (:data:`~autotune.models.MULTI_OBJECTIVE_MAX`).
         model_failures: Learn from failed trials (default) so the optimiser avoids regions that
             crash: a crash GP weights the acquisition by the probability of running, and the
             objective GP sees each failed point at the worst observed value
@@ -136,8 +136,7 @@ class Optimizer:
         device: str | torch.device = "cpu",
         output_warp: Literal["none", "power"] = "power",
     ) -> None:
-        from autotune.models import GPFitter, length_scale_bounds, select_device
-        from autotune.models._lengthscale import MULTI_OBJECTIVE_MAX
+        from autotune.models import MULTI_OBJECTIVE_MAX, GPFitter, length_scale_bounds, select_device
         from autotune.objectives import parse_objectives, parse_reference_point
         from autotune.strategies import OutcomeConstraint, check_cost_inputs, get_strategy
 

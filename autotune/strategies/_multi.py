@@ -28,7 +28,7 @@ ignore the objectives and work unchanged.
   constraint holds.
 
 The GPs of a multi-objective optimiser have their length scales capped at about one range
-width (:data:`autotune.models._lengthscale.MULTI_OBJECTIVE_MAX`, SMAC3's bound) unless the user
+width (:data:`autotune.models.MULTI_OBJECTIVE_MAX`, SMAC3's bound) unless the user
 sets ``max_length_scale``: with BoTorch's dimension-scaled prior alone, DTLZ2 (d = 6) with four
 running trials spent whole runs proposing the corners of the box.
 """

@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from autotune.exceptions import ConfigError, StudyConfigError
-from autotune.models import GPFitter, length_scale_bounds
+from autotune.models import MULTI_OBJECTIVE_MAX, GPFitter, length_scale_bounds
 from autotune.optimizer import Optimizer
 from autotune.space import Categorical, Float, Int, SearchSpace
 from autotune.study import load_study_config
@@ -144,8 +144,6 @@ def test_a_default_cap_bounds_every_ordered_column_and_yields_to_the_user() -> N
 
 
 def test_multi_objective_optimisers_cap_the_length_scales_and_single_objective_ones_do_not() -> None:
-    from autotune.models._lengthscale import MULTI_OBJECTIVE_MAX
-
     space = SearchSpace([Float("x", 0.0, 1.0), Float("y", 0.0, 1.0)])
     single = Optimizer(space, "ei", seed=0)
     assert single.fitter.bounds is None
@@ -167,14 +165,14 @@ def test_the_multi_objective_cap_keeps_an_untested_interior_uncertain() -> None:
     Y = torch.sin(6 * X[:, :1])  # the same at both ends of y
     probe = torch.tensor([[0.5, 0.5]], dtype=torch.float64)
     sds = {}
-    for cap in (None, 1.09):
+    for cap in (None, MULTI_OBJECTIVE_MAX):
         bounds = length_scale_bounds(space, default_max=cap)
         model = GPFitter(space, bounds=bounds).fit("o", X, Y)
         ls = _lengthscale(model)
         if cap is not None:
             assert float(ls[1]) <= cap * (1 + 1e-6)
         else:
-            assert float(ls[1]) > 1.09  # uncapped, the fit calls y irrelevant
+            assert float(ls[1]) > MULTI_OBJECTIVE_MAX  # uncapped, the fit calls y irrelevant
         with torch.no_grad():
             sds[cap] = float(model.posterior(probe).variance.sqrt())
-    assert sds[1.09] > 5 * sds[None]
+    assert sds[MULTI_OBJECTIVE_MAX] > 5 * sds[None]
