@@ -80,9 +80,7 @@ class Optimizer:
             matters (:mod:`autotune.models._lengthscale`).
         max_length_scale: ``{parameter: size}``, the largest length scale the GPs may fit: the
             size of a narrow feature the GP must not smooth away (variance-driven exploration
-            then keeps measuring until no gap much wider than it is left). With several
-            ``objectives``, a float or int parameter it does not name is capped at about one
-            range width (:data:`~autotune.models.MULTI_OBJECTIVE_MAX`).
+            then keeps measuring until no gap much wider than it is left).
         model_failures: Learn from failed trials (default) so the optimiser avoids regions that
             crash: a crash GP weights the acquisition by the probability of running, and the
             objective GP sees each failed point at the worst observed value
@@ -136,7 +134,7 @@ class Optimizer:
         device: str | torch.device = "cpu",
         output_warp: Literal["none", "power"] = "power",
     ) -> None:
-        from autotune.models import MULTI_OBJECTIVE_MAX, GPFitter, length_scale_bounds, select_device
+        from autotune.models import GPFitter, length_scale_bounds, select_device
         from autotune.objectives import parse_objectives, parse_reference_point
         from autotune.strategies import OutcomeConstraint, check_cost_inputs, get_strategy
 
@@ -182,9 +180,7 @@ class Optimizer:
         self.model_failures = model_failures
         self.output_warp = output_warp
         self._warp_lam: float | None = None  # the warp's exponent chosen by the last ask's GP
-        cap = MULTI_OBJECTIVE_MAX if len(self.objectives) > 1 else None  # see its docstring
-        self.fitter = GPFitter(space, kernel, bounds=length_scale_bounds(space, min_length_scale, max_length_scale,
-                                                                         "Optimizer", default_max=cap))
+        self.fitter = GPFitter(space, kernel, bounds=length_scale_bounds(space, min_length_scale, max_length_scale, "Optimizer"))
         #: The ``torch.device`` of every model and acquisition of an ask.
         self.device = select_device(device, where="Optimizer(device=...)")
         self.observations: list[Observation] = []

@@ -7,7 +7,7 @@ cost) and the probability of feasibility; :class:`GPFitter` fits each GP.
 from autotune.models._device import DEVICE_CHOICES, check_device, device_scope, select_device
 from autotune.models._gp import ConditionalFill, GPFitter, gp_posterior, make_gp
 from autotune.models._lean import LeanGP, lean_condition, lean_posterior
-from autotune.models._lengthscale import MULTI_OBJECTIVE_MAX, LengthScaleBounds, length_scale_bounds
+from autotune.models._lengthscale import LengthScaleBounds, length_scale_bounds
 from autotune.models._surrogates import Surrogates
 from autotune.models._warp import OUTPUT_WARPS, PowerWarp, evidence_exponent, fit_output_warp
 
@@ -17,7 +17,6 @@ __all__ = [
     "GPFitter",
     "LeanGP",
     "LengthScaleBounds",
-    "MULTI_OBJECTIVE_MAX",
     "OUTPUT_WARPS",
     "PowerWarp",
     "Surrogates",

@@ -29,20 +29,6 @@ if TYPE_CHECKING:
 DEFAULT_MIN = 2.5e-2
 """BoTorch's own lower bound on a length scale (model space), kept where the user sets none."""
 
-MULTI_OBJECTIVE_MAX = math.exp(0.0858637988771976)
-"""The default upper bound on a length scale (model space, about 1.09 widths of the range) in
-multi-objective studies: SMAC3's bound for its GP (Lindauer et al. 2022, *SMAC3: A Versatile
-Bayesian Optimization Package for Hyperparameter Optimization*, JMLR 23(54); the ``SMAC4BB``
-facade's Matern and Hamming kernels).
-
-Why: with few points, BoTorch's dimension-scaled prior lets ARD call an input irrelevant
-(length scales of 8-16 range widths on DTLZ2 after 24 points). The posterior variance then grows
-only by extrapolation, toward the corners, and every hypervolume-improvement proposal lands
-there; points at both ends of an input with a bowl-shaped effect look alike, so the input keeps
-looking irrelevant and the study stalls (``benchmarks/results/multi_length_scale.md``). A cap
-near one range width keeps an untested input's interior uncertain.
-"""
-
 
 @dataclass(frozen=True)
 class LengthScaleBounds:
@@ -68,7 +54,6 @@ def length_scale_bounds(
     min_length_scale: Mapping[str, float] | None = None,
     max_length_scale: Mapping[str, float] | None = None,
     where: str = "model",
-    default_max: float | None = None,
 ) -> LengthScaleBounds | None:
     """Convert user-unit length-scale bounds to the model space.
 
@@ -77,24 +62,18 @@ def length_scale_bounds(
         min_length_scale: ``{parameter: smallest feature size}`` in the parameter's units.
         max_length_scale: ``{parameter: largest length scale}`` in the parameter's units.
         where: The place errors name (``model`` in a study file).
-        default_max: The upper bound (model space) of every float and int column that
-            ``max_length_scale`` does not name (``None``: unbounded), e.g.
-            :data:`MULTI_OBJECTIVE_MAX`.
 
     Returns:
-        The bounds, or ``None`` when none is given (the kernel keeps BoTorch's bounds).
+        The bounds, or ``None`` when neither is given (the kernel keeps BoTorch's bounds).
 
     Raises:
         ConfigError: An unknown or non-numeric parameter, a size that is not positive and
             finite (or not ``> 1`` on a log scale), or a minimum above the maximum.
     """
-    if not min_length_scale and not max_length_scale and default_max is None:
+    if not min_length_scale and not max_length_scale:
         return None
     lower = [DEFAULT_MIN] * space.dim
     upper = [math.inf] * space.dim
-    if default_max is not None:
-        for name in _ordered(space):
-            upper[space.columns.index(name)] = default_max
     for key, given, out in (("min_length_scale", min_length_scale, lower), ("max_length_scale", max_length_scale, upper)):
         if given is None:
             continue
@@ -107,19 +86,10 @@ def length_scale_bounds(
     for i, name in enumerate(space.columns):
         if not (min_length_scale or {}).get(name):
             lower[i] = min(lower[i], upper[i] / 2)  # a cap below BoTorch's floor lowers the floor
-        elif not (max_length_scale or {}).get(name):
-            upper[i] = max(upper[i], lower[i])  # the default cap yields to the user's own minimum
         if lower[i] > upper[i]:
             raise ConfigError(f"{where}.min_length_scale.{name}", "must not exceed max_length_scale", lower[i],
                               "lower min_length_scale or raise max_length_scale for this parameter.")
     return LengthScaleBounds(tuple(lower), tuple(upper))
-
-
-def _ordered(space: SearchSpace) -> list[str]:
-    """The float and int parameters that are model-space columns of their own."""
-    from autotune.space import Float, Int
-
-    return [name for name, p in space.parameters.items() if isinstance(p, (Float, Int)) and name in space.columns]
 
 
 def _column(space: SearchSpace, name: Any, where: str, key: str) -> int:

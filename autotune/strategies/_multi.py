@@ -26,11 +26,6 @@ ignore the objectives and work unchanged.
   set in place of NSGA-II on the sample and hypervolume improvement as the selection rule).
   Constraint and crash GPs are sampled too; a candidate is kept only where every sampled
   constraint holds.
-
-The GPs of a multi-objective optimiser have their length scales capped at about one range
-width (:data:`autotune.models.MULTI_OBJECTIVE_MAX`, SMAC3's bound) unless the user
-sets ``max_length_scale``: with BoTorch's dimension-scaled prior alone, DTLZ2 (d = 6) with four
-running trials spent whole runs proposing the corners of the box.
 """
 
 from __future__ import annotations

@@ -163,8 +163,7 @@ class ModelConfig(_Section):
         min_length_scale: ``{parameter: size}``: the smallest length scale a GP may fit (the
             smallest feature that matters; a factor > 1 on a log-scaled parameter).
         max_length_scale: ``{parameter: size}``: the largest length scale a GP may fit (the
-            size of a narrow feature that must not be smoothed away). A multi-objective study
-            caps the parameters it does not name at about one range width.
+            size of a narrow feature that must not be smoothed away).
         output_warp: ``power`` (a Yeo-Johnson transform of the objective fitted at every ask,
             :class:`~autotune.models.PowerWarp`) or ``none`` (the GP sees the raw objective);
             the default is the optimiser's.

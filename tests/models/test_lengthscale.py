@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from autotune.exceptions import ConfigError, StudyConfigError
-from autotune.models import MULTI_OBJECTIVE_MAX, GPFitter, length_scale_bounds
+from autotune.models import GPFitter, length_scale_bounds
 from autotune.optimizer import Optimizer
 from autotune.space import Categorical, Float, Int, SearchSpace
 from autotune.study import load_study_config
@@ -126,53 +126,3 @@ def test_the_optimizer_proposes_inside_the_gaps_with_the_cap() -> None:
     (s,) = opt.ask()
     assert min(abs(s.params["x"] - k / 10) for k in range(11)) > 0.03
     assert s.info["pred_std"] > 0.5 * 0.33  # most of the prior's (the data's sd is 0.33)
-
-
-def test_a_default_cap_bounds_every_ordered_column_and_yields_to_the_user() -> None:
-    space = SearchSpace([Float("x", 0.0, 1.0), Float("lr", 1e-4, 1e-1, log=True), Int("n", 1, 5),
-                         Categorical("c", ("a", "b", "d"))])
-    b = length_scale_bounds(space, default_max=1.09)
-    assert b is not None and b.capped
-    for name in ("x", "lr", "n"):
-        assert b.upper[space.columns.index(name)] == pytest.approx(1.09)
-    assert all(math.isinf(b.upper[i]) for i, c in enumerate(space.columns) if c not in ("x", "lr", "n"))
-    own = length_scale_bounds(space, {"x": 2.0}, {"lr": 10.0}, default_max=1.09)
-    assert own is not None
-    assert own.upper[0] == pytest.approx(2.0)  # the user's minimum above the default cap raises it
-    assert own.upper[1] == pytest.approx(1 / 3)  # the user's own cap replaces the default
-    assert own.upper[2] == pytest.approx(1.09)
-
-
-def test_multi_objective_optimisers_cap_the_length_scales_and_single_objective_ones_do_not() -> None:
-    space = SearchSpace([Float("x", 0.0, 1.0), Float("y", 0.0, 1.0)])
-    single = Optimizer(space, "ei", seed=0)
-    assert single.fitter.bounds is None
-    multi = Optimizer(space, "qlognehvi", objectives=[("a", "minimize"), ("b", "minimize")], seed=0)
-    assert multi.fitter.bounds is not None
-    assert multi.fitter.bounds.upper == pytest.approx((MULTI_OBJECTIVE_MAX,) * 2)
-    mine = Optimizer(space, "qlognehvi", objectives=[("a", "minimize"), ("b", "minimize")], seed=0,
-                     max_length_scale={"y": 5.0})
-    assert mine.fitter.bounds is not None and mine.fitter.bounds.upper == pytest.approx((MULTI_OBJECTIVE_MAX, 5.0))
-
-
-def test_the_multi_objective_cap_keeps_an_untested_interior_uncertain() -> None:
-    """Property (the DTLZ2 stall): points only at the two ends of ``y``, with equal values, make an
-    uncapped GP call ``y`` irrelevant; the capped one stays uncertain in the middle of ``y``."""
-    space = SearchSpace([Float("x", 0.0, 1.0), Float("y", 0.0, 1.0)])
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(16, 1, generator=g, dtype=torch.float64)
-    X = torch.cat([x, (torch.arange(16) % 2).to(torch.float64).unsqueeze(-1)], dim=-1)  # y in {0, 1}
-    Y = torch.sin(6 * X[:, :1])  # the same at both ends of y
-    probe = torch.tensor([[0.5, 0.5]], dtype=torch.float64)
-    sds = {}
-    for cap in (None, MULTI_OBJECTIVE_MAX):
-        bounds = length_scale_bounds(space, default_max=cap)
-        model = GPFitter(space, bounds=bounds).fit("o", X, Y)
-        ls = _lengthscale(model)
-        if cap is not None:
-            assert float(ls[1]) <= cap * (1 + 1e-6)
-        else:
-            assert float(ls[1]) > MULTI_OBJECTIVE_MAX  # uncapped, the fit calls y irrelevant
-        with torch.no_grad():
-            sds[cap] = float(model.posterior(probe).variance.sqrt())
-    assert sds[MULTI_OBJECTIVE_MAX] > 5 * sds[None]
