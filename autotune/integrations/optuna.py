@@ -234,7 +234,7 @@ class AutotuneSampler(BaseSampler):
         seed: Seed of every random choice; the same seed and the same trials give the
             same proposals. ``None`` draws one.
         n_initial: Trials from the initial design before a model-based strategy takes over
-            (default: autotune's, ``clip(d + 1, 5, 10)``).
+            (default: autotune's, ``clip(d + 1, 5, 10)``, or ``2(d + 1)`` with several objectives).
         initial_design: ``sobol`` (default), ``random``, ``lhs`` or ``grid``.
         strategy_options: Options of the strategy.
         independent_sampler: Samples the parameters outside the relative search space

@@ -380,7 +380,7 @@ class StudyConfig(_Section):
             (:class:`autotune.strategies.KnownCost`), for ``strategy.options.cost: known``.
         strategy: How new trials are proposed.
         n_initial: Initial-design trials before the model takes over (``None``: the
-            optimiser's rule, ``clip(d + 1, 5, 10)``).
+            optimiser's rule, ``clip(d + 1, 5, 10)``, or ``2(d + 1)`` with several objectives).
         initial_design: ``sobol``, ``random``, ``lhs`` or ``grid``.
         model: The driver's GPs: ``device`` and length-scale bounds in the parameters' units
             (:class:`ModelConfig`).

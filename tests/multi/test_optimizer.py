@@ -153,3 +153,22 @@ def test_helpers_on_tensors() -> None:
     assert hypervolume(Y, ref - 1) == pytest.approx(2 + 0.75 + 0.5)  # the staircase, slab by slab
     r = infer_reference_point(Y[:3])
     assert r.tolist() == pytest.approx([-0.1, -0.1])
+
+
+def test_several_objectives_start_from_twice_the_dimension_plus_one_initial_points() -> None:
+    """BoTorch's multi-objective tutorials' 2(d + 1); one objective keeps clip(d + 1, 5, 10)."""
+    from autotune.optimizer import default_n_initial
+
+    space = SearchSpace([Float(f"x{i}", 0, 1) for i in range(6)])
+    assert Optimizer(space, objectives=TWO, seed=0).n_initial == 14 == default_n_initial(6, 2)
+    assert Optimizer(space, seed=0).n_initial == 7 == default_n_initial(6)
+    assert Optimizer(space, objectives=TWO, seed=0, n_initial=3).n_initial == 3  # the user's wins
+    assert [default_n_initial(d) for d in (1, 4, 9, 20)] == [5, 5, 10, 10]
+    opt = Optimizer(SPACE, objectives=TWO, seed=0)
+    rng = random.Random(0)
+    kinds = []
+    for _ in range(7):
+        (s,) = opt.ask()
+        kinds.append(s.info.get("strategy"))
+        opt.tell(s, {"loss": rng.random(), "acc": rng.random()})
+    assert kinds == ["sobol"] * 6 + ["qlognehvi"]  # d = 2: six design points, then the model
