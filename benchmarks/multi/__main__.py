@@ -278,13 +278,17 @@ def _async_vs_sequential(runs: list[dict[str, Any]]) -> list[str]:
              "| problem | method | sequential | q = 4 | ratio |", "|---|---|---|---|---|"]
     for pname in PROBLEMS:
         for method in METHODS:
-            seq = [r["hv"][-1] for r in runs if r["problem"] == pname and r["method"] == method and r["q"] == 1]
-            par = [r["hv"][-1] for r in runs if r["problem"] == pname and r["method"] == method and r["q"] == 4]
+            seq, par = _final_hv(runs, pname, method, 1), _final_hv(runs, pname, method, 4)
             if seq and par:
                 a, b = statistics.median(seq), statistics.median(par)
                 ratio = f"{b / a:.3f}" if a > 0 else "-"
                 lines.append(f"| {pname} | {method} | {a:.4g} ({len(seq)}) | {b:.4g} ({len(par)}) | {ratio} |")
     return [*lines, ""]
+
+
+def _final_hv(runs: list[dict[str, Any]], pname: str, method: str, q: int) -> list[float]:
+    """The last hypervolume of each run of ``method`` on ``pname`` with ``q`` trials running."""
+    return [r["hv"][-1] for r in runs if (r["problem"], r["method"], r["q"]) == (pname, method, q)]
 
 
 def _regret(r: dict[str, Any], c: int) -> float:
@@ -307,17 +311,16 @@ def versus(raw: Path, old_raw: Path, old_name: str = "before", new_name: str = "
     from scipy.stats import wilcoxon
 
     new, old = read_runs(raw), read_runs(old_raw)
-    key = _run_key
-    olds = {key(r): r for r in old}
-    pairs = [(olds[key(r)], r) for r in new if key(r) in olds]
+    olds = {_run_key(r): r for r in old}
+    pairs = [(olds[_run_key(r)], r) for r in new if _run_key(r) in olds]
     lines = [f"## {new_name} against {old_name} (paired by seed)", "",
              f"log10 hypervolume regret, median over the seeds both hold ({old_name} / {new_name}); "
              "better / worse / tied: the runs whose final regret moved by more than 0.01 each way.", "",
              "| problem | method | q | seeds | @20 | @40 | @last | better / worse / tied | Wilcoxon p |",
              "|---|---|---:|---:|---|---|---|---|---:|"]
-    groups = sorted({key(n)[:3] for _, n in pairs}, key=lambda g: (PROBLEMS.index(g[0]), g[1], g[2]))
+    groups = sorted({_run_key(n)[:3] for _, n in pairs}, key=lambda g: (PROBLEMS.index(g[0]), g[1], g[2]))
     for g in groups:
-        ps = [(o, n) for o, n in pairs if key(n)[:3] == g]
+        ps = [(o, n) for o, n in pairs if _run_key(n)[:3] == g]
         last = min(min(len(o["hv"]), len(n["hv"])) for o, n in ps)
         cells = []
         for c in (min(20, last), min(40, last), last):
@@ -335,8 +338,7 @@ def versus(raw: Path, old_raw: Path, old_name: str = "before", new_name: str = "
         for method in METHODS:
             cells = []
             for runs in (old, new):
-                seq = [r["hv"][-1] for r in runs if (r["problem"], r["method"], r["q"]) == (pname, method, 1)]
-                par = [r["hv"][-1] for r in runs if (r["problem"], r["method"], r["q"]) == (pname, method, 4)]
+                seq, par = _final_hv(runs, pname, method, 1), _final_hv(runs, pname, method, 4)
                 a, b = (statistics.median(seq), statistics.median(par)) if seq and par else (0.0, 0.0)
                 cells.append(f"{b / a:.3f} ({len(seq)} / {len(par)})" if a > 0 else "-")
             if any(c != "-" for c in cells):

@@ -42,7 +42,6 @@ def test_ax_peer_runs_its_sobol_steps_with_thresholds_and_records_every_evaluati
     assert len(r["ask_s"]) == 3  # two at once, then one per finished trial
 
 
-
 def test_versus_pairs_runs_by_seed_and_counts_moves_each_way(tmp_path: Path) -> None:
     old, new = tmp_path / "old", tmp_path / "new"
     old.mkdir()
