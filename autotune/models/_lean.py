@@ -466,7 +466,9 @@ class LeanGP(Model):
 
     Build it with :func:`lean_posterior`. ``posterior`` of single points (``q = 1``, no
     observation noise, no posterior transform) returns the mean and variance only (what analytic
-    acquisitions use); any other request is answered by the wrapped model.
+    acquisitions use), of several points the joint posterior from the factor (covariance built
+    on first use); a request with options, or on a GP with an input transform, is answered by
+    the wrapped model.
 
     Args:
         model: The fitted ``SingleTaskGP`` (eval mode, ``Standardize`` outcome transform).
@@ -556,12 +558,17 @@ class LeanGP(Model):
         posterior_transform: Any = None,
         **kwargs: Any,
     ) -> Posterior:
-        """The posterior at ``X`` (`batch x q x d`); lean for ``q = 1``, else the wrapped model's."""
+        """The posterior at ``X`` (`batch x q x d`): mean and variance for ``q = 1``, the joint
+        posterior from the factor for ``q > 1`` (the wrapped model's with an input transform, and
+        for observation noise, a posterior transform or other options)."""
         plain = X.dim() >= 2 and observation_noise is False and posterior_transform is None and not kwargs
         if plain and X.shape[-2] == 1:
             mean, var = self.mean_and_variance(X)
             return _MeanVariance(mean.unsqueeze(-1), var.unsqueeze(-1))  # type: ignore[return-value]
-        if plain and self._extra is not None:  # not worth building the conditioned GPyTorch model for
+        if plain and (self._extra is not None or getattr(self.__dict__["_gp"], "input_transform", None) is None):
+            # not worth building the conditioned GPyTorch model for; and, unconditioned, the mean
+            # at the data is all BoTorch reads to start searches near the best (GPyTorch's
+            # posterior of those n points cost a few ms of every ask)
             return self._joint_posterior(X)
         return self.model.posterior(X, output_indices=output_indices, observation_noise=observation_noise,
                                     posterior_transform=posterior_transform, **kwargs)

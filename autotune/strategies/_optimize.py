@@ -131,8 +131,10 @@ def optimize_acquisition(
     """
     from botorch.optim import optimize_acqf
 
+    from autotune.models._threads import cache_blas_limits
     from autotune.strategies._domain import as_domain
 
+    cache_blas_limits()
     domain = as_domain(space)
     space = domain.space
     opts = (opts or AcqOptions()).for_data(train_size(acqf))

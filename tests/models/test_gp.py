@@ -328,3 +328,25 @@ def test_the_log_space_fit_reaches_the_optimum_of_botorchs_parametrisation(seed:
         fit_gpytorch_mll(ExactMarginalLogLikelihood(ref.likelihood, ref), optimizer_kwargs={"options": {"maxiter": 2000}})
     assert loss(ours) <= loss(ref) + 2e-3  # the loss is a mean over the 30 points
     assert (ours.covar_module.lengthscale >= 2.5e-2).all() and float(ours.likelihood.noise.detach()) >= NOISE_FLOOR
+
+
+@pytest.mark.parametrize("hyper", ["covar_module.raw_lengthscale", "mean_module.raw_constant"])
+def test_a_fit_that_leaves_a_non_finite_hyperparameter_is_refused(hyper: str) -> None:
+    """A NaN length scale fails the Cholesky factorisation, a NaN mean the check of the mean cache."""
+
+    from botorch.fit import fit_gpytorch_mll
+
+    def nan_fit(mll: Any) -> None:
+        fit_gpytorch_mll(mll)
+        with torch.no_grad():
+            dict(mll.model.named_parameters())[hyper].fill_(float("nan"))
+
+    fitter = GPFitter(SPACE_1D)
+    X, Y = data(8)
+    why = "cholesky" if "lengthscale" in hyper else "non-finite posterior after fitting"
+    with pytest.raises(ModelFitError, match=f"could not be fitted on 8 points: {why}"):
+        fitter.fit("objective", X, Y, fit_fn=nan_fit)
+    model = fitter.fit("objective", X, Y)  # and a good fit passes the same check
+    with torch.no_grad():
+        post = model.posterior(X)
+    assert bool(torch.isfinite(post.mean).all()) and bool(torch.isfinite(post.variance).all())

@@ -88,12 +88,18 @@ def test_lean_posterior_of_a_conditioned_model_and_at_the_data() -> None:
     assert bool((got.variance[5:10] < 0.5 * before).all())  # the variance drops at the conditioned points
 
 
-def test_joint_requests_go_to_the_wrapped_model() -> None:
-    model, _ = _gp(SPACES["continuous"])
+@pytest.mark.parametrize("name", list(SPACES))
+def test_joint_posteriors_equal_the_wrapped_models(name: str) -> None:
+    space = SPACES[name]
+    model, data = _gp(space)
     lean = lean_posterior(model)
-    X = _points(SPACES["continuous"], 6, seed=4).reshape(2, 3, -1)  # q = 3: a joint posterior
-    post = lean.posterior(X)
-    assert torch.allclose(post.mvn.covariance_matrix, model.posterior(X).mvn.covariance_matrix)
+    assert isinstance(lean, LeanGP)
+    X = _points(space, 6, seed=4).reshape(2, 3, -1)  # q = 3: a joint posterior
+    post, ref = lean.posterior(X), model.posterior(X)
+    assert torch.allclose(post.mean, ref.mean, atol=1e-10)
+    assert torch.allclose(post.mvn.covariance_matrix, ref.mvn.covariance_matrix, atol=1e-10)
+    # the n x d request of the acquisition search's incumbent starts (the mean at the data)
+    assert torch.allclose(lean.posterior(data).mean, model.posterior(data).mean, atol=1e-10)
     noisy = lean.posterior(X[:, :1], observation_noise=True)  # observation noise: the model's
     assert torch.allclose(noisy.variance, model.posterior(X[:, :1], observation_noise=True).variance)
     assert lean_posterior(lean) is lean
