@@ -141,7 +141,8 @@ def evidence_exponent(model: Model, X: Tensor, y: Tensor, warp: PowerWarp) -> fl
     chooses the warp by the marginal likelihood of the *raw* data: the GP's log density of the
     warped, standardised values plus the log Jacobian of the warp. Here the kernel (length scales,
     output scale, noise, constant mean) of the GP just fitted is held fixed, so its Cholesky factor
-    is computed once and every exponent of :data:`LAMBDA_GRID` costs a triangular solve; ``1``,
+    is computed once (or taken from the fitted model when it covers these points) and every
+    exponent of :data:`LAMBDA_GRID` costs a triangular solve; ``1``,
     the identity, is on the grid, so a warp is kept only where it explains the data better than
     none. The optimiser alternates: the next ask fits the GP on the data warped with the exponent
     chosen here (a coordinate ascent spread over the asks).
@@ -163,11 +164,13 @@ def evidence_exponent(model: Model, X: Tensor, y: Tensor, warp: PowerWarp) -> fl
     gp = cast(Any, model)
     with torch.no_grad(), gpytorch.settings.max_cholesky_size(10_000):
         Xt = gp.transform_inputs(X)
-        noise = gp.likelihood.noise.reshape(-1)[0]
-        K = gp.covar_module(Xt).to_dense() + noise * torch.eye(n, dtype=X.dtype, device=X.device)
-        L, info = torch.linalg.cholesky_ex(K)
-        if int(info) != 0:
-            return warp.lam
+        L = _primed_factor(gp, Xt)
+        if L is None:
+            noise = gp.likelihood.noise.reshape(-1)[0]
+            K = gp.covar_module(Xt).to_dense() + noise * torch.eye(n, dtype=X.dtype, device=X.device)
+            L, info = torch.linalg.cholesky_ex(K)
+            if int(info) != 0:
+                return warp.lam
         lams = LAMBDA_GRID.to(X)
         x = ((y - warp.loc) / warp.scale).to(X)
         Z = torch.stack([PowerWarp(0.0, 1.0, float(lam))(x) for lam in lams], dim=-1)  # `n x G`
@@ -180,6 +183,16 @@ def evidence_exponent(model: Model, X: Tensor, y: Tensor, warp: PowerWarp) -> fl
         evidence = -0.5 * fit - n * torch.log(sd) + log_jac
     best = int(torch.nan_to_num(evidence, nan=-math.inf).argmax())
     return float(lams[best])
+
+
+def _primed_factor(gp: Any, Xt: Tensor) -> Tensor | None:
+    """The Cholesky factor of ``K + noise I`` that :func:`~autotune.models._gp.prime_posterior` left
+    on ``gp``, if its training inputs are exactly ``Xt`` (else ``None``: a subsampled fit)."""
+    L = getattr(getattr(gp, "prediction_strategy", None), "cholesky", None)
+    train = gp.train_inputs[0] if gp.train_inputs else None
+    if isinstance(L, Tensor) and isinstance(train, Tensor) and L.shape == (len(Xt), len(Xt)) and torch.equal(train, Xt):
+        return L
+    return None
 
 
 OUTPUT_WARPS = ("none", "power")

@@ -181,3 +181,24 @@ def test_a_mapping_strategy_sees_the_raw_values() -> None:
         opt.add(p, rosenbrock(p))
     assert opt.context().warp is None
     assert Optimizer(SPACE, "ucb", seed=0, output_warp="power").strategy.optimizes
+
+
+def test_the_evidence_uses_the_fitted_models_factor_and_chooses_as_a_fresh_one_would(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from autotune.models import _warp
+
+    space = SearchSpace([Float("a", 0.0, 1.0), Float("b", 0.0, 1.0)])
+    X = torch.rand(40, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    y = torch.exp(2 * _smooth(X))
+    w = PowerWarp.fit(y)
+    assert w is not None
+    model = GPFitter(space).fit("objective", X, w(y).unsqueeze(-1))
+    L = _warp._primed_factor(model, X)  # the fit left K + noise I factored
+    assert L is not None
+    with torch.no_grad():
+        K = model.covar_module(X).to_dense() + model.likelihood.noise * torch.eye(len(X), dtype=X.dtype)
+    assert torch.allclose(L @ L.T, K, atol=1e-8)
+    assert _warp._primed_factor(model, X[:-1]) is None  # other points: computed afresh
+    reused = evidence_exponent(model, X, y, w)
+    monkeypatch.setattr(_warp, "_primed_factor", lambda gp, Xt: None)
+    assert evidence_exponent(model, X, y, w) == reused
