@@ -102,3 +102,33 @@ def test_the_mixed_optimiser_finds_the_same_maximum_with_and_without_it() -> Non
         assert torch.equal(MIXED.canonicalize_tensor(x), x)  # a legal point
         vals[pre] = v
     assert vals[True] == pytest.approx(vals[False], abs=1e-2)
+
+
+def test_a_start_far_below_the_best_is_stopped_only_after_its_iterations() -> None:
+    from types import SimpleNamespace
+
+    from autotune.strategies._optimize import _stop_stragglers
+
+    assert _stop_stragglers(AcqOptions(straggler_gap=None)) is None
+    cb = _stop_stragglers(AcqOptions(straggler_gap=2.0, straggler_after=3))
+    assert cb is not None
+    good, slow, near = (SimpleNamespace(x=object(), fun=f) for f in (6.0, 9.0, 7.5))  # negated log EI
+    for _ in range(2):  # two iterations each: nobody is stopped yet
+        cb(intermediate_result=good)
+        cb(intermediate_result=slow)
+        cb(intermediate_result=near)
+    cb(intermediate_result=good)
+    with pytest.raises(StopIteration):
+        cb(intermediate_result=slow)  # third iteration, 3 nats below the best
+    cb(intermediate_result=near)  # 1.5 nats below: runs on
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_stopping_stragglers_keeps_the_maximum(seed: int) -> None:
+    acqf = _log_ei(FLOATS, seed=seed)
+    vals = []
+    for gap in (None, 2.0):
+        torch.manual_seed(seed)
+        _, v = optimize_acquisition(acqf, FLOATS, 1, AcqOptions(straggler_gap=gap, straggler_after=2))
+        vals.append(v)
+    assert vals[1] >= vals[0] - 0.05
