@@ -15,6 +15,7 @@ meaning built on one cached controller, re-scanned when the set of imported modu
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 from typing import Any
@@ -23,7 +24,6 @@ __all__ = ["cache_blas_limits", "cached_threadpool_limits"]
 
 _PATCHED = ("botorch.generation.gen", "botorch.optim.utils.timeout")
 _cache: dict[str, Any] = {"controller": None, "n_modules": -1}
-_done: list[bool] = []
 
 
 def cached_threadpool_limits(limits: int | dict[str, int] | str | None = None, user_api: str | None = None) -> Any:
@@ -41,14 +41,13 @@ def cached_threadpool_limits(limits: int | dict[str, int] | str | None = None, u
     return _cache["controller"].limit(limits=limits, user_api=user_api)
 
 
+@functools.cache
 def cache_blas_limits() -> None:
     """Make BoTorch's L-BFGS-B wrappers use :func:`cached_threadpool_limits`.
 
-    Idempotent and cheap after the first call; a module of a BoTorch version that does not use
+    Runs once (later calls return at once); a module of a BoTorch version that does not use
     ``threadpool_limits`` is left as it is.
     """
-    if _done:
-        return
     from threadpoolctl import threadpool_limits
 
     for name in _PATCHED:
@@ -58,4 +57,3 @@ def cache_blas_limits() -> None:
             continue
         if getattr(module, "threadpool_limits", None) is threadpool_limits:
             setattr(module, "threadpool_limits", cached_threadpool_limits)  # noqa: B010 - BoTorch's module global
-    _done.append(True)

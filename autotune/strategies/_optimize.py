@@ -152,11 +152,11 @@ def optimize_acquisition(
         if not space.discrete_dims() and not space.cat_dims():
             starts = _initial_conditions(acqf, bounds, q, opts)
             scale = _scales(acqf, space.dim, opts).to(bounds)
+            options: dict[str, Any] = {"maxiter": opts.maxiter, "batch_limit": opts.num_restarts, "pgtol": opts.pgtol,
+                                       "callback": _stop_stragglers(opts) if q == 1 else None}
             X, val = optimize_acqf(
                 _Preconditioned(acqf, scale), bounds=bounds / scale, q=q, num_restarts=len(starts),
-                batch_initial_conditions=starts / scale,
-                options={"maxiter": opts.maxiter, "batch_limit": opts.num_restarts, "pgtol": opts.pgtol,
-                         "callback": _stop_stragglers(opts) if q == 1 else None},
+                batch_initial_conditions=starts / scale, options=options,
                 fixed_features={j: v / float(scale[j]) for j, v in domain.fixed.items()} or None,
             )
             X = domain.apply_fixed((X.detach() * scale).reshape(q, -1))

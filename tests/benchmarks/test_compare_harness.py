@@ -9,6 +9,7 @@ import json
 import math
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -203,7 +204,9 @@ def test_split_is_deterministic_disjoint_and_keeps_held_out_problems_off_dev_see
     plan = SIZES["full"]
     dev, conf, both = plan.tasks("dev"), plan.tasks("confirm"), plan.tasks("all")
     assert [t.key for t in dev] == [t.key for t in SIZES["full"].tasks("dev")]  # deterministic
-    runs = lambda ts: {t.key for t in ts if t.section != "asktime"}
+    def runs(ts: Any) -> set[str]:
+        return {t.key for t in ts if t.section != "asktime"}
+
     assert runs(dev) and runs(conf) and not runs(dev) & runs(conf)
     assert runs(both) == runs(dev) | runs(conf)
     assert all(t.seed < CONFIRM_SEED0 and PROBLEM_SPLIT[t.problem] == "dev" for t in dev if t.section != "asktime")
