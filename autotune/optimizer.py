@@ -580,14 +580,11 @@ class Optimizer:
     def _propose(self, ctx: Context, n: int) -> list[tuple[Candidate, str, str | None]]:
         """``n`` candidates, each with the strategy that chose it and its fallback reason, if any
         (a batch may finish the initial design and start the model's points)."""
-        from autotune.strategies import get_strategy
-
         proposed = len(ctx.X) + len(ctx.pending)
         strategy = self.strategy
         if self._design_due(proposed, ctx.n_ok):
-            design = get_strategy(self.initial_design)
             k = n if ctx.n_ok == 0 else min(n, self.n_initial - proposed)
-            first: list[tuple[Candidate, str, str | None]] = [(c, design.name, None) for c in design.ask(ctx, k)]
+            first = self._design(ctx, k)
             if k == n:
                 return first
             import torch
@@ -599,6 +596,17 @@ class Optimizer:
             return [(c, self.strategy_name, None) for c in strategy.ask(ctx, n)]
         cands, name, fb = self._propose_model(ctx, n)
         return [(c, name, fb) for c in cands]
+
+    def _design(self, ctx: Context, k: int) -> list[tuple[Candidate, str, str | None]]:
+        """``k`` initial-design points: the ``initial_design`` strategy's, or with the default Sobol
+        design and a strategy that weighs a known cost, :func:`~autotune.strategies.cost_effective_design`'s."""
+        from autotune.strategies import Candidate, cost_effective_design, get_strategy
+
+        exponent = self.strategy.known_cost_exponent(ctx) if self.strategy.model_based else None
+        if exponent is not None and self.initial_design == "sobol" and ctx.domain.candidates is None:
+            return [(Candidate(x), "cost_effective_sobol", None) for x in cost_effective_design(ctx, k, exponent)]
+        design = get_strategy(self.initial_design)
+        return [(c, design.name, None) for c in design.ask(ctx, k)]
 
     def _propose_model(self, ctx: Context, n: int) -> tuple[list[Candidate], str, str | None]:
         from autotune.strategies import get_strategy

@@ -26,13 +26,14 @@ from autotune.strategies._base import (
     strategy_class,
     strategy_names,
 )
-from autotune.strategies._cost import CostState, KnownCost, check_cost_inputs
+from autotune.strategies._cost import CostState, KnownCost, check_cost_inputs, cost_effective_design
 from autotune.strategies._domain import Domain, build_domain
 
 # The built-ins register themselves on import (the base module never imports its subclasses).
 from autotune.strategies import _baselines, _batch, _fidelity, _multi, _sequential  # noqa: F401  # isort: skip
 
 __all__ = [
+    "cost_effective_design",
     "Candidate",
     "Context",
     "Curves",

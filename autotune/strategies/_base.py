@@ -295,6 +295,14 @@ class Strategy(ABC):
             ``n`` candidates.
         """
 
+    def known_cost_exponent(self, ctx: Context) -> float | None:
+        """The exponent ``alpha`` with which this ask weighs the known cost, or ``None`` if it does not.
+
+        The optimiser then draws the initial design cost-effectively
+        (:func:`~autotune.strategies.cost_effective_design`).
+        """
+        return self.cost_exponent if self.cost == "known" and ctx.known_cost is not None else None
+
     def options(self) -> dict[str, Any]:
         """The strategy's options (constructor arguments), for records."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}

@@ -152,6 +152,45 @@ def weight_by_cost(
     return LogCostWeighted(acqf, log_cost, exponent * objective_scale(ctx))
 
 
+def cost_effective_design(ctx: Context, n: int, exponent: float = 1.0, pool: int = 256) -> list[Tensor]:
+    """``n`` initial-design points, space-filling per unit of known cost.
+
+    The first phase of CArBO (Lee, Perrone, Archambeau & Seeger 2020, "Cost-aware Bayesian
+    optimization", arXiv:2003.10870): a cost-blind design spends a large share of a cost budget
+    before the model starts (seven Sobol points on a problem whose costs run from 1 to 20 cost
+    about 45 of a budget of 150). Here the points are chosen greedily from ``pool`` scrambled
+    Sobol points of the space: each maximises ``d(x) / c(x) ** exponent``, ``d`` the distance (in
+    the model space) to the nearest point tried, running or already chosen (the box's diagonal
+    before there is any), ``c`` the known cost. With ``exponent = 0`` it is a plain greedy maximin
+    design.
+
+    Args:
+        ctx: The data; its ``known_cost`` must be set. Fixed columns of ``ctx.domain`` are held.
+        n: How many points.
+        exponent: ``alpha``, the weight of the cost.
+        pool: How many Sobol points to choose from.
+
+    Returns:
+        ``n`` model-space points (`d` tensors).
+    """
+    known = ctx.known_cost
+    if known is None:
+        raise ValueError("cost_effective_design needs ctx.known_cost")
+    params = ctx.space.sample(pool, "sobol", seed=ctx.stable_seed("cost-effective-design"))
+    P = torch.tensor([ctx.space.encode(p) for p in params], dtype=torch.float64).reshape(len(params), ctx.d)
+    if ctx.domain.fixed:
+        P = ctx.domain.apply_fixed(P)
+    weight = known(P).reshape(-1).to(P).clamp_min(1e-12).pow(exponent)
+    busy = torch.cat([ctx.X, ctx.pending]).to(P)
+    nearest = torch.cdist(P, busy).min(dim=1).values if len(busy) else torch.full((len(P),), math.sqrt(ctx.d))
+    chosen: list[Tensor] = []
+    for _ in range(n):
+        i = int((nearest / weight).argmax())
+        chosen.append(P[i].clone())
+        nearest = torch.minimum(nearest, torch.cdist(P, P[i: i + 1]).squeeze(-1))
+    return chosen
+
+
 def objective_scale(ctx: Context) -> float:
     """The standard deviation of the observed objective (``1`` with fewer than two or all equal)."""
     y = ctx.y[ctx.ok]

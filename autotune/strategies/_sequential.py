@@ -319,3 +319,7 @@ class CostSensitiveEI(ExpectedImprovement):
     def acquisition(self, model: Model, ctx: Context, best_f: float) -> AcquisitionFunction:
         base = super().acquisition(model, ctx, best_f)
         return weight_by_cost(base, ctx, "auto", self.exponent_at(ctx), log_form=True)
+
+    def known_cost_exponent(self, ctx: Context) -> float | None:
+        """The cost exponent at this ask when the cost is known (it is then used before a cost model)."""
+        return self.exponent_at(ctx) if ctx.known_cost is not None else None
