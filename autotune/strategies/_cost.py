@@ -168,7 +168,7 @@ def cost_effective_design(ctx: Context, n: int, exponent: float = 1.0, pool: int
         ctx: The data; its ``known_cost`` must be set. Fixed columns of ``ctx.domain`` are held.
         n: How many points.
         exponent: ``alpha``, the weight of the cost.
-        pool: How many Sobol points to choose from.
+        pool: How many Sobol points to choose from (at least ``8 n``).
 
     Returns:
         ``n`` model-space points (`d` tensors).
@@ -176,7 +176,7 @@ def cost_effective_design(ctx: Context, n: int, exponent: float = 1.0, pool: int
     known = ctx.known_cost
     if known is None:
         raise ValueError("cost_effective_design needs ctx.known_cost")
-    params = ctx.space.sample(pool, "sobol", seed=ctx.stable_seed("cost-effective-design"))
+    params = ctx.space.sample(max(pool, 8 * n), "sobol", seed=ctx.stable_seed("cost-effective-design"))
     P = torch.tensor([ctx.space.encode(p) for p in params], dtype=torch.float64).reshape(len(params), ctx.d)
     if ctx.domain.fixed:
         P = ctx.domain.apply_fixed(P)

@@ -103,3 +103,8 @@ def test_fixed_values_hold_in_the_cheap_design() -> None:
         (s,) = opt.ask(1, fixed={"x2": 0.25})
         assert s.params["x2"] == 0.25 and s.info["strategy"] == "cost_effective_sobol"
         opt.tell(s, 1.0)
+
+
+def test_a_design_larger_than_the_pool_has_no_repeated_point() -> None:
+    points = cost_effective_design(ctx_with(torch.empty(0, SPACE.dim, dtype=torch.float64)), 40, pool=16)
+    assert len({tuple(p.tolist()) for p in points}) == 40
