@@ -603,7 +603,7 @@ class Optimizer:
         from autotune.strategies import Candidate, cost_effective_design, get_strategy
 
         exponent = self.strategy.known_cost_exponent(ctx) if self.strategy.model_based else None
-        if exponent is not None and self.initial_design == "sobol" and ctx.domain.candidates is None:
+        if exponent and self.initial_design == "sobol" and ctx.domain.candidates is None:  # 0: the cost ignored
             return [(Candidate(x), "cost_effective_sobol", None) for x in cost_effective_design(ctx, k, exponent)]
         design = get_strategy(self.initial_design)
         return [(c, design.name, None) for c in design.ask(ctx, k)]

@@ -108,3 +108,9 @@ def test_fixed_values_hold_in_the_cheap_design() -> None:
 def test_a_design_larger_than_the_pool_has_no_repeated_point() -> None:
     points = cost_effective_design(ctx_with(torch.empty(0, SPACE.dim, dtype=torch.float64)), 40, pool=16)
     assert len({tuple(p.tolist()) for p in points}) == 40
+
+
+def test_a_cost_exponent_of_zero_keeps_the_plain_design() -> None:
+    opt = Optimizer(SPACE, "ei", seed=0, n_initial=3, known_cost=exp_cost,
+                    strategy_options={"cost": "known", "cost_exponent": 0})
+    assert {s.info["strategy"] for s in _first(opt, 3)} == {"sobol"}
