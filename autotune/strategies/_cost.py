@@ -160,7 +160,7 @@ def cost_effective_design(ctx: Context, n: int, exponent: float = 1.0, pool: int
     before the model starts (seven Sobol points on a problem whose costs run from 1 to 20 cost
     about 45 of a budget of 150). Here the points are chosen greedily from ``pool`` scrambled
     Sobol points of the space: each maximises ``d(x) / c(x) ** exponent``, ``d`` the distance (in
-    the model space) to the nearest point tried, running or already chosen (the box's diagonal
+    the unit cube, :func:`~autotune.strategies._optimize.unit_distance`) to the nearest point tried, running or already chosen (the box's diagonal
     before there is any), ``c`` the known cost. With ``exponent = 0`` it is a plain greedy maximin
     design.
 
@@ -173,6 +173,8 @@ def cost_effective_design(ctx: Context, n: int, exponent: float = 1.0, pool: int
     Returns:
         ``n`` model-space points (`d` tensors).
     """
+    from autotune.strategies._optimize import unit_distance
+
     known = ctx.known_cost
     if known is None:
         raise ValueError("cost_effective_design needs ctx.known_cost")
@@ -182,12 +184,13 @@ def cost_effective_design(ctx: Context, n: int, exponent: float = 1.0, pool: int
         P = ctx.domain.apply_fixed(P)
     weight = known(P).reshape(-1).to(P).clamp_min(1e-12).pow(exponent)
     busy = torch.cat([ctx.X, ctx.pending]).to(P)
-    nearest = torch.cdist(P, busy).min(dim=1).values if len(busy) else torch.full((len(P),), math.sqrt(ctx.d))
+    nearest = (unit_distance(P, busy, ctx.space).min(dim=1).values if len(busy)
+               else torch.full((len(P),), math.sqrt(ctx.d), dtype=P.dtype))
     chosen: list[Tensor] = []
     for _ in range(n):
         i = int((nearest / weight).argmax())
         chosen.append(P[i].clone())
-        nearest = torch.minimum(nearest, torch.cdist(P, P[i: i + 1]).squeeze(-1))
+        nearest = torch.minimum(nearest, unit_distance(P, P[i: i + 1], ctx.space).squeeze(-1))
     return chosen
 
 
