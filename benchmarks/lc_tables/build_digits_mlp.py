@@ -32,7 +32,8 @@ SEEDS = (0, 1)
 OUT = Path(__file__).with_name("digits_mlp.json.gz")
 
 
-def _data() -> tuple:
+def digits_split() -> tuple:
+    """Standardised training and validation tensors of the fixed 60/20/20 split (``X, y`` each)."""
     import numpy as np
     import torch
     from sklearn.datasets import load_digits
@@ -86,7 +87,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    data = _data()
+    data = digits_split()
     build(GRID, lambda config, seed: train(config, seed, data), SEEDS, EPOCHS, "val_loss", OUT)
 
 
