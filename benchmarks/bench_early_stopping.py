@@ -301,7 +301,7 @@ class _SyneTune:
         if rule_name != "asha":
             raise ValueError(f"{strategy} runs Syne Tune's asynchronous successive halving: use --rules asha, "
                              f"not {rule_name!r}")
-        space = {k: (uniform(*v) if isinstance(v, tuple) else choice(v) if isinstance(v[0], str)
+        space = {k: (uniform(*v) if isinstance(v, tuple) else choice(v) if isinstance(v[0], (str, bool))
                      else ordinal(v)) for k, v in prob.choices.items()}
         kind = {"syne-asha": baselines.ASHA, "syne-bohb": baselines.BOHB, "syne-mobster": baselines.MOBSTER,
                 "syne-hypertune": baselines.HyperTune}[strategy]

@@ -68,7 +68,42 @@ def test_the_solubility_table_is_the_studys_space_trained_for_real() -> None:
     assert min(slow) > max(fast)
 
 
-@pytest.mark.parametrize("name", ["digits_mlp", "solubility_mlp"])
+def test_the_forecast_table_is_the_studys_recurrent_space_trained_for_real() -> None:
+    from autotune.space import load_space
+    from benchmarks.bench_early_stopping import problem
+
+    prob = problem("forecast_rnn")
+    rows = _rows("forecast_rnn")
+    assert len(rows) == 384 and prob.max_step == 27
+    assert set(prob.choices) - {"lr"} <= set(load_space("rnn").parameters)  # the study's own space (and its lr)
+    assert all(len(r["val_rmse"]) == 27 and min(r["seconds"]) > 0 for r in rows)
+    best = min(rows, key=lambda r: r["val_rmse"][-1])
+    assert prob.curve(best["config"])(27) == prob.optimum < 0.5  # standardised scale: well below the series' spread
+    # the time axis spans a wide range: deep bidirectional LSTMs on long windows against tiny GRUs
+    def total(cell: str, hidden: int, layers: int, window: int, bi: bool) -> list[float]:
+        return [sum(r["seconds"]) for r in rows if (r["config"]["cell"], r["config"]["hidden_size"],
+                r["config"]["n_layers"], r["config"]["window"], r["config"]["bidirectional"]) == (cell, hidden, layers,
+                                                                                                 window, bi)]
+    assert min(total("lstm", 128, 2, 48, True)) > 10 * max(total("gru", 8, 1, 6, False))
+
+
+def test_the_digits_cnn_table_trains_every_cell_for_real() -> None:
+    from benchmarks.bench_early_stopping import problem
+
+    prob = problem("digits_cnn")
+    rows = _rows("digits_cnn")
+    assert len(rows) == 384 and prob.max_step == 27
+    assert all(len(r["val_loss"]) == 27 and min(r["seconds"]) > 0 for r in rows)
+    best = min(rows, key=lambda r: r["val_loss"][-1])
+    assert prob.curve(best["config"])(27) == prob.optimum and best["val_error"][-1] < 0.05  # a CNN reads digits well
+    wide = [sum(r["seconds"]) for r in rows if r["config"]["channels"] == 32 and r["config"]["n_conv"] == 2
+            and r["config"]["batch_size"] == 32]
+    narrow = [sum(r["seconds"]) for r in rows if r["config"]["channels"] == 4 and r["config"]["n_conv"] == 1
+              and r["config"]["batch_size"] == 128]
+    assert min(wide) > max(narrow)
+
+
+@pytest.mark.parametrize("name", ["digits_mlp", "solubility_mlp", "forecast_rnn", "digits_cnn"])
 def test_the_seconds_axis_charges_recorded_epoch_times_and_keeps_workers_busy_once_each(name: str) -> None:
     from benchmarks.bench_early_stopping import full_trial_seconds, problem
 
@@ -108,3 +143,14 @@ def test_syne_tunes_schedulers_are_peers_that_prune(peer: str) -> None:
     assert res["trials"] > none["trials"] and res["best@1"] >= 0.1
     again = simulate("asha", peer, 1000, max_step=9, budget=9 * 8, workers=2)
     assert again["trace"] == res["trace"]  # seeded: a cached run can be trusted to be the run
+
+
+@pytest.mark.parametrize("peer", ["syne-asha", "optuna-tpe", "ray-random"])
+def test_every_peer_takes_the_forecast_tables_boolean_parameter(peer: str) -> None:
+    if peer.startswith("syne"):
+        pytest.importorskip("syne_tune", reason="pip install --no-deps syne-tune==0.13.0 sortedcontainers autograd")
+    from benchmarks.bench_early_stopping import full_trial_seconds, problem
+
+    budget = 3 * full_trial_seconds(problem("forecast_rnn"), 27)
+    res = simulate("asha", peer, 1000, max_step=27, budget=budget, workers=2, problem_name="forecast_rnn", axis="seconds")
+    assert res["trials"] > 3 and res["best@1"] >= problem("forecast_rnn").optimum  # bools went in as categories
