@@ -7,8 +7,10 @@ classes) is trained for ``EPOCHS`` epochs with seed 0 (cross-entropy, the optimi
 rate of the grid, the same fixed 60/20/20 split as ``build_digits_mlp.py``). The validation loss
 (cross-entropy), error and training seconds of every epoch are recorded and written compressed
 next to this script (``digits_cnn.json.gz``, format in ``_table.py``). A run that diverges is
-recorded with a validation loss of 1,000. The test split is never used. Run time: about 15
-minutes on one CPU core; run it on a quiet machine, the seconds are part of the table.
+recorded with a validation loss of 1,000. The test split is never used. Run time: 8 minutes on
+one CPU core (0.2 to 3.6 s per configuration; the shipped table was built on a 2-core machine
+beside two niced single-threaded benchmarks); run it on a quiet machine, the seconds are part of
+the table.
 
     OMP_NUM_THREADS=1 python benchmarks/lc_tables/build_digits_cnn.py
 
