@@ -192,6 +192,10 @@ class _Autotune:
         self.opt.tell(tid, value, state=TrialState.PRUNED if pruned else TrialState.COMPLETED)
 
 
+class Exhausted(Exception):
+    """A tuner has no new configuration to offer (a finite table, fully tried): the study stops asking."""
+
+
 class _Optuna:
     """An Optuna study with the pruner that matches the rule (peer): ask, ``report``, ``should_prune``, tell."""
 
@@ -317,7 +321,10 @@ class _SyneTune:
         from syne_tune.backend.trial_status import Trial
 
         tid = len(self.trials)
-        config = self.scheduler.suggest(tid).config
+        suggestion = self.scheduler.suggest(tid)
+        if suggestion is None:  # its searcher draws no duplicates: every configuration of the table was tried
+            raise Exhausted(f"{type(self.scheduler).__name__} has no configuration left")
+        config = suggestion.config
         self.trials[tid] = Trial(trial_id=tid, config=config, creation_time=datetime.now())
         self.scheduler.on_trial_add(self.trials[tid])
         return tid, {k: config[k] for k in self.scheduler.config_space}
@@ -348,7 +355,9 @@ def simulate(rule_name: str, strategy: str, seed: int, max_step: int, budget: fl
     the budget is the training time summed over workers. Events are handled in time order (ties
     by trial id), so under ``steps`` every worker advances one step per unit as in a lockstep
     loop; a freed worker gets its next configuration once the unit's events are handled. Asking
-    stops when the budget is spent; running trials finish.
+    stops when the budget is spent, or when the tuner has no configuration left (Syne Tune's
+    searchers draw no duplicates, so a long ASHA run can try every row of a table; its best then
+    stands for the rest of the budget); running trials finish.
 
     ``strategy`` is an autotune strategy name, ``optuna-tpe``/``optuna-gp`` for Optuna's sampler
     with the pruner that matches ``rule_name`` (median, successive halving, Hyperband), or
@@ -366,10 +375,16 @@ def simulate(rule_name: str, strategy: str, seed: int, max_step: int, budget: fl
     marks: dict[str, float] = {}
     trace: list[list[float]] = []  # [budget used, best final loss] at each improvement
 
+    exhausted = False
+
     def fill(now: float) -> None:
-        nonlocal tried
-        while len(running) < workers and used < budget:
-            tid, params = tuner.ask()
+        nonlocal tried, exhausted
+        while len(running) < workers and used < budget and not exhausted:
+            try:
+                tid, params = tuner.ask()
+            except Exhausted:  # the searcher has no configuration left to try: the running trials finish
+                exhausted = True
+                return
             tried += 1
             running[tid] = {"curve": prob.curve(params), "cost": cost(params), "step": 0}
             heapq.heappush(events, (now + running[tid]["cost"](1), tid))
@@ -399,6 +414,8 @@ def simulate(rule_name: str, strategy: str, seed: int, max_step: int, budget: fl
             if key not in marks and used >= frac * budget:
                 marks[key] = best
         fill(now)
+    for frac in (0.25, 0.5, 1.0):  # a tuner that ran out of configurations keeps its best for the rest
+        marks.setdefault(f"best@{frac:g}", best)
     return {**marks, "steps": used, "trials": tried, "clock": clock, "trace": trace}
 
 

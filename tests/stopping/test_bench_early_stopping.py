@@ -154,3 +154,30 @@ def test_every_peer_takes_the_forecast_tables_boolean_parameter(peer: str) -> No
     budget = 3 * full_trial_seconds(problem("forecast_rnn"), 27)
     res = simulate("asha", peer, 1000, max_step=27, budget=budget, workers=2, problem_name="forecast_rnn", axis="seconds")
     assert res["trials"] > 3 and res["best@1"] >= problem("forecast_rnn").optimum  # bools went in as categories
+
+
+def test_a_tuner_out_of_configurations_stops_asking_and_keeps_its_best(monkeypatch: pytest.MonkeyPatch) -> None:
+    import benchmarks.bench_early_stopping as bench
+
+    class Three:
+        """Offers three configurations of the digits table, then none (as Syne Tune's searchers do)."""
+
+        def __init__(self, *args: object) -> None:
+            self.rows = [r["config"] for r in _rows()[:3]]
+
+        def ask(self) -> tuple[int, dict]:
+            if not self.rows:
+                raise bench.Exhausted("no configuration left")
+            return 3 - len(self.rows), self.rows.pop(0)
+
+        def step(self, tid: int, step: int, value: float, last: bool) -> bool:
+            return False
+
+        def end(self, tid: int, value: float, pruned: bool) -> None:
+            pass
+
+    monkeypatch.setitem(bench._TUNERS, "three", Three)
+    res = simulate("none", "three", 1000, max_step=27, budget=100 * 27, workers=2, problem_name="digits_mlp")
+    best = min(r["val_loss"][-1] for r in _rows()[:3])
+    assert res["trials"] == 3 and res["steps"] == 3 * 27  # all three trained in full, then nothing more asked
+    assert res["best@0.25"] == res["best@0.5"] == res["best@1"] == best  # its best stands for the unspent budget
