@@ -525,7 +525,10 @@ def write_report(raw_dir: Path, out_md: Path, command: str, ref: str = "autotune
     cv = Curves(records)
     out_md.parent.mkdir(parents=True, exist_ok=True)
     stem = out_md.stem
-    png = lambda name: out_md.parent / f"{stem}_{name}.png"
+
+    def png(name: str) -> Path:
+        return out_md.parent / f"{stem}_{name}.png"
+
     commits = sorted({f"{r.get('autotune_commit')}" + (f" + uncommitted autotune/ diff {r['autotune_diff_sha1']}"
                                                         if r.get("autotune_diff_sha1") else "")
                       for r in records if r["method"].startswith("autotune")})
