@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from _table import EpochClock, build
+from _table import build, classifier_curves
 from build_digits_mlp import digits_split
 
 GRID: dict[str, list] = {
@@ -59,31 +59,14 @@ def train(config: dict, seed: int, data: tuple) -> dict[str, list[float]]:
     """Validation loss, error and training seconds of each epoch."""
     import torch
 
-    Xtr, ytr, Xva, yva = (t.reshape(-1, 1, 8, 8) if t.dim() == 2 else t for t in data)
+    data = tuple(t.reshape(-1, 1, 8, 8) if t.dim() == 2 else t for t in data)
     torch.manual_seed(seed)
     model = make_cnn(config)
     if config["optimizer"] == "adam":
         opt: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
     else:
         opt = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=0.9)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    g = torch.Generator().manual_seed(seed)
-    losses, errors = [], []
-    clock = EpochClock()
-    for _ in range(EPOCHS):
-        model.train()
-        for batch in torch.randperm(len(Xtr), generator=g).split(config["batch_size"]):
-            opt.zero_grad()
-            loss_fn(model(Xtr[batch]), ytr[batch]).backward()
-            opt.step()
-        model.eval()
-        with torch.no_grad():
-            out = model(Xva)
-            loss = float(loss_fn(out, yva))
-            losses.append(loss if loss == loss and loss < 1e3 else 1e3)  # a diverged run is recorded as very bad
-            errors.append(float((out.argmax(-1) != yva).float().mean()))
-        clock.tick()
-    return {"val_loss": losses, "val_error": errors, "seconds": clock.seconds}
+    return classifier_curves(model, opt, data, seed, config["batch_size"], EPOCHS)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from _table import EpochClock, build
+from _table import build, classifier_curves
 
 GRID: dict[str, list] = {
     "lr": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2],
@@ -53,34 +53,16 @@ def train(config: dict, seed: int, data: tuple) -> dict[str, list[float]]:
     """Validation loss, error and training seconds of each epoch."""
     import torch
 
-    Xtr, ytr, Xva, yva = data
     torch.manual_seed(seed)
     act = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[config["activation"]]
     layers: list[torch.nn.Module] = []
-    d = Xtr.shape[1]
+    d = data[0].shape[1]
     for _ in range(config["depth"]):
         layers += [torch.nn.Linear(d, config["width"]), act()]
         d = config["width"]
     model = torch.nn.Sequential(*layers, torch.nn.Linear(d, 10))
     opt = torch.optim.Adam(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
-    loss_fn = torch.nn.CrossEntropyLoss()
-    g = torch.Generator().manual_seed(seed)
-    losses, errors = [], []
-    clock = EpochClock()
-    for _ in range(EPOCHS):
-        model.train()
-        for batch in torch.randperm(len(Xtr), generator=g).split(config["batch_size"]):
-            opt.zero_grad()
-            loss_fn(model(Xtr[batch]), ytr[batch]).backward()
-            opt.step()
-        model.eval()
-        with torch.no_grad():
-            out = model(Xva)
-            loss = float(loss_fn(out, yva))
-            losses.append(loss if loss == loss else 1e3)  # a diverged run is recorded as very bad
-            errors.append(float((out.argmax(-1) != yva).float().mean()))
-        clock.tick()
-    return {"val_loss": losses, "val_error": errors, "seconds": clock.seconds}
+    return classifier_curves(model, opt, data, seed, config["batch_size"], EPOCHS)
 
 
 def main() -> None:

@@ -25,13 +25,10 @@ a grid is a product).
 
 from __future__ import annotations
 
-import importlib
-import math
-import sys
 from pathlib import Path
 from typing import Any
 
-from _table import EpochClock, build
+from _table import build, study_curves, study_module
 
 GRID: dict[str, list] = {
     "cell": ["lstm", "gru"],
@@ -43,30 +40,16 @@ GRID: dict[str, list] = {
 }
 EPOCHS = 27
 SEEDS = (0,)
-DIVERGED = 1e3
 OUT = Path(__file__).with_name("forecast_rnn.json.gz")
 STUDY = Path(__file__).resolve().parents[2] / "studies" / "forecast"
 
 
 def train(config: dict[str, Any], seed: int) -> dict[str, list[float]]:
     """Validation RMSE, loss and training seconds of each epoch of one study trial."""
-    if str(STUDY) not in sys.path:  # the study's modules import each other by name
-        sys.path.insert(0, str(STUDY))
-    study = importlib.import_module("train")
+    study = study_module(STUDY)
     if "table" not in study.SIZES:  # every epoch reported: no patience within the table's length
         study.SIZES = {**study.SIZES, "table": {"max_epochs": EPOCHS, "patience": 10 * EPOCHS}}
-    curves: dict[str, list[float]] = {"val_rmse": [], "val_loss": []}
-    clock = EpochClock()
-
-    def report(step: int, **metrics: float) -> None:
-        clock.tick()
-        for key in curves:
-            curves[key].append(metrics[key] if math.isfinite(metrics[key]) else DIVERGED)
-
-    study.train({**config, "epochs": EPOCHS}, report, size="table", seed=seed)
-    missing = EPOCHS - len(clock.seconds)
-    mean_seconds = sum(clock.seconds) / len(clock.seconds)
-    return {**{k: v + [DIVERGED] * missing for k, v in curves.items()}, "seconds": clock.seconds + [mean_seconds] * missing}
+    return study_curves(STUDY, {**config, "epochs": EPOCHS}, seed, "table", ["val_rmse", "val_loss"], EPOCHS)
 
 
 def main() -> None:

@@ -22,13 +22,10 @@ training in the process (imports, the descriptor cache) is run once before the c
 
 from __future__ import annotations
 
-import importlib
-import math
-import sys
 from pathlib import Path
 from typing import Any
 
-from _table import EpochClock, build
+from _table import build, study_curves
 
 GRID: dict[str, list] = {
     "optimizer": ["adam", "sgd", "rmsprop"],
@@ -40,29 +37,14 @@ GRID: dict[str, list] = {
 }
 EPOCHS = 27
 SEEDS = (0,)
-DIVERGED = 1e3
 OUT = Path(__file__).with_name("solubility_mlp.json.gz")
 STUDY = Path(__file__).resolve().parents[2] / "studies" / "solubility"
 
 
 def train(config: dict[str, Any], seed: int) -> dict[str, list[float]]:
     """Validation RMSE, loss and training seconds of each epoch of one study trial."""
-    if str(STUDY) not in sys.path:  # the study's modules import each other by name
-        sys.path.insert(0, str(STUDY))
-    study = importlib.import_module("train")
-    curves: dict[str, list[float]] = {"val_rmse": [], "val_loss": []}
-    clock = EpochClock()
-
-    def report(step: int, **metrics: float) -> None:
-        clock.tick()
-        for key in curves:
-            curves[key].append(metrics[key] if math.isfinite(metrics[key]) else DIVERGED)
-
     params = {**config, "epochs": EPOCHS, "momentum": 0.9 if config["optimizer"] == "sgd" else 0.0}
-    study.train(params, report, size="full", seed=seed)
-    missing = EPOCHS - len(clock.seconds)
-    mean_seconds = sum(clock.seconds) / len(clock.seconds)
-    return {**{k: v + [DIVERGED] * missing for k, v in curves.items()}, "seconds": clock.seconds + [mean_seconds] * missing}
+    return study_curves(STUDY, params, seed, "full", ["val_rmse", "val_loss"], EPOCHS)
 
 
 def main() -> None:
