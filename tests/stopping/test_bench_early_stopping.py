@@ -181,3 +181,25 @@ def test_a_tuner_out_of_configurations_stops_asking_and_keeps_its_best(monkeypat
     best = min(r["val_loss"][-1] for r in _rows()[:3])
     assert res["trials"] == 3 and res["steps"] == 3 * 27  # all three trained in full, then nothing more asked
     assert res["best@0.25"] == res["best@0.5"] == res["best@1"] == best  # its best stands for the unspent budget
+
+
+def test_the_peer_goal_counts_a_tie_within_the_band_and_only_against_other_libraries() -> None:
+    from benchmarks.bench_early_stopping import TIE_BAND, peer_goal
+
+    def res(*bests: float) -> list[dict[str, float]]:  # one seed: its best value at 25 %, 50 %, 100 %
+        return [{"best@0.25": bests[0], "best@0.5": bests[1], "best@1": bests[2]}]
+
+    optimum = 0.0  # regret = log10(best)
+    rows = [
+        ("optuna-tpe", "median", 1, res(1e-1, 1e-2, 1e-3)),
+        ("syne-asha", "asha", 1, res(1e-2, 1e-1, 1e-1)),  # the best peer at 25 %
+        ("ei", "none", 1, res(1e-2 * 10 ** (TIE_BAND / 2), 1e-2, 1e-4)),  # tied, tied, ahead
+        ("mobster", "asha", 1, res(1e-2 * 10 ** (2 * TIE_BAND), 1e-2, 1e-3)),  # outside the band at 25 %
+        ("random", "asha", 1, res(1.0, 1.0, 1.0)),  # autotune's rule with random proposals: judged too
+    ]
+    assert peer_goal(rows, optimum) == [
+        ("ei", "none", [True, True, True]),
+        ("mobster", "asha", [False, True, True]),
+        ("random", "asha", [False, False, False]),
+    ]
+    assert peer_goal([r for r in rows if not r[0].startswith(("optuna", "syne"))], optimum) == []  # no peer ran
